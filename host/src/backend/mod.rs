@@ -1,0 +1,60 @@
+//! Backends: where secret values come from. Nothing here knows about wasmtime.
+//!
+//! A backend answers four questions about the secrets of one vault. The Key Vault client and
+//! the local secrets file implement it; so can an embedder's own store.
+
+pub mod file;
+
+use crate::{BackendError, SecretValue};
+use futures::future::BoxFuture;
+
+/// A secret value with the version it came from.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    /// The value, in zeroizing memory.
+    pub value: SecretValue,
+    /// The version identifier the backend returned.
+    pub version: String,
+}
+
+/// What a backend knows about a secret, without its value. Times are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretMeta {
+    /// The current version.
+    pub version: String,
+    /// The content type, if one was stored.
+    pub content_type: Option<String>,
+    /// Whether the secret may be read.
+    pub enabled: bool,
+    /// Not valid before.
+    pub not_before: Option<u64>,
+    /// Not valid after.
+    pub expires: Option<u64>,
+    /// Created at.
+    pub created: Option<u64>,
+    /// Last updated at.
+    pub updated: Option<u64>,
+    /// Tags, sorted by key.
+    pub tags: Vec<(String, String)>,
+}
+
+/// A source of secrets: one vault.
+///
+/// Implementations must never put a value in an error.
+pub trait Backend: Send + Sync + 'static {
+    /// A short description for logs, such as `file s.toml` or `key vault https://x.vault.azure.net`.
+    fn describe(&self) -> String;
+
+    /// The value of `name`: the latest version, or `version` if given.
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, BackendError>>;
+
+    /// The metadata of the latest version of `name`.
+    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>>;
+
+    /// The names of the enabled secrets in this vault.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
+}

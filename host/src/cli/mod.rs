@@ -1,0 +1,81 @@
+//! Subcommands and the options they share.
+
+mod demo;
+mod host;
+mod run;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use wasm_secrets::config::CredentialKind;
+
+/// Run WebAssembly components that get secrets from Azure Key Vault, without ever seeing a token.
+#[derive(Debug, Parser)]
+#[command(name = "wasm-secrets", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a wasi:cli command component; its exit code is passed on.
+    Run(run::RunArgs),
+    /// Show the whole story on embedded example guests: granted, denied and invalid reads.
+    Demo(demo::DemoArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand; returns the process exit code.
+    pub async fn run(self) -> anyhow::Result<i32> {
+        match self.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    }
+}
+
+/// Options shared by run, serve and check: where secrets come from and who may read them.
+#[derive(Debug, Clone, Args, Default)]
+pub struct HostArgs {
+    /// Config file (TOML); flags override it.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The default vault's URL.
+    #[arg(long, value_name = "URL", env = "WASM_SECRETS_VAULT")]
+    pub vault: Option<String>,
+    /// Read secrets from a local TOML file (name = "value") instead of a vault.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Grant a secret to the component: NAME, ALIAS=NAME, VAULT/NAME, PREFIX*, NAME@VERSION.
+    #[arg(short, long = "grant", value_name = "GRANT")]
+    pub grants: Vec<String>,
+    /// Which identity the host uses for vault tokens.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub credential: Option<CredentialKind>,
+    /// A user-assigned managed identity, by client id.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["object_id", "resource_id"])]
+    pub client_id: Option<String>,
+    /// A user-assigned managed identity, by object id.
+    #[arg(long, value_name = "ID", conflicts_with = "resource_id")]
+    pub object_id: Option<String>,
+    /// A user-assigned managed identity, by Azure resource id.
+    #[arg(long, value_name = "ID")]
+    pub resource_id: Option<String>,
+    /// Extra PEM root certificate for vault TLS (for the emulator).
+    #[arg(long, value_name = "FILE", env = "WASM_SECRETS_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Write the audit log (JSON lines) to FILE, or - for stderr.
+    #[arg(long, value_name = "FILE|-")]
+    pub audit_log: Option<String>,
+}
+
+/// Logs go to stderr; `WASM_SECRETS_LOG` sets the filter (default `warn`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASM_SECRETS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,138 @@
+//! `wasm-secrets run`: one wasi:cli command component, stdio inherited, exit code passed on.
+
+use super::{HostArgs, host};
+use anyhow::Context as _;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasm_secrets::SecretsCtx;
+use wasm_secrets::config::{LimitsConfig, parse_bytes, parse_duration};
+use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Pass an environment variable to the guest: NAME=VALUE, or NAME to copy the host's.
+    #[arg(long = "env", value_name = "NAME[=VAL]")]
+    env: Vec<String>,
+    /// Give the guest a host directory: HOST or HOST::GUEST.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+    /// Stop the guest after this long (e.g. 500ms, 10s).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Stop the guest after this much fuel.
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Cap the guest's linear memory (e.g. 64MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_memory: Option<usize>,
+    /// Cap the bytes a guest may pass into one host call (default 1MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_hostcall_bytes: Option<usize>,
+    /// Do not cache compiled components.
+    #[arg(long)]
+    no_cache: bool,
+    /// The component (.wasm), or the name of a [components.NAME] entry in the config.
+    #[arg(value_name = "COMPONENT")]
+    component: String,
+    /// Arguments for the component.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let config = host::load_config(&args.host)?;
+    let entry = config.components.get(&args.component);
+    let path = match entry.and_then(|c| c.wasm.clone()) {
+        Some(wasm) => wasm,
+        None => PathBuf::from(&args.component),
+    };
+    let component_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| args.component.clone());
+    let grants = host::build_grants(
+        &args.host,
+        entry.map(|c| c.grants.as_slice()).unwrap_or_default(),
+    )?;
+    let flags = LimitsConfig {
+        timeout: args.timeout,
+        fuel: args.fuel,
+        max_memory: args.max_memory,
+        max_hostcall_bytes: args.max_hostcall_bytes,
+    };
+    let limits = flags
+        .or(entry.map(|c| c.limits).unwrap_or_default())
+        .or(config.limits)
+        .to_limits();
+    let env = guest_env(&args.env)?;
+    let dirs = args
+        .dirs
+        .iter()
+        .map(|d| parse_dir(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let vaults = host::build_vaults(&args.host, &config)?;
+    host::check_grants(&vaults, &grants)?;
+
+    let engine = runtime::build_engine(&EngineOptions {
+        fuel: limits.fuel.is_some(),
+    })?;
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        runtime::default_cache_dir()
+    };
+    let (component, _) = runtime::load_component(&engine, &path, cache_dir.as_deref())?;
+    let secrets = SecretsCtx::new(component_name, grants, vaults);
+    let mut argv = vec![path.to_string_lossy().into_owned()];
+    argv.extend(args.args);
+    let options = CommandOptions {
+        args: argv,
+        env,
+        dirs,
+        limits,
+        capture_output: false,
+    };
+    let outcome = runtime::run_command(&engine, &component, secrets, &options)
+        .await?
+        .outcome;
+    if let Outcome::Failed(why) = &outcome {
+        eprintln!("error: {why}");
+    }
+    Ok(outcome.exit_code())
+}
+
+fn guest_env(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            Some(_) => anyhow::bail!("--env {s:?}: expected NAME=VALUE or NAME"),
+            None => std::env::var(s)
+                .map(|v| (s.clone(), v))
+                .with_context(|| format!("--env {s}: the host has no such variable to pass on")),
+        })
+        .collect()
+}
+
+fn parse_dir(spec: &str) -> anyhow::Result<(PathBuf, String)> {
+    let (host, guest) = spec.split_once("::").unwrap_or((spec, spec));
+    anyhow::ensure!(
+        !host.is_empty() && !guest.is_empty(),
+        "--dir {spec:?}: expected HOST or HOST::GUEST"
+    );
+    let host = PathBuf::from(host);
+    anyhow::ensure!(
+        host.is_dir(),
+        "--dir {spec:?}: {} is not a directory",
+        host.display()
+    );
+    Ok((host, guest.to_owned()))
+}

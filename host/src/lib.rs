@@ -1,0 +1,68 @@
+//! Give WebAssembly components capability-scoped secrets, without ever showing them a token.
+//!
+//! A guest imports the `wasm-secrets:secrets/store` interface (see `wit/secrets.wit`) and asks
+//! for secrets by name. The host checks the name against the component's [`Grants`], then
+//! reads the secret from a vault [`Backend`]: Azure Key Vault through the host's own
+//! identity, or a local secrets file during development. The guest gets the value or a
+//! typed error, never a token.
+//!
+//! The path of one request (design section 2), one module per step:
+//!
+//! ```text
+//! guest --get(name)--> wit (bindings) --> store (name check, grants) --> backend (vault)
+//! ```
+//!
+//! # Embedding
+//!
+//! Keep a [`SecretsCtx`] in your store data and add the interface to your linker:
+//!
+//! ```
+//! use wasm_secrets::{backend::file::FileBackend, Grants, SecretsCtx, SecretsView, Vaults};
+//! use wasmtime::component::Linker;
+//!
+//! struct MyState { secrets: SecretsCtx }
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let file = FileBackend::new("example", [("db-password".into(), "s3cret".into())]);
+//! let vaults = Vaults::new().with("default", file);
+//! let grants = Grants::parse(["db-password"])?;
+//! let secrets = SecretsCtx::new("my-component", grants, vaults);
+//!
+//! let engine = wasmtime::Engine::default();
+//! let mut linker: Linker<MyState> = Linker::new(&engine);
+//! wasm_secrets::add_to_linker(&mut linker, |s: &mut MyState| SecretsView::new(&s.secrets))?;
+//! // ... instantiate a component that imports wasm-secrets:secrets/store with
+//! // `Store::new(&engine, MyState { secrets })` and call it with the async API.
+//!
+//! // The same policy is available without wasm, for example in tests:
+//! # let ctx = SecretsCtx::new("my-component", Grants::parse(["db-password"])?,
+//! #     Vaults::new().with("default", FileBackend::new("example", [("db-password".into(), "s3cret".into())])));
+//! let value = futures::executor::block_on(ctx.get("db-password"))?;
+//! assert_eq!(value.expose(), "s3cret");
+//! let denied = futures::executor::block_on(ctx.get("other")).unwrap_err();
+//! assert_eq!(denied.kind().as_str(), "not-granted");
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod config;
+pub mod credential;
+mod error;
+pub mod grants;
+pub mod http;
+mod name;
+pub mod runtime;
+mod store;
+pub mod token_cache;
+mod value;
+mod wit;
+
+pub use backend::Backend;
+pub use error::{BackendError, ErrorKind, SecretError};
+pub use grants::{Grant, Grants};
+pub use name::{MAX_NAME_LEN, is_valid_name};
+pub use store::{SecretInfo, SecretsCtx, Vaults};
+pub use value::SecretValue;
+pub use wit::{SecretsView, add_to_linker, wit_store, wit_types};

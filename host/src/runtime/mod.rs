@@ -1,0 +1,13 @@
+//! Running components: the engine, per-store limits, and the `run` of a wasi:cli command.
+//!
+//! This is the part of the host that knows about wasmtime beyond the WIT bindings.
+
+mod command;
+mod engine;
+mod limits;
+mod state;
+
+pub use command::{CommandOptions, CommandResult, Outcome, command_linker, run_command};
+pub use engine::{CacheUse, EngineOptions, build_engine, default_cache_dir, load_component};
+pub use limits::{Limits, LimitsError, StoreLimiter};
+pub use state::HostState;

@@ -1,0 +1,226 @@
+//! The store: what a component asks for, checked against its grants, then read from a vault.
+//!
+//! This is the policy point of design section 2: validate the name, resolve it through this
+//! component's grants (deny by default, no backend call for a name outside them), then ask
+//! the vault's backend. Nothing here knows about wasmtime.
+
+use crate::backend::{Backend, SecretMeta};
+use crate::grants::{Grants, Target};
+use crate::name::{is_valid_name, is_valid_version};
+use crate::{BackendError, ErrorKind, SecretError, SecretValue};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// The vaults a host can read, shared by every component it runs.
+#[derive(Clone, Default)]
+pub struct Vaults {
+    backends: HashMap<String, Arc<dyn Backend>>,
+}
+
+impl fmt::Debug for Vaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (name, b) in &self.backends {
+            m.entry(name, &b.describe());
+        }
+        m.finish()
+    }
+}
+
+impl Vaults {
+    /// No vaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the vault called `name`. Grants without a vault name use `default`.
+    pub fn insert(&mut self, name: impl Into<String>, backend: Arc<dyn Backend>) -> &mut Self {
+        self.backends.insert(name.into(), backend);
+        self
+    }
+
+    /// Builder form of [`Vaults::insert`].
+    pub fn with(mut self, name: impl Into<String>, backend: impl Backend) -> Self {
+        self.insert(name, Arc::new(backend));
+        self
+    }
+
+    /// The backend of vault `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Backend>> {
+        self.backends.get(name)
+    }
+
+    /// The vault names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Checks that every vault the grants name exists; the error says which is missing.
+    pub fn check_grants(&self, grants: &Grants) -> anyhow::Result<()> {
+        for g in grants.iter() {
+            anyhow::ensure!(
+                self.backends.contains_key(&g.vault),
+                "grant \"{g}\" names vault \"{}\", which is not configured (configured: {})",
+                g.vault,
+                self.names().join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Metadata of a granted secret, as the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    /// The name the guest used.
+    pub name: String,
+    /// Everything else.
+    pub meta: SecretMeta,
+}
+
+/// One component's view of the vaults: its grants and its name (for logs).
+///
+/// Cheap to clone; many instances of one component share one `SecretsCtx`.
+#[derive(Clone)]
+pub struct SecretsCtx {
+    vaults: Vaults,
+    grants: Arc<Grants>,
+    component: Arc<str>,
+}
+
+impl fmt::Debug for SecretsCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsCtx")
+            .field("component", &self.component)
+            .field(
+                "grants",
+                &self
+                    .grants
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("vaults", &self.vaults)
+            .finish()
+    }
+}
+
+impl SecretsCtx {
+    /// The context of component `component` with `grants` over `vaults`.
+    pub fn new(component: impl Into<Arc<str>>, grants: Grants, vaults: Vaults) -> Self {
+        Self {
+            vaults,
+            grants: Arc::new(grants),
+            component: component.into(),
+        }
+    }
+
+    /// The component's name, as given.
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// The component's grants.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// Validates `name` and resolves it through the grants. No backend is touched.
+    fn authorize<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Result<(Target<'a>, &'a Arc<dyn Backend>), SecretError> {
+        if !is_valid_name(name) {
+            return Err(SecretError::invalid_name(name));
+        }
+        let target = self
+            .grants
+            .resolve(name)
+            .ok_or_else(|| SecretError::not_granted(name))?;
+        let backend = self.vaults.get(target.vault).ok_or_else(|| {
+            SecretError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "secret \"{name}\" is unavailable: its vault is not configured on this host"
+                ),
+            )
+        })?;
+        Ok((target, backend))
+    }
+
+    /// The current value of the secret granted as `name` (or its pinned version).
+    pub async fn get(&self, name: &str) -> Result<SecretValue, SecretError> {
+        let (target, backend) = self.authorize(name)?;
+        let result = backend.get(target.secret, target.version).await;
+        self.finish("get", name, target, result.map(|s| s.value))
+    }
+
+    /// The value of version `version` of the secret granted as `name`.
+    pub async fn get_version(&self, name: &str, version: &str) -> Result<SecretValue, SecretError> {
+        let (target, backend) = self.authorize(name)?;
+        if !is_valid_version(version) {
+            return Err(SecretError::invalid_version(name, version));
+        }
+        if target.version.is_some_and(|pinned| pinned != version) {
+            return Err(SecretError::version_not_granted(name, version));
+        }
+        let result = backend.get(target.secret, Some(version)).await;
+        self.finish("get-version", name, target, result.map(|s| s.value))
+    }
+
+    /// Metadata of the secret granted as `name`. Never the value.
+    pub async fn info(&self, name: &str) -> Result<SecretInfo, SecretError> {
+        let (target, backend) = self.authorize(name)?;
+        let result = backend.info(target.secret).await.map(|mut meta| {
+            if let Some(pinned) = target.version {
+                meta.version = pinned.to_owned();
+            }
+            SecretInfo {
+                name: name.to_owned(),
+                meta,
+            }
+        });
+        self.finish("info", name, target, result)
+    }
+
+    /// The granted names that exist, sorted. Only vaults this component has grants in are asked.
+    pub async fn list(&self) -> Result<Vec<String>, SecretError> {
+        let mut listed: HashMap<&str, Vec<String>> = HashMap::new();
+        for vault in self.grants.vaults() {
+            let Some(backend) = self.vaults.get(vault) else {
+                continue;
+            };
+            let names = backend.list().await.map_err(|e| {
+                tracing::warn!(component = %self.component, vault, error = %e, "list failed");
+                let kind = SecretError::from_backend("*", &e).kind();
+                SecretError::new(kind, format!("cannot list secrets: {}", e.detail()))
+            })?;
+            listed.insert(vault, names);
+        }
+        Ok(self
+            .grants
+            .visible_names(|vault| listed.get(vault).map(Vec::as_slice)))
+    }
+
+    fn finish<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        target: Target<'_>,
+        result: Result<T, BackendError>,
+    ) -> Result<T, SecretError> {
+        match result {
+            Ok(v) => {
+                tracing::debug!(component = %self.component, op, name, vault = target.vault, secret = target.secret, "served");
+                Ok(v)
+            }
+            Err(e) => {
+                tracing::debug!(component = %self.component, op, name, vault = target.vault, secret = target.secret, error = %e, "failed");
+                Err(SecretError::from_backend(name, &e))
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The WIT host implementation: the `wasm-secrets:secrets/store` interface over a [`SecretsCtx`].
+//!
+//! Shaped like wasmtime's `wasi-config` crate: an owned state type ([`SecretsCtx`]) that the
+//! embedder keeps in its store data, a borrowed view ([`SecretsView`]) that implements the
+//! generated `Host` trait, and one [`add_to_linker`].
+
+use crate::store::{SecretInfo, SecretsCtx};
+use crate::{ErrorKind, SecretError};
+use wasmtime::component::{HasData, Linker};
+
+#[allow(missing_docs)]
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "wasm-secrets:secrets/app",
+        imports: { default: async | trappable },
+    });
+}
+
+/// The generated bindings, for embedders that want the raw WIT types.
+pub use generated::wasm_secrets::secrets::{store as wit_store, types as wit_types};
+
+/// A borrowed view of a component's [`SecretsCtx`], handed to the generated bindings.
+pub struct SecretsView<'a> {
+    ctx: &'a SecretsCtx,
+}
+
+impl<'a> SecretsView<'a> {
+    /// A view of `ctx`.
+    pub fn new(ctx: &'a SecretsCtx) -> Self {
+        Self { ctx }
+    }
+}
+
+impl<'a> From<&'a SecretsCtx> for SecretsView<'a> {
+    fn from(ctx: &'a SecretsCtx) -> Self {
+        Self { ctx }
+    }
+}
+
+/// Adds the `wasm-secrets:secrets` interfaces to `linker`. `f` picks the component's
+/// [`SecretsCtx`] out of the store data.
+///
+/// The host functions are async: call the component with the `*_async` APIs.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    f: fn(&mut T) -> SecretsView<'_>,
+) -> wasmtime::Result<()> {
+    wit_types::add_to_linker::<T, HasSecrets>(linker, f)?;
+    wit_store::add_to_linker::<T, HasSecrets>(linker, f)?;
+    Ok(())
+}
+
+struct HasSecrets;
+
+impl HasData for HasSecrets {
+    type Data<'a> = SecretsView<'a>;
+}
+
+impl From<SecretError> for wit_types::Error {
+    fn from(e: SecretError) -> Self {
+        let message = e.message().to_owned();
+        match e.kind() {
+            ErrorKind::InvalidName => Self::InvalidName(message),
+            ErrorKind::NotGranted => Self::NotGranted(message),
+            ErrorKind::NotFound => Self::NotFound(message),
+            ErrorKind::Forbidden => Self::Forbidden(message),
+            ErrorKind::Unavailable => Self::Unavailable(message),
+        }
+    }
+}
+
+impl From<SecretInfo> for wit_types::SecretInfo {
+    fn from(i: SecretInfo) -> Self {
+        Self {
+            name: i.name,
+            version: i.meta.version,
+            content_type: i.meta.content_type,
+            enabled: i.meta.enabled,
+            not_before: i.meta.not_before,
+            expires: i.meta.expires,
+            created: i.meta.created,
+            updated: i.meta.updated,
+            tags: i.meta.tags,
+        }
+    }
+}
+
+impl wit_types::Host for SecretsView<'_> {}
+
+impl wit_store::Host for SecretsView<'_> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, wit_types::Error>> {
+        // The value is copied once more, into the guest's memory, by the generated glue; this
+        // owned copy is a plain String because that is what the bindings lower.
+        Ok(self
+            .ctx
+            .get(&name)
+            .await
+            .map(|v| v.expose().to_owned())
+            .map_err(Into::into))
+    }
+
+    async fn get_version(
+        &mut self,
+        name: String,
+        version: String,
+    ) -> wasmtime::Result<Result<String, wit_types::Error>> {
+        Ok(self
+            .ctx
+            .get_version(&name, &version)
+            .await
+            .map(|v| v.expose().to_owned())
+            .map_err(Into::into))
+    }
+
+    async fn info(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<wit_types::SecretInfo, wit_types::Error>> {
+        Ok(self
+            .ctx
+            .info(&name)
+            .await
+            .map(Into::into)
+            .map_err(Into::into))
+    }
+
+    async fn list(&mut self) -> wasmtime::Result<Result<Vec<String>, wit_types::Error>> {
+        Ok(self.ctx.list().await.map_err(Into::into))
+    }
+}

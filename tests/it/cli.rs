@@ -1,0 +1,246 @@
+//! The command line as a new user meets it: the README's run, and bad input.
+
+use crate::harness::{cli, guest, run_cli, temp_file};
+
+fn secrets_file() -> tempfile::NamedTempFile {
+    temp_file(
+        ".toml",
+        b"db-password = \"pw-from-file\"\napi-key = \"key-from-file\"\n",
+    )
+}
+
+#[test]
+fn run_prints_granted_values_and_refuses_the_rest() {
+    let s = secrets_file();
+    let r = run_cli(
+        cli()
+            .args(["run", "--secrets-file"])
+            .arg(s.path())
+            .args(["--grant", "db-password"])
+            .arg(guest("secrets-get"))
+            .args(["db-password", "api-key"]),
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "db-password=pw-from-file");
+    assert!(
+        lines[1].starts_with("api-key: not-granted: "),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("key-from-file"));
+    assert_eq!(r.code, 1, "the guest's exit code is passed on");
+}
+
+#[test]
+fn exit_code_zero_when_everything_was_read() {
+    let s = secrets_file();
+    let r = run_cli(
+        cli()
+            .args(["run", "--secrets-file"])
+            .arg(s.path())
+            .args(["-g", "db-password"])
+            .arg(guest("secrets-get"))
+            .arg("db-password"),
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "db-password=pw-from-file\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn hello_prints_only_a_masked_form() {
+    let s = secrets_file();
+    let r = run_cli(
+        cli()
+            .args(["run", "--secrets-file"])
+            .arg(s.path())
+            .args(["-g", "db-password"])
+            .arg(guest("hello")),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("****"), "{}", r.stdout);
+    assert!(!r.stdout.contains("pw-from-file") && !r.stderr.contains("pw-from-file"));
+}
+
+#[test]
+fn config_file_grants_and_limits_apply() {
+    let s = secrets_file();
+    let config = format!(
+        "secrets-file = {:?}\n[components.reader]\nwasm = {:?}\ngrants = [\"pw=db-password\"]\nlimits = {{ timeout = \"30s\" }}\n",
+        s.path(),
+        guest("secrets-get")
+    );
+    let c = temp_file(".toml", config.as_bytes());
+    let r = run_cli(
+        cli()
+            .args(["run", "-c"])
+            .arg(c.path())
+            .args(["reader", "pw", "db-password"]),
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "pw=pw-from-file", "{}", r.stderr);
+    assert!(
+        lines[1].starts_with("db-password: not-granted"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_second_run_uses_the_compiled_component_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = secrets_file();
+    let mut runs = (0..2).map(|_| {
+        run_cli(
+            cli()
+                .env("WASM_SECRETS_CACHE_DIR", dir.path())
+                .env("WASM_SECRETS_LOG", "debug")
+                .args(["run", "--secrets-file"])
+                .arg(s.path())
+                .arg(guest("secrets-get")),
+        )
+    });
+    let (first, second) = (runs.next().unwrap(), runs.next().unwrap());
+    assert!(
+        !first
+            .stderr
+            .contains("loaded compiled component from cache"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        second
+            .stderr
+            .contains("loaded compiled component from cache"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.code, 0);
+    assert_eq!(second.code, 0);
+}
+
+/// Each bad input: a non-zero exit, one line on stderr saying what to do, never a panic.
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let s = secrets_file();
+    let text = temp_file(".wasm", b"this is not wasm");
+    let core = temp_file(".wasm", b"\0asm\x01\0\0\0");
+    let bad_config = temp_file(".toml", b"colour = \"blue\"\n");
+    let bad_secrets = temp_file(".toml", b"\"a/b\" = \"topsecret\"\n");
+    let sp = s.path().to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["run".into(), "/no/such/file.wasm".into()],
+            "cannot read component /no/such/file.wasm",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--secrets-file".into(),
+                sp.into(),
+                "--grant".into(),
+                "a/b/c".into(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "invalid grant",
+        ),
+        (
+            vec![
+                "run".into(),
+                "-c".into(),
+                bad_config.path().display().to_string(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "unknown field `colour`",
+        ),
+        (
+            vec!["run".into(), text.path().display().to_string()],
+            "is not a WebAssembly component",
+        ),
+        (
+            vec!["run".into(), core.path().display().to_string()],
+            "is a core WebAssembly module",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--secrets-file".into(),
+                "/no/such/secrets.toml".into(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "cannot read secrets file",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--secrets-file".into(),
+                bad_secrets.path().display().to_string(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "is not a valid name",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--grant".into(),
+                "db-password".into(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "--secrets-file",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--secrets-file".into(),
+                sp.into(),
+                "--grant".into(),
+                "pay/x".into(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "vault \"pay\", which is not configured",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--env".into(),
+                "=x".into(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "expected NAME=VALUE",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--dir".into(),
+                "/no/such/dir".into(),
+                guest("secrets-get").display().to_string(),
+            ],
+            "is not a directory",
+        ),
+    ];
+    for (args, expect) in cases {
+        let r = run_cli(cli().args(&args));
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(expect),
+            "{args:?}: expected {expect:?} in {}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("topsecret"));
+    }
+    // clap's own usage errors: non-zero, no panic.
+    for args in [
+        vec!["run", "--timeout", "soon", "x.wasm"],
+        vec!["run"],
+        vec!["fly"],
+    ] {
+        let r = run_cli(cli().args(&args));
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(!r.stderr.contains("panicked"));
+    }
+}

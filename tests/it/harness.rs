@@ -1,0 +1,158 @@
+//! Shared helpers: guest paths, the CLI binary, a counting backend, in-process runs.
+
+#![allow(dead_code)]
+
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use wasm_secrets::backend::file::FileBackend;
+use wasm_secrets::backend::{Backend, Secret, SecretMeta};
+use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+use wasm_secrets::{BackendError, Grants, SecretsCtx, Vaults};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// A guest component built by host/build.rs.
+pub fn guest(name: &str) -> PathBuf {
+    Path::new(env!("WASM_SECRETS_GUEST_DIR")).join(format!("{name}.wasm"))
+}
+
+/// A hostile guest in tests/wat.
+pub fn wat(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/wat")
+        .join(format!("{name}.wat"))
+}
+
+/// A folder under target/ for this test binary's cache of compiled components.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+/// The `wasm-secrets` binary, loopback-only, with a shared component cache.
+pub fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wasm-secrets"));
+    c.env("WASM_SECRETS_LOOPBACK_ONLY", "1")
+        .env("WASM_SECRETS_CACHE_DIR", cache_dir())
+        .env_remove("WASM_SECRETS_VAULT")
+        .env_remove("WASM_SECRETS_CA_CERT")
+        .env_remove("WASM_SECRETS_LOG");
+    c
+}
+
+/// Output of a CLI run, as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run_cli(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("spawn wasm-secrets");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Writes `text` to a new temporary file with the given suffix.
+pub fn temp_file(suffix: &str, text: &[u8]) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+/// One engine and compiled guests per test binary.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| runtime::build_engine(&EngineOptions::default()).unwrap())
+}
+
+pub fn component(name: &str) -> Component {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Component>>> = OnceLock::new();
+    let mut map = CACHE.get_or_init(Default::default).lock().unwrap();
+    map.entry(name.to_owned())
+        .or_insert_with(|| {
+            runtime::load_component(engine(), &guest(name), Some(&cache_dir()))
+                .unwrap()
+                .0
+        })
+        .clone()
+}
+
+/// A backend over in-memory secrets that counts every call it gets.
+pub struct Counting {
+    inner: FileBackend,
+    pub calls: AtomicUsize,
+}
+
+impl Counting {
+    pub fn new(secrets: &[(&str, &str)]) -> Arc<Self> {
+        Arc::new(Self {
+            inner: FileBackend::new(
+                "test",
+                secrets.iter().map(|(k, v)| (k.to_string(), (*v).into())),
+            ),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Backend for Counting {
+    fn describe(&self) -> String {
+        "counting test backend".into()
+    }
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, BackendError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(name, version)
+    }
+    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.info(name)
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.list()
+    }
+}
+
+/// Runs guest `name` in-process with `grants` over `vaults`; returns (exit code, stdout).
+pub async fn run_guest(
+    name: &str,
+    grants: &[&str],
+    vaults: Vaults,
+    args: &[&str],
+) -> (i32, String) {
+    let ctx = SecretsCtx::new(name, Grants::parse(grants).unwrap(), vaults);
+    let mut argv = vec![name.to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let options = CommandOptions {
+        args: argv,
+        capture_output: true,
+        ..CommandOptions::default()
+    };
+    let r = runtime::run_command(engine(), &component(name), ctx, &options)
+        .await
+        .unwrap();
+    let code = match r.outcome {
+        Outcome::Exited(c) => c,
+        Outcome::Failed(why) => panic!("guest failed: {why}"),
+    };
+    (code, String::from_utf8(r.stdout).unwrap())
+}
