@@ -65,7 +65,9 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
             };
             match serde_json::from_slice::<Vec<FaultSpec>>(&r.body) {
                 Ok(specs) => {
-                    state.faults.set(endpoint, specs.into_iter().map(Fault::from).collect());
+                    state
+                        .faults
+                        .set(endpoint, specs.into_iter().map(Fault::from).collect());
                     done()
                 }
                 Err(err) => bad(&format!("invalid fault list: {err}")),
@@ -79,7 +81,9 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
             Err(err) => bad(&format!("invalid body: {err}")),
         },
         (&Method::PUT, ["vaults", v, "latency"]) => {
-            let Some(vault) = state.vaults.get(*v) else { return bad(&format!("unknown vault {v:?}")) };
+            let Some(vault) = state.vaults.get(*v) else {
+                return bad(&format!("unknown vault {v:?}"));
+            };
             match serde_json::from_slice::<Ms>(&r.body) {
                 Ok(m) => {
                     if let Ok(mut l) = vault.latency.lock() {

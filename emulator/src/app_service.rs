@@ -39,25 +39,55 @@ pub fn handle(state: &State, r: &Req, legacy: bool) -> Response<Body> {
         return error(StatusCode::NOT_FOUND, "The requested path was not found.");
     }
     if r.method != Method::GET {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "The requested method is not allowed.");
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The requested method is not allowed.",
+        );
     }
-    let (header, version) = if legacy { ("secret", "2017-09-01") } else { ("x-identity-header", "2019-08-01") };
+    let (header, version) = if legacy {
+        ("secret", "2017-09-01")
+    } else {
+        ("x-identity-header", "2019-08-01")
+    };
     match r.header(header) {
-        None => return error(StatusCode::BAD_REQUEST, &format!("Missing {header} header.")),
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("Missing {header} header."),
+            );
+        }
         Some(h) if h != state.config.identity_header => {
-            return error(StatusCode::UNAUTHORIZED, &format!("Unauthorized: the {header} header is not valid."));
+            return error(
+                StatusCode::UNAUTHORIZED,
+                &format!("Unauthorized: the {header} header is not valid."),
+            );
         }
         Some(_) => {}
     }
     if r.q("api-version") != Some(version) {
-        return error(StatusCode::BAD_REQUEST, &format!("Invalid or missing api-version; expected {version}."));
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid or missing api-version; expected {version}."),
+        );
     }
     let resource = match r.q("resource") {
         Some(res) if !res.is_empty() => res.to_string(),
-        _ => return error(StatusCode::BAD_REQUEST, "Required parameter 'resource' is missing."),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Required parameter 'resource' is missing.",
+            );
+        }
     };
-    let keys: &[&str] = if legacy { &["clientid"] } else { &["client_id", "principal_id", "mi_res_id"] };
-    let selectors: Vec<(&str, &str)> = keys.iter().filter_map(|k| r.q(k).map(|v| (*k, v))).collect();
+    let keys: &[&str] = if legacy {
+        &["clientid"]
+    } else {
+        &["client_id", "principal_id", "mi_res_id"]
+    };
+    let selectors: Vec<(&str, &str)> = keys
+        .iter()
+        .filter_map(|k| r.q(k).map(|v| (*k, v)))
+        .collect();
     let ids = &state.config.identities;
     let found = match selectors.as_slice() {
         [] => Some((ids.system.client_id.clone(), ids.system.object_id.clone())),
@@ -70,10 +100,18 @@ pub fn handle(state: &State, r: &Req, legacy: bool) -> Response<Body> {
                 _ => u.resource_id.eq_ignore_ascii_case(v),
             })
             .map(|u| (u.client_id.clone(), u.object_id.clone())),
-        _ => return error(StatusCode::BAD_REQUEST, "Only one of client_id, principal_id or mi_res_id may be given."),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Only one of client_id, principal_id or mi_res_id may be given.",
+            );
+        }
     };
     let Some((client, object)) = found else {
-        return error(StatusCode::BAD_REQUEST, "Unable to load the proper Managed Identity.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Unable to load the proper Managed Identity.",
+        );
     };
     let m = state.tokens.mint(&resource, &client, &object);
     let body = if legacy {
@@ -102,9 +140,21 @@ mod tests {
     #[test]
     fn legacy_forms() {
         // 2020-01-16T17:24:12Z
-        assert_eq!(legacy_date(1579195452, LegacyDateForm::AmPm), "1/16/2020 5:24:12 PM +00:00");
-        assert_eq!(legacy_date(1579195452, LegacyDateForm::TwentyFourHour), "01/16/2020 17:24:12 +00:00");
-        assert_eq!(legacy_date(1505347200, LegacyDateForm::TwentyFourHour), "09/14/2017 00:00:00 +00:00");
-        assert_eq!(legacy_date(1505347200, LegacyDateForm::AmPm), "9/14/2017 12:00:00 AM +00:00");
+        assert_eq!(
+            legacy_date(1579195452, LegacyDateForm::AmPm),
+            "1/16/2020 5:24:12 PM +00:00"
+        );
+        assert_eq!(
+            legacy_date(1579195452, LegacyDateForm::TwentyFourHour),
+            "01/16/2020 17:24:12 +00:00"
+        );
+        assert_eq!(
+            legacy_date(1505347200, LegacyDateForm::TwentyFourHour),
+            "09/14/2017 00:00:00 +00:00"
+        );
+        assert_eq!(
+            legacy_date(1505347200, LegacyDateForm::AmPm),
+            "9/14/2017 12:00:00 AM +00:00"
+        );
     }
 }

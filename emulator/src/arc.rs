@@ -17,8 +17,15 @@ fn challenge(state: &State, message: &str) -> Response<Body> {
     let key = random_hex(32);
     let path: PathBuf = state.arc_dir.join(format!("{}.key", random_hex(8)));
     if let Err(e) = write_key(&path, &key) {
-        tracing::warn!("cannot write Arc key file in {}: {e}", state.arc_dir.display());
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Cannot write the key file.");
+        tracing::warn!(
+            "cannot write Arc key file in {}: {e}",
+            state.arc_dir.display()
+        );
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Cannot write the key file.",
+        );
     }
     if let Ok(mut keys) = state.arc_keys.lock() {
         keys.push((key, path.clone()));
@@ -28,7 +35,11 @@ fn challenge(state: &State, message: &str) -> Response<Body> {
         }
     }
     let r = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    with_header(r, "www-authenticate", &format!("Basic realm={}", path.display()))
+    with_header(
+        r,
+        "www-authenticate",
+        &format!("Basic realm={}", path.display()),
+    )
 }
 
 fn write_key(path: &std::path::Path, key: &str) -> std::io::Result<()> {
@@ -49,7 +60,10 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
         Ok(res) => res,
         Err(resp) => return resp,
     };
-    if ["client_id", "object_id", "msi_res_id", "mi_res_id"].iter().any(|k| r.q(k).is_some()) {
+    if ["client_id", "object_id", "msi_res_id", "mi_res_id"]
+        .iter()
+        .any(|k| r.q(k).is_some())
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -57,13 +71,32 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
         );
     }
     let Some(auth) = r.header("authorization") else {
-        return challenge(state, "Authorization header is missing; read the key file named in WWW-Authenticate.");
+        return challenge(
+            state,
+            "Authorization header is missing; read the key file named in WWW-Authenticate.",
+        );
     };
-    let presented = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic ")).unwrap_or("").trim();
-    let valid = state.arc_keys.lock().map(|keys| keys.iter().any(|(k, _)| k == presented)).unwrap_or(false);
+    let presented = auth
+        .strip_prefix("Basic ")
+        .or_else(|| auth.strip_prefix("basic "))
+        .unwrap_or("")
+        .trim();
+    let valid = state
+        .arc_keys
+        .lock()
+        .map(|keys| keys.iter().any(|(k, _)| k == presented))
+        .unwrap_or(false);
     if presented.is_empty() || !valid {
-        return challenge(state, "The key presented in the Authorization header is not valid.");
+        return challenge(
+            state,
+            "The key presented in the Authorization header is not valid.",
+        );
     }
     let ids = &state.config.identities;
-    token_answer(state, &resource, &ids.system.client_id, &ids.system.object_id)
+    token_answer(
+        state,
+        &resource,
+        &ids.system.client_id,
+        &ids.system.object_id,
+    )
 }

@@ -305,7 +305,9 @@ impl EmulatorConfig {
     /// Parse and validate a TOML config.
     pub fn from_toml_str(s: &str) -> anyhow::Result<Self> {
         let c: EmulatorConfig = toml::from_str(s).map_err(|e| {
-            let line = e.span().map(|sp| s[..sp.start.min(s.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|sp| s[..sp.start.min(s.len())].matches('\n').count() + 1);
             let msg = e.message().replace('\n', " ");
             match line {
                 Some(l) => anyhow::anyhow!("line {l}: {}", msg.trim()),
@@ -318,7 +320,8 @@ impl EmulatorConfig {
 
     /// Read, parse and validate a TOML config file.
     pub fn from_file(p: &Path) -> anyhow::Result<Self> {
-        let s = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+        let s = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read config file {}", p.display()))?;
         Self::from_toml_str(&s).with_context(|| format!("invalid config file {}", p.display()))
     }
 
@@ -326,21 +329,46 @@ impl EmulatorConfig {
     pub fn all_identities(&self) -> Vec<(String, String)> {
         let i = &self.identities;
         let mut v = vec![(i.system.client_id.clone(), i.system.object_id.clone())];
-        v.extend(i.user_assigned.iter().map(|u| (u.client_id.clone(), u.object_id.clone())));
-        v.extend(i.service_principals.iter().map(|u| (u.client_id.clone(), u.object_id.clone())));
-        v.extend(i.federated.iter().map(|u| (u.client_id.clone(), u.object_id.clone())));
+        v.extend(
+            i.user_assigned
+                .iter()
+                .map(|u| (u.client_id.clone(), u.object_id.clone())),
+        );
+        v.extend(
+            i.service_principals
+                .iter()
+                .map(|u| (u.client_id.clone(), u.object_id.clone())),
+        );
+        v.extend(
+            i.federated
+                .iter()
+                .map(|u| (u.client_id.clone(), u.object_id.clone())),
+        );
         v
     }
 
     /// Check cross-field rules; the error is one line.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.tenant_id.is_empty() || !self.tenant_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        if self.tenant_id.is_empty()
+            || !self
+                .tenant_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
             bail!("tenant_id must be non-empty and contain only letters, digits, '-' and '.'");
         }
-        if !self.canary.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bail!("canary may contain only letters, digits, '-' and '_' (it is embedded in tokens)");
+        if !self
+            .canary
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "canary may contain only letters, digits, '-' and '_' (it is embedded in tokens)"
+            );
         }
-        if self.identity_header.is_empty() || !self.identity_header.chars().all(|c| c.is_ascii_graphic()) {
+        if self.identity_header.is_empty()
+            || !self.identity_header.chars().all(|c| c.is_ascii_graphic())
+        {
             bail!("identity_header must be non-empty printable ASCII without spaces");
         }
         if self.throttle.window_ms == 0 {
@@ -351,8 +379,16 @@ impl EmulatorConfig {
         }
         let mut names = std::collections::HashSet::new();
         for v in &self.vaults {
-            if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                bail!("vault name {:?} must be non-empty letters, digits and '-'", v.name);
+            if v.name.is_empty()
+                || !v
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                bail!(
+                    "vault name {:?} must be non-empty letters, digits and '-'",
+                    v.name
+                );
             }
             if !names.insert(v.name.as_str()) {
                 bail!("vault {:?} is defined twice", v.name);
@@ -360,24 +396,45 @@ impl EmulatorConfig {
             let mut snames = std::collections::HashSet::new();
             for s in &v.secrets {
                 if !valid_secret_name(&s.name) {
-                    bail!("vault {:?}: secret name {:?} must be 1-127 letters, digits and '-'", v.name, s.name);
+                    bail!(
+                        "vault {:?}: secret name {:?} must be 1-127 letters, digits and '-'",
+                        v.name,
+                        s.name
+                    );
                 }
                 if !snames.insert(s.name.as_str()) {
                     bail!("vault {:?}: secret {:?} is defined twice", v.name, s.name);
                 }
                 match (&s.value, s.versions.is_empty()) {
-                    (Some(_), false) => bail!("vault {:?}: secret {:?} sets both value and versions; use one", v.name, s.name),
-                    (None, true) => bail!("vault {:?}: secret {:?} needs a value or versions", v.name, s.name),
+                    (Some(_), false) => bail!(
+                        "vault {:?}: secret {:?} sets both value and versions; use one",
+                        v.name,
+                        s.name
+                    ),
+                    (None, true) => bail!(
+                        "vault {:?}: secret {:?} needs a value or versions",
+                        v.name,
+                        s.name
+                    ),
                     _ => {}
                 }
                 if s.enabled.is_some() && s.value.is_none() {
-                    bail!("vault {:?}: secret {:?}: enabled goes on each version when versions are used", v.name, s.name);
+                    bail!(
+                        "vault {:?}: secret {:?}: enabled goes on each version when versions are used",
+                        v.name,
+                        s.name
+                    );
                 }
                 for ver in &s.versions {
                     if let Some(id) = &ver.id
                         && !valid_version(id)
                     {
-                        bail!("vault {:?}: secret {:?}: version id {:?} must be 32 lowercase hex characters", v.name, s.name, id);
+                        bail!(
+                            "vault {:?}: secret {:?}: version id {:?} must be 32 lowercase hex characters",
+                            v.name,
+                            s.name,
+                            id
+                        );
                     }
                 }
             }
@@ -407,7 +464,9 @@ pub fn valid_secret_name(n: &str) -> bool {
 
 /// Key Vault version ids: 32 lowercase hex characters.
 pub fn valid_version(v: &str) -> bool {
-    v.len() == 32 && v.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    v.len() == 32
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 #[cfg(test)]
@@ -423,14 +482,18 @@ mod tests {
 
     #[test]
     fn unknown_key_rejected() {
-        let e = EmulatorConfig::from_toml_str("bogus = 1\n[[vaults]]\nname='a'").unwrap_err().to_string();
+        let e = EmulatorConfig::from_toml_str("bogus = 1\n[[vaults]]\nname='a'")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
         assert!(!e.contains('\n'));
     }
 
     #[test]
     fn nested_unknown_key_rejected() {
-        let e = EmulatorConfig::from_toml_str("[[vaults]]\nname='a'\nnope=1").unwrap_err().to_string();
+        let e = EmulatorConfig::from_toml_str("[[vaults]]\nname='a'\nnope=1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope"), "{e}");
     }
 

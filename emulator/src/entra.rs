@@ -14,7 +14,9 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// An Entra error in Entra's shape.
 pub fn error(status: StatusCode, error: &str, code: u32, text: &str) -> Response<Body> {
     let ts = OffsetDateTime::now_utc()
-        .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z"))
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+        ))
         .unwrap_or_default();
     let (trace, corr) = (uuid(), uuid());
     json(
@@ -79,7 +81,12 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
             900561,
             "The endpoint only accepts POST requests.",
         ),
-        _ => error(StatusCode::NOT_FOUND, "invalid_request", 900023, "The requested path was not found."),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            900023,
+            "The requested path was not found.",
+        ),
     }
 }
 
@@ -92,12 +99,19 @@ fn tenant_not_found(t: &str) -> Response<Body> {
         StatusCode::BAD_REQUEST,
         "invalid_request",
         90002,
-        &format!("Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+        &format!(
+            "Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+        ),
     )
 }
 
 fn instance_discovery(state: &State, r: &Req) -> Response<Body> {
-    let host = r.base.split("://").nth(1).unwrap_or("127.0.0.1").to_string();
+    let host = r
+        .base
+        .split("://")
+        .nth(1)
+        .unwrap_or("127.0.0.1")
+        .to_string();
     json(
         StatusCode::OK,
         &json!({
@@ -109,9 +123,10 @@ fn instance_discovery(state: &State, r: &Req) -> Response<Body> {
 }
 
 fn token(state: &State, r: &Req) -> Response<Body> {
-    let ct_ok = r
-        .header("content-type")
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let ct_ok = r.header("content-type").is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
     if !ct_ok {
         return error(
             StatusCode::BAD_REQUEST,
@@ -120,8 +135,9 @@ fn token(state: &State, r: &Req) -> Response<Body> {
             "The request body must contain the following parameter: 'grant_type'.",
         );
     }
-    let form: Vec<(String, String)> =
-        url::form_urlencoded::parse(&r.body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&r.body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let missing = |p: &str| {
         error(
@@ -131,7 +147,9 @@ fn token(state: &State, r: &Req) -> Response<Body> {
             &format!("The request body must contain the following parameter: '{p}'."),
         )
     };
-    let Some(grant) = get("grant_type") else { return missing("grant_type") };
+    let Some(grant) = get("grant_type") else {
+        return missing("grant_type");
+    };
     if grant != "client_credentials" {
         return error(
             StatusCode::BAD_REQUEST,
@@ -140,11 +158,17 @@ fn token(state: &State, r: &Req) -> Response<Body> {
             &format!("The app requested an unsupported grant type '{grant}'."),
         );
     }
-    let Some(client_id) = get("client_id") else { return missing("client_id") };
-    let Some(scope) = get("scope") else { return missing("scope") };
+    let Some(client_id) = get("client_id") else {
+        return missing("client_id");
+    };
+    let Some(scope) = get("scope") else {
+        return missing("scope");
+    };
     let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
     let resource = match scopes.as_slice() {
-        [one] if one.ends_with("/.default") && one.len() > "/.default".len() => one.trim_end_matches("/.default"),
+        [one] if one.ends_with("/.default") && one.len() > "/.default".len() => {
+            one.trim_end_matches("/.default")
+        }
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -166,7 +190,11 @@ fn token(state: &State, r: &Req) -> Response<Body> {
                 "Invalid client_assertion_type; expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
             );
         }
-        let Some(f) = ids.federated.iter().find(|f| f.client_id.eq_ignore_ascii_case(client_id)) else {
+        let Some(f) = ids
+            .federated
+            .iter()
+            .find(|f| f.client_id.eq_ignore_ascii_case(client_id))
+        else {
             return app_not_found(state, client_id);
         };
         if f.assertion != assertion {
@@ -179,7 +207,11 @@ fn token(state: &State, r: &Req) -> Response<Body> {
         }
         f.object_id.clone()
     } else if let Some(secret) = get("client_secret") {
-        let Some(sp) = ids.service_principals.iter().find(|s| s.client_id.eq_ignore_ascii_case(client_id)) else {
+        let Some(sp) = ids
+            .service_principals
+            .iter()
+            .find(|s| s.client_id.eq_ignore_ascii_case(client_id))
+        else {
             return app_not_found(state, client_id);
         };
         if sp.client_secret != secret {

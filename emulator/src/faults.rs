@@ -122,7 +122,15 @@ pub enum FaultSpec {
 impl From<FaultSpec> for Fault {
     fn from(s: FaultSpec) -> Fault {
         match s {
-            FaultSpec::Status { status, retry_after, body } => Fault::Status { status, retry_after, body },
+            FaultSpec::Status {
+                status,
+                retry_after,
+                body,
+            } => Fault::Status {
+                status,
+                retry_after,
+                body,
+            },
             FaultSpec::Delay { ms } => Fault::Delay(Duration::from_millis(ms)),
             FaultSpec::Malformed => Fault::MalformedBody,
             FaultSpec::Oversized { bytes } => Fault::OversizedBody(bytes),
@@ -169,12 +177,19 @@ impl FaultBoard {
 
     /// Requests seen by one vault.
     pub fn vault_count(&self, v: &str) -> u64 {
-        self.vault_counts.lock().ok().and_then(|m| m.get(v).copied()).unwrap_or(0)
+        self.vault_counts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(v).copied())
+            .unwrap_or(0)
     }
 
     /// All vault counters.
     pub fn vault_counts(&self) -> HashMap<String, u64> {
-        self.vault_counts.lock().map(|m| m.clone()).unwrap_or_default()
+        self.vault_counts
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     /// Zero every counter.

@@ -11,11 +11,19 @@ pub const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 
 /// An IMDS-style error: `{"error","error_description"}`.
 pub fn error(status: StatusCode, error: &str, description: &str) -> Response<Body> {
-    json(status, &json!({"error": error, "error_description": description}))
+    json(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
 }
 
 /// The IMDS token answer: every number a string.
-pub fn token_answer(state: &State, resource: &str, client_id: &str, object_id: &str) -> Response<Body> {
+pub fn token_answer(
+    state: &State,
+    resource: &str,
+    client_id: &str,
+    object_id: &str,
+) -> Response<Body> {
     let m = state.tokens.mint(resource, client_id, object_id);
     json(
         StatusCode::OK,
@@ -36,23 +44,50 @@ pub fn token_answer(state: &State, resource: &str, client_id: &str, object_id: &
 /// Returns the resource on success.
 pub fn common_checks(r: &Req) -> Result<String, Response<Body>> {
     if r.path.trim_end_matches('/') != TOKEN_PATH {
-        return Err(error(StatusCode::NOT_FOUND, "not_found", "The requested path was not found."));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The requested path was not found.",
+        ));
     }
     if r.method != Method::GET {
-        return Err(error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "The requested method is not allowed."));
+        return Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "The requested method is not allowed.",
+        ));
     }
     if r.headers.contains_key("x-forwarded-for") {
-        return Err(error(StatusCode::FORBIDDEN, "invalid_request", "Requests with an X-Forwarded-For header are not allowed."));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "invalid_request",
+            "Requests with an X-Forwarded-For header are not allowed.",
+        ));
     }
-    if !r.header("metadata").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified"));
+    if !r
+        .header("metadata")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required metadata header not specified",
+        ));
     }
     if r.q("api-version").is_none_or(str::is_empty) {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'api-version' is missing"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'api-version' is missing",
+        ));
     }
     match r.q("resource") {
         Some(res) if !res.is_empty() => Ok(res.to_string()),
-        _ => Err(error(StatusCode::BAD_REQUEST, "invalid_request", "Required audience parameter not specified")),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required audience parameter not specified",
+        )),
     }
 }
 
@@ -88,6 +123,10 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
     };
     match found {
         Some((client, object)) => token_answer(state, &resource, &client, &object),
-        None => error(StatusCode::BAD_REQUEST, "invalid_request", "Identity not found"),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Identity not found",
+        ),
     }
 }

@@ -26,7 +26,9 @@ pub fn api_version_ok(v: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
         && date >= "2025-07-01"
 }
 
@@ -96,9 +98,19 @@ impl Vault {
             };
             let versions = match &s.value {
                 Some(v) => vec![mk(v, s.enabled.unwrap_or(true), None)],
-                None => s.versions.iter().map(|v| mk(&v.value, v.enabled, v.id.as_ref())).collect(),
+                None => s
+                    .versions
+                    .iter()
+                    .map(|v| mk(&v.value, v.enabled, v.id.as_ref()))
+                    .collect(),
             };
-            secrets.insert(s.name.clone(), StoredSecret { versions, readers: s.readers.clone() });
+            secrets.insert(
+                s.name.clone(),
+                StoredSecret {
+                    versions,
+                    readers: s.readers.clone(),
+                },
+            );
         }
         Vault {
             secrets: Mutex::new(secrets),
@@ -110,7 +122,14 @@ impl Vault {
     }
 
     /// Add a version (creating the secret if needed); returns the version id.
-    pub fn put(&self, name: &str, value: &str, content_type: Option<String>, tags: BTreeMap<String, String>, attrs: &PutAttributes) -> Option<StoredVersion> {
+    pub fn put(
+        &self,
+        name: &str,
+        value: &str,
+        content_type: Option<String>,
+        tags: BTreeMap<String, String>,
+        attrs: &PutAttributes,
+    ) -> Option<StoredVersion> {
         let t = now();
         let v = StoredVersion {
             id: random_hex(16),
@@ -125,7 +144,10 @@ impl Vault {
         };
         let mut s = self.secrets.lock().ok()?;
         s.entry(name.to_string())
-            .or_insert_with(|| StoredSecret { versions: Vec::new(), readers: None })
+            .or_insert_with(|| StoredSecret {
+                versions: Vec::new(),
+                readers: None,
+            })
             .versions
             .push(v.clone());
         Some(v)
@@ -133,7 +155,9 @@ impl Vault {
 
     /// Enable or disable a secret's latest version.
     pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
-        let Ok(mut s) = self.secrets.lock() else { return false };
+        let Ok(mut s) = self.secrets.lock() else {
+            return false;
+        };
         match s.get_mut(name).and_then(|s| s.versions.last_mut()) {
             Some(v) => {
                 v.enabled = enabled;
@@ -173,7 +197,12 @@ struct PutBody {
 }
 
 /// A Key Vault error body `{"error":{"code","message"[,"innererror"]}}`.
-pub fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response<Body> {
+pub fn kv_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    inner: Option<&str>,
+) -> Response<Body> {
     let mut e = json!({"code": code, "message": message});
     if let Some(i) = inner {
         e["innererror"] = json!({"code": i});
@@ -205,7 +234,9 @@ fn not_found(name: &str) -> Response<Body> {
     kv_error(
         StatusCode::NOT_FOUND,
         "SecretNotFound",
-        &format!("A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
+        &format!(
+            "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
         None,
     )
 }
@@ -233,7 +264,11 @@ fn attributes(v: &StoredVersion) -> Value {
 
 /// A SecretItem (no value). `id` is the secret id, with the version when `versioned`.
 fn item(base: &str, name: &str, v: &StoredVersion, versioned: bool) -> Value {
-    let id = if versioned { format!("{base}/secrets/{name}/{}", v.id) } else { format!("{base}/secrets/{name}") };
+    let id = if versioned {
+        format!("{base}/secrets/{name}/{}", v.id)
+    } else {
+        format!("{base}/secrets/{name}")
+    };
     let mut o = json!({"id": id, "attributes": attributes(v)});
     if let Some(ct) = &v.content_type {
         o["contentType"] = json!(ct);
@@ -282,7 +317,12 @@ fn throttled(state: &State, vault: &Vault) -> Option<Response<Body>> {
 /// Handle one request to vault `name`.
 pub async fn handle(state: &State, name: &str, r: &Req) -> Response<Body> {
     let Some(vault) = state.vaults.get(name) else {
-        return kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "No such vault.", None);
+        return kv_error(
+            StatusCode::NOT_FOUND,
+            "VaultNotFound",
+            "No such vault.",
+            None,
+        );
     };
     if let Some(t) = throttled(state, vault) {
         return t;
@@ -296,7 +336,9 @@ pub async fn handle(state: &State, name: &str, r: &Req) -> Response<Body> {
 
 fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
     let Some(api) = r.q("api-version") else {
-        return bad_parameter("The 'api-version' query parameter is missing. Specify it, e.g. api-version=7.5.");
+        return bad_parameter(
+            "The 'api-version' query parameter is missing. Specify it, e.g. api-version=7.5.",
+        );
     };
     if !api_version_ok(api) {
         return bad_parameter(&format!(
@@ -306,25 +348,40 @@ fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
     let Some(auth) = r.header("authorization") else {
         return unauthorized(state, "AKV10000: Request is missing a Bearer or PoP token.");
     };
-    let Some(token) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")) else {
+    let Some(token) = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+    else {
         return unauthorized(state, "AKV10000: Request is missing a Bearer or PoP token.");
     };
     let claims = match state.tokens.check(token.trim()) {
         Ok(c) => c,
         Err(TokenError::Invalid) => {
-            return unauthorized(state, "AKV10012: Token validation failed: the signature is invalid or the token is malformed.");
+            return unauthorized(
+                state,
+                "AKV10012: Token validation failed: the signature is invalid or the token is malformed.",
+            );
         }
         Err(TokenError::Audience(a)) => {
-            return unauthorized(state, &format!("AKV10022: Invalid audience. Expected {VAULT_AUDIENCE}, found: {a}."));
+            return unauthorized(
+                state,
+                &format!("AKV10022: Invalid audience. Expected {VAULT_AUDIENCE}, found: {a}."),
+            );
         }
         Err(TokenError::Issuer(i)) => {
             return unauthorized(
                 state,
-                &format!("AKV10032: Invalid issuer. Expected one of {}, found {i}.", state.tokens.issuer()),
+                &format!(
+                    "AKV10032: Invalid issuer. Expected one of {}, found {i}.",
+                    state.tokens.issuer()
+                ),
             );
         }
         Err(TokenError::Expired) => {
-            return unauthorized(state, "AKV10013: Token validation failed: the token is expired.");
+            return unauthorized(
+                state,
+                "AKV10013: Token validation failed: the token is expired.",
+            );
         }
     };
     let oid = claims.oid.as_str();
@@ -354,7 +411,11 @@ fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
             }
             let items: Vec<Value> = match vault.secrets.lock() {
                 Ok(s) => match s.get(*n) {
-                    Some(sec) => sec.versions.iter().map(|v| item(base, n, v, true)).collect(),
+                    Some(sec) => sec
+                        .versions
+                        .iter()
+                        .map(|v| item(base, n, v, true))
+                        .collect(),
                     None => return not_found(n),
                 },
                 Err(_) => Vec::new(),
@@ -367,15 +428,27 @@ fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
         (_, ["secrets", ..]) => kv_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "BadParameter",
-            &format!("The method {} is not supported here by the emulator.", r.method),
+            &format!(
+                "The method {} is not supported here by the emulator.",
+                r.method
+            ),
             None,
         ),
-        _ => kv_error(StatusCode::NOT_FOUND, "NotFound", "The requested path was not found.", None),
+        _ => kv_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested path was not found.",
+            None,
+        ),
     }
 }
 
 fn can_read(vault: &Vault, name: &str, oid: &str) -> bool {
-    let narrowed = vault.secrets.lock().ok().and_then(|s| s.get(name).and_then(|s| s.readers.clone()));
+    let narrowed = vault
+        .secrets
+        .lock()
+        .ok()
+        .and_then(|s| s.get(name).and_then(|s| s.readers.clone()));
     match narrowed {
         Some(readers) => readers.iter().any(|x| x == oid),
         None => vault.readers.iter().any(|x| x == oid),
@@ -389,7 +462,9 @@ fn get(vault: &Vault, base: &str, name: &str, version: Option<&str>, oid: &str) 
     if let Some(v) = version
         && !valid_version(v)
     {
-        return bad_parameter("Invalid secret version: expected 32 lowercase hexadecimal characters.");
+        return bad_parameter(
+            "Invalid secret version: expected 32 lowercase hexadecimal characters.",
+        );
     }
     if !can_read(vault, name, oid) {
         return forbidden(oid, "getSecret/action", &format!("/secrets/{name}"));
@@ -425,12 +500,27 @@ fn put(vault: &Vault, base: &str, name: &str, r: &Req, oid: &str) -> Response<Bo
     }
     let body: PutBody = match serde_json::from_slice(&r.body) {
         Ok(b) => b,
-        Err(e) => return bad_parameter(&format!("The request body is not a valid SecretSetParameters object: {e}")),
+        Err(e) => {
+            return bad_parameter(&format!(
+                "The request body is not a valid SecretSetParameters object: {e}"
+            ));
+        }
     };
     let attrs = body.attributes.unwrap_or_default();
-    match vault.put(name, &body.value, body.content_type, body.tags.unwrap_or_default(), &attrs) {
+    match vault.put(
+        name,
+        &body.value,
+        body.content_type,
+        body.tags.unwrap_or_default(),
+        &attrs,
+    ) {
         Some(v) => json(StatusCode::OK, &bundle(base, name, &v)),
-        None => kv_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Internal error.", None),
+        None => kv_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "Internal error.",
+            None,
+        ),
     }
 }
 
@@ -440,7 +530,9 @@ fn page(state: &State, r: &Req, items: Vec<Value>, list_url: &str) -> Response<B
         None => 25,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=25).contains(&n) => n,
-            _ => return bad_parameter("Invalid value for maxresults: it must be between 1 and 25."),
+            _ => {
+                return bad_parameter("Invalid value for maxresults: it must be between 1 and 25.");
+            }
         },
     };
     let api = r.q("api-version").unwrap_or("7.5");
@@ -457,15 +549,26 @@ fn page(state: &State, r: &Req, items: Vec<Value>, list_url: &str) -> Response<B
             Err(_) => return bad_parameter("Invalid $skiptoken."),
         }
     };
-    let link = |tok: String| format!("{list_url}?api-version={api}&$skiptoken={tok}&maxresults={max}");
+    let link =
+        |tok: String| format!("{list_url}?api-version={api}&$skiptoken={tok}&maxresults={max}");
     if empty_now {
-        return json(StatusCode::OK, &json!({"value": [], "nextLink": link(offset.to_string())}));
+        return json(
+            StatusCode::OK,
+            &json!({"value": [], "nextLink": link(offset.to_string())}),
+        );
     }
     let end = (offset + max).min(items.len());
-    let value: Vec<Value> = items.get(offset..end).map(|s| s.to_vec()).unwrap_or_default();
+    let value: Vec<Value> = items
+        .get(offset..end)
+        .map(|s| s.to_vec())
+        .unwrap_or_default();
     let next = if end < items.len() {
         // Insert the empty page after the first page, as Azure sometimes does.
-        let tok = if state.config.empty_page && offset == 0 { format!("{end}e") } else { end.to_string() };
+        let tok = if state.config.empty_page && offset == 0 {
+            format!("{end}e")
+        } else {
+            end.to_string()
+        };
         Value::String(link(tok))
     } else {
         Value::Null

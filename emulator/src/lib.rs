@@ -65,18 +65,27 @@ impl Emulator {
                 std::process::id(),
                 token::random_hex(6)
             ));
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create state dir {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create state dir {}", d.display()))?;
             Some(d)
         } else {
             None
         };
         let state_dir = owned_dir.clone().unwrap_or_default();
-        let ca_path = config.ca_cert_path.clone().unwrap_or_else(|| state_dir.join("ca.pem"));
-        let arc_dir = config.arc_token_dir.clone().unwrap_or_else(|| state_dir.join("arc-tokens"));
-        std::fs::create_dir_all(&arc_dir).with_context(|| format!("cannot create Arc token dir {}", arc_dir.display()))?;
+        let ca_path = config
+            .ca_cert_path
+            .clone()
+            .unwrap_or_else(|| state_dir.join("ca.pem"));
+        let arc_dir = config
+            .arc_token_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("arc-tokens"));
+        std::fs::create_dir_all(&arc_dir)
+            .with_context(|| format!("cannot create Arc token dir {}", arc_dir.display()))?;
 
         let tls = tls::generate()?;
-        std::fs::write(&ca_path, &tls.ca_pem).with_context(|| format!("cannot write CA file {}", ca_path.display()))?;
+        std::fs::write(&ca_path, &tls.ca_pem)
+            .with_context(|| format!("cannot write CA file {}", ca_path.display()))?;
         let acceptor = TlsAcceptor::from(tls.server_config.clone());
 
         let p = &config.ports;
@@ -84,7 +93,11 @@ impl Emulator {
         for (name, port, svc) in [
             ("imds", p.imds, Service::Imds),
             ("app_service", p.app_service, Service::AppService),
-            ("app_service_legacy", p.app_service_legacy, Service::AppServiceLegacy),
+            (
+                "app_service_legacy",
+                p.app_service_legacy,
+                Service::AppServiceLegacy,
+            ),
             ("arc", p.arc, Service::Arc),
             ("entra", p.entra, Service::Entra),
             ("admin", p.admin, Service::Admin),
@@ -107,12 +120,23 @@ impl Emulator {
         for (name, l) in &vault_listeners {
             vault_ports.insert(name.clone(), l.local_addr()?.port());
         }
-        let default_vault = config.default_vault.clone().unwrap_or_else(|| config.vaults[0].name.clone());
+        let default_vault = config
+            .default_vault
+            .clone()
+            .unwrap_or_else(|| config.vaults[0].name.clone());
 
         let state = Arc::new(State {
-            tokens: token::TokenAuthority::new(&config.tenant_id, &config.canary, config.token_lifetime_secs),
+            tokens: token::TokenAuthority::new(
+                &config.tenant_id,
+                &config.canary,
+                config.token_lifetime_secs,
+            ),
             faults: faults::FaultBoard::default(),
-            vaults: config.vaults.iter().map(|v| (v.name.clone(), Vault::from_config(v))).collect(),
+            vaults: config
+                .vaults
+                .iter()
+                .map(|v| (v.name.clone(), Vault::from_config(v)))
+                .collect(),
             throttle: Mutex::new(config.throttle.clone()),
             arc_dir,
             arc_keys: Mutex::new(Vec::new()),
@@ -129,14 +153,22 @@ impl Emulator {
             (Endpoint::KeyVault, &f.keyvault),
         ] {
             if !specs.is_empty() {
-                state.faults.set(e, specs.iter().cloned().map(Fault::from).collect());
+                state
+                    .faults
+                    .set(e, specs.iter().cloned().map(Fault::from).collect());
             }
         }
 
         let (tx, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         for (_, l, svc) in plain {
-            tasks.push(tokio::spawn(server::run(l, None, svc, state.clone(), rx.clone())));
+            tasks.push(tokio::spawn(server::run(
+                l,
+                None,
+                svc,
+                state.clone(),
+                rx.clone(),
+            )));
         }
         tasks.push(tokio::spawn(server::run(
             entra_tls,
@@ -146,7 +178,13 @@ impl Emulator {
             rx.clone(),
         )));
         for (name, l) in vault_listeners {
-            tasks.push(tokio::spawn(server::run(l, Some(acceptor.clone()), Service::Vault(name), state.clone(), rx.clone())));
+            tasks.push(tokio::spawn(server::run(
+                l,
+                Some(acceptor.clone()),
+                Service::Vault(name),
+                state.clone(),
+                rx.clone(),
+            )));
         }
         tracing::info!(vaults = vault_ports.len(), "emulator started");
         Ok(Emulator {
@@ -163,7 +201,10 @@ impl Emulator {
     }
 
     fn base(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}", self.ports.get(name).copied().unwrap_or(0))
+        format!(
+            "http://127.0.0.1:{}",
+            self.ports.get(name).copied().unwrap_or(0)
+        )
     }
 
     /// The `(NAME, VALUE)` pairs printed as `export` lines by the binary.
@@ -175,7 +216,10 @@ impl Emulator {
             ("AZURE_AUTHORITY_HOST".into(), self.authority_host()),
             ("AZURE_TENANT_ID".into(), self.tenant_id()),
             ("WASM_SECRETS_VAULT".into(), self.default_vault_url()),
-            ("WASM_SECRETS_CA_CERT".into(), self.ca_cert_path().display().to_string()),
+            (
+                "WASM_SECRETS_CA_CERT".into(),
+                self.ca_cert_path().display().to_string(),
+            ),
         ]
     }
 
@@ -236,7 +280,9 @@ impl Emulator {
 
     /// A vault's URL, `https://127.0.0.1:P`.
     pub fn vault_url(&self, vault: &str) -> Option<String> {
-        self.vault_ports.get(vault).map(|p| format!("https://127.0.0.1:{p}"))
+        self.vault_ports
+            .get(vault)
+            .map(|p| format!("https://127.0.0.1:{p}"))
     }
 
     /// The default vault's URL.
@@ -298,7 +344,15 @@ impl Emulator {
         self.state
             .vaults
             .get(vault)
-            .and_then(|v| v.put(name, value, None, BTreeMap::new(), &PutAttributes::default()))
+            .and_then(|v| {
+                v.put(
+                    name,
+                    value,
+                    None,
+                    BTreeMap::new(),
+                    &PutAttributes::default(),
+                )
+            })
             .map(|v| v.id)
             .unwrap_or_default()
     }
@@ -338,7 +392,10 @@ impl Emulator {
 
     /// Mint a correctly signed token with another issuer (to test issuer checks).
     pub fn mint_token_with_issuer(&self, resource: &str, object_id: &str, issuer: &str) -> String {
-        self.state.tokens.mint_with_issuer(resource, "test-client", object_id, issuer).token
+        self.state
+            .tokens
+            .mint_with_issuer(resource, "test-client", object_id, issuer)
+            .token
     }
 
     /// Stop every server and wait for the accept loops to end.
@@ -364,7 +421,10 @@ impl Drop for Emulator {
 
 /// Quote a value for a POSIX shell `export` line when needed.
 pub fn shell_quote(v: &str) -> String {
-    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\'', r"'\''"))

@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "wasm_secrets_emulator=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wasm_secrets_emulator=info".into()),
         )
         .init();
     let mut config = match &args.config {
@@ -46,7 +47,10 @@ fn main() -> ExitCode {
     if let Some(p) = args.arc_token_dir {
         config.arc_token_dir = Some(p);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -73,12 +77,31 @@ async fn run(config: EmulatorConfig) -> ExitCode {
     let c = emu.config();
     eprintln!("wasm-secrets emulator running on 127.0.0.1 (Ctrl-C to stop)");
     eprintln!("  IMDS                {}", emu.imds_base());
-    eprintln!("  App Service 2019    {} (X-IDENTITY-HEADER)", emu.app_service_endpoint());
-    eprintln!("  App Service 2017    {} (secret)", emu.legacy_msi_endpoint());
-    eprintln!("  Azure Arc           {} (keys in {})", emu.arc_identity_endpoint(), emu.arc_token_dir().display());
-    eprintln!("  Entra               {} and {}", emu.authority_host(), emu.authority_host_http());
+    eprintln!(
+        "  App Service 2019    {} (X-IDENTITY-HEADER)",
+        emu.app_service_endpoint()
+    );
+    eprintln!(
+        "  App Service 2017    {} (secret)",
+        emu.legacy_msi_endpoint()
+    );
+    eprintln!(
+        "  Azure Arc           {} (keys in {})",
+        emu.arc_identity_endpoint(),
+        emu.arc_token_dir().display()
+    );
+    eprintln!(
+        "  Entra               {} and {}",
+        emu.authority_host(),
+        emu.authority_host_http()
+    );
     for v in &c.vaults {
-        eprintln!("  Key Vault {:<9} {} ({} secrets)", v.name, emu.vault_url(&v.name).unwrap_or_default(), v.secrets.len());
+        eprintln!(
+            "  Key Vault {:<9} {} ({} secrets)",
+            v.name,
+            emu.vault_url(&v.name).unwrap_or_default(),
+            v.secrets.len()
+        );
     }
     eprintln!("  CA certificate      {}", emu.ca_cert_path().display());
     eprintln!("  admin               {}", emu.admin_url());

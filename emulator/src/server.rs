@@ -77,7 +77,10 @@ pub struct Req {
 impl Req {
     /// First query value for `k`.
     pub fn q(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A header as text, if present and valid.
@@ -88,7 +91,11 @@ impl Req {
 
 /// A JSON response.
 pub fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
-    raw(status, "application/json; charset=utf-8", v.to_string().into_bytes())
+    raw(
+        status,
+        "application/json; charset=utf-8",
+        v.to_string().into_bytes(),
+    )
 }
 
 /// A response with a body of the given content type.
@@ -124,7 +131,9 @@ impl std::error::Error for Dropped {}
 /// Bind a loopback listener (port 0 = any).
 pub async fn bind(port: u16) -> anyhow::Result<TcpListener> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot bind 127.0.0.1:{port}: {e}"))
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind 127.0.0.1:{port}: {e}"))
 }
 
 /// Accept connections until shutdown.
@@ -148,7 +157,8 @@ pub async fn run(
                 continue;
             }
         };
-        let (tls, svc, state, shutdown) = (tls.clone(), svc.clone(), state.clone(), shutdown.clone());
+        let (tls, svc, state, shutdown) =
+            (tls.clone(), svc.clone(), state.clone(), shutdown.clone());
         tokio::spawn(connection(stream, tls, svc, state, shutdown));
     }
 }
@@ -163,13 +173,20 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().ok();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let fallback = format!("{scheme}://{}", local.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1".into()));
+    let fallback = format!(
+        "{scheme}://{}",
+        local
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    );
     let service = service_fn(move |req| {
         let (svc, state, fallback) = (svc.clone(), state.clone(), fallback.clone());
         async move { handle(req, svc, state, scheme, fallback).await }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     match tls {
         Some(acceptor) => {
             let tls_stream = tokio::select! {
@@ -205,8 +222,13 @@ async fn handle(
         if let Some(f) = state.faults.next(e) {
             tracing::info!(endpoint = e.name(), fault = ?fault_name(&f), "injecting fault");
             match f {
-                Fault::Status { status, retry_after, body } => {
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                Fault::Status {
+                    status,
+                    retry_after,
+                    body,
+                } => {
+                    let status =
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                     let body = body.unwrap_or_else(|| {
                         serde_json::json!({"error":{"code":"InjectedFault","message":"Fault injected by the emulator."}})
                             .to_string()
@@ -219,9 +241,15 @@ async fn handle(
                 }
                 Fault::Delay(d) => tokio::time::sleep(d).await,
                 Fault::MalformedBody => {
-                    return Ok(raw(StatusCode::OK, "application/json", br#"{"access_token":"eyJ0eX"#.to_vec()));
+                    return Ok(raw(
+                        StatusCode::OK,
+                        "application/json",
+                        br#"{"access_token":"eyJ0eX"#.to_vec(),
+                    ));
                 }
-                Fault::OversizedBody(n) => return Ok(raw(StatusCode::OK, "application/json", oversized(n))),
+                Fault::OversizedBody(n) => {
+                    return Ok(raw(StatusCode::OK, "application/json", oversized(n)));
+                }
                 Fault::DropConnection => return Err(Dropped),
             }
         }
@@ -235,20 +263,31 @@ async fn handle(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return Ok(json(status, &serde_json::json!({"error":{"code":"BadRequest","message":"Request body too large or unreadable."}})));
+            return Ok(json(
+                status,
+                &serde_json::json!({"error":{"code":"BadRequest","message":"Request body too large or unreadable."}}),
+            ));
         }
     };
     let base = parts
         .headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .map(|h| format!("{scheme}://{h}"))
         .unwrap_or(fallback);
     let query = parts
         .uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     let r = Req {
         method: parts.method,
@@ -297,7 +336,14 @@ fn oversized(n: usize) -> Vec<u8> {
 /// Random UUID-shaped id (for correlation ids).
 pub fn uuid() -> String {
     let h = crate::token::random_hex(16);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Collect query pairs into a map (last value wins).

@@ -33,6 +33,9 @@ pub struct State {
 impl State {
     /// Resolve a client id to (client id, object id) among every identity.
     pub fn identity_by_client_id(&self, client_id: &str) -> Option<(String, String)> {
-        self.config.all_identities().into_iter().find(|(c, _)| c.eq_ignore_ascii_case(client_id))
+        self.config
+            .all_identities()
+            .into_iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(client_id))
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -32,29 +32,46 @@ pub fn generate() -> anyhow::Result<Tls> {
     dn.push(DnType::OrganizationName, "wasm-secrets emulator");
     ca_params.distinguished_name = dn;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_key = KeyPair::generate().context("CA key")?;
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).context("CA certificate")?;
 
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-        .context("server certificate params")?;
+    let mut leaf = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .context("server certificate params")?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "localhost");
     leaf.distinguished_name = dn;
     leaf.use_authority_key_identifier_extension = true;
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate().context("server key")?;
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca).context("server certificate")?;
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &ca)
+        .context("server certificate")?;
 
-    let chain = vec![leaf_cert.der().clone(), CertificateDer::from(ca.der().to_vec())];
+    let chain = vec![
+        leaf_cert.der().clone(),
+        CertificateDer::from(ca.der().to_vec()),
+    ];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("TLS server config")?;
+    let mut cfg =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .context("TLS server config")?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Tls {
         ca_pem: ca.pem(),

@@ -75,13 +75,18 @@ pub struct TokenAuthority {
 
 impl std::fmt::Debug for TokenAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenAuthority").field("tenant", &self.tenant).finish_non_exhaustive()
+        f.debug_struct("TokenAuthority")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
     }
 }
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl TokenAuthority {
@@ -111,7 +116,13 @@ impl TokenAuthority {
     }
 
     /// Mint a token with an explicit issuer (tests of the issuer check).
-    pub fn mint_with_issuer(&self, resource: &str, client_id: &str, object_id: &str, issuer: &str) -> Minted {
+    pub fn mint_with_issuer(
+        &self,
+        resource: &str,
+        client_id: &str,
+        object_id: &str,
+        issuer: &str,
+    ) -> Minted {
         let iat = now();
         let life = self.lifetime.load(Ordering::Relaxed);
         let claims = Claims {
@@ -126,7 +137,8 @@ impl TokenAuthority {
             tid: self.tenant.clone(),
             canary: self.canary.clone(),
         };
-        let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256","kid":"wasm-secrets-emulator"}"#);
+        let header =
+            URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256","kid":"wasm-secrets-emulator"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signed = format!("{header}.{payload}");
         let sig = URL_SAFE_NO_PAD.encode(hmac_sha256(&self.key, signed.as_bytes()));
@@ -141,11 +153,17 @@ impl TokenAuthority {
     /// Check a token for Key Vault; on success return its claims.
     pub fn check(&self, token: &str) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Invalid);
         };
-        let sig = s.strip_prefix(self.canary.as_str()).ok_or(TokenError::Invalid)?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Invalid)?;
+        let sig = s
+            .strip_prefix(self.canary.as_str())
+            .ok_or(TokenError::Invalid)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Invalid)?;
         let expected = hmac_sha256(&self.key, format!("{h}.{p}").as_bytes());
         if !ct_eq(&sig, &expected) {
             return Err(TokenError::Invalid);
@@ -173,8 +191,15 @@ fn hmac_sha256(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
         ipad[i] ^= k;
         opad[i] ^= k;
     }
-    let inner = Sha256::new().chain_update(ipad).chain_update(msg).finalize();
-    Sha256::new().chain_update(opad).chain_update(inner).finalize().into()
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -183,7 +208,9 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Random lowercase hex of `bytes` bytes.
 pub fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@ use wasm_secrets_emulator::{EmulatorConfig, ThrottleConfig};
 
 const API: &str = "api-version=7.5";
 
-async fn get(http: &reqwest::Client, url: String, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+async fn get(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut rb = http.get(url);
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -30,9 +34,16 @@ async fn challenge_and_token_checks() {
     assert_eq!(s, 401);
     assert_eq!(
         h["www-authenticate"].to_str().unwrap(),
-        format!("Bearer authorization=\"{}/{}\", resource=\"https://vault.azure.net\"", emu.authority_host(), emu.tenant_id())
+        format!(
+            "Bearer authorization=\"{}/{}\", resource=\"https://vault.azure.net\"",
+            emu.authority_host(),
+            emu.tenant_id()
+        )
     );
-    assert_eq!(v, serde_json::json!({"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}));
+    assert_eq!(
+        v,
+        serde_json::json!({"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}})
+    );
 
     let (s, v, _) = get(&http, url.clone(), Some("not-a-token")).await;
     assert_eq!(s, 401);
@@ -41,18 +52,37 @@ async fn challenge_and_token_checks() {
     let storage = imds_token(&emu, &http, "https://storage.azure.com", "").await;
     let (s, v, _) = get(&http, url.clone(), Some(&storage)).await;
     assert_eq!(s, 401);
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("AKV10022"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("AKV10022"),
+        "{v}"
+    );
 
-    let other = emu.mint_token_with_issuer(VAULT, &emu.config().identities.system.object_id, "https://sts.windows.net/evil/");
+    let other = emu.mint_token_with_issuer(
+        VAULT,
+        &emu.config().identities.system.object_id,
+        "https://sts.windows.net/evil/",
+    );
     let (s, v, _) = get(&http, url.clone(), Some(&other)).await;
     assert_eq!(s, 401);
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("AKV10032"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("AKV10032"),
+        "{v}"
+    );
 
     emu.set_token_lifetime(0);
     let expired = imds_token(&emu, &http, VAULT, "").await;
     let (s, v, _) = get(&http, url.clone(), Some(&expired)).await;
     assert_eq!(s, 401);
-    assert!(v["error"]["message"].as_str().unwrap().contains("expired"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
     emu.set_token_lifetime(3600);
 
     // trailing slash audience accepted
@@ -71,10 +101,20 @@ async fn challenge_and_token_checks() {
     let (s, v, _) = get(&http, format!("{vault}/secrets/api-key"), Some(&t)).await;
     assert_eq!(s, 400);
     assert_eq!(v["error"]["code"], "BadParameter");
-    let (s, _, _) = get(&http, format!("{vault}/secrets/api-key?api-version=6.0"), Some(&t)).await;
+    let (s, _, _) = get(
+        &http,
+        format!("{vault}/secrets/api-key?api-version=6.0"),
+        Some(&t),
+    )
+    .await;
     assert_eq!(s, 400);
     for ok in ["7.0", "7.6", "2025-07-01"] {
-        let (s, _, _) = get(&http, format!("{vault}/secrets/api-key?api-version={ok}"), Some(&t)).await;
+        let (s, _, _) = get(
+            &http,
+            format!("{vault}/secrets/api-key?api-version={ok}"),
+            Some(&t),
+        )
+        .await;
         assert_eq!(s, 200, "{ok}");
     }
 }
@@ -85,37 +125,91 @@ async fn rights_versions_not_found_disabled() {
     let http = client(&emu);
     let vault = emu.default_vault_url();
     let sys = imds_token(&emu, &http, VAULT, "").await;
-    let ua = imds_token(&emu, &http, VAULT, &format!("&client_id={}", ids(emu.config()).ua_client)).await;
+    let ua = imds_token(
+        &emu,
+        &http,
+        VAULT,
+        &format!("&client_id={}", ids(emu.config()).ua_client),
+    )
+    .await;
 
-    let (s, v, _) = get(&http, format!("{vault}/secrets/restricted?{API}"), Some(&sys)).await;
+    let (s, v, _) = get(
+        &http,
+        format!("{vault}/secrets/restricted?{API}"),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 403);
     assert_eq!(v["error"]["code"], "Forbidden");
     assert_eq!(v["error"]["innererror"]["code"], "ForbiddenByRbac");
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("Caller is not authorized to perform action on resource"));
-    let (s, v, _) = get(&http, format!("{vault}/secrets/restricted?{API}"), Some(&ua)).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Caller is not authorized to perform action on resource")
+    );
+    let (s, v, _) = get(
+        &http,
+        format!("{vault}/secrets/restricted?{API}"),
+        Some(&ua),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v["value"], "restricted-value");
 
     let (s, v, _) = get(&http, format!("{vault}/secrets/nope?{API}"), Some(&sys)).await;
     assert_eq!(s, 404);
     assert_eq!(v["error"]["code"], "SecretNotFound");
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("A secret with (name/id) nope was not found in this key vault."));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("A secret with (name/id) nope was not found in this key vault.")
+    );
 
-    let (s, v, _) = get(&http, format!("{vault}/secrets/disabled-secret?{API}"), Some(&sys)).await;
+    let (s, v, _) = get(
+        &http,
+        format!("{vault}/secrets/disabled-secret?{API}"),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 403);
     assert_eq!(v["error"]["code"], "Forbidden");
-    assert_eq!(v["error"]["message"], "Operation get is not allowed on a disabled secret.");
+    assert_eq!(
+        v["error"]["message"],
+        "Operation get is not allowed on a disabled secret."
+    );
     assert_eq!(v["error"]["innererror"]["code"], "SecretDisabled");
 
     // versions
-    let (s, v, _) = get(&http, format!("{vault}/secrets/db-password/0123456789abcdef0123456789abcdef?{API}"), Some(&sys)).await;
+    let (s, v, _) = get(
+        &http,
+        format!("{vault}/secrets/db-password/0123456789abcdef0123456789abcdef?{API}"),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v["value"], "old-db-password");
-    let (s, _, _) = get(&http, format!("{vault}/secrets/db-password/0123456789abcdef0123456789abcdee?{API}"), Some(&sys)).await;
+    let (s, _, _) = get(
+        &http,
+        format!("{vault}/secrets/db-password/0123456789abcdef0123456789abcdee?{API}"),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _, _) = get(&http, format!("{vault}/secrets/db-password/NOTHEX?{API}"), Some(&sys)).await;
+    let (s, _, _) = get(
+        &http,
+        format!("{vault}/secrets/db-password/NOTHEX?{API}"),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, v, _) = get(&http, format!("{vault}/secrets/db-password/versions?{API}"), Some(&sys)).await;
+    let (s, v, _) = get(
+        &http,
+        format!("{vault}/secrets/db-password/versions?{API}"),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v["value"].as_array().unwrap().len(), 2);
     assert!(v["value"][0].get("value").is_none());
@@ -138,8 +232,19 @@ async fn rights_versions_not_found_disabled() {
             .body(body)
             .send()
     };
-    assert_eq!(put(sys.clone(), r#"{"value":"x"}"#).await.unwrap().status(), 403);
-    let (s, v) = json_of(put(ua.clone(), r#"{"value":"x","contentType":"text/plain","tags":{"a":"b"}}"#).await.unwrap()).await;
+    assert_eq!(
+        put(sys.clone(), r#"{"value":"x"}"#).await.unwrap().status(),
+        403
+    );
+    let (s, v) = json_of(
+        put(
+            ua.clone(),
+            r#"{"value":"x","contentType":"text/plain","tags":{"a":"b"}}"#,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["contentType"], "text/plain");
     assert_eq!(put(ua.clone(), "{not json").await.unwrap().status(), 400);
@@ -154,7 +259,11 @@ async fn rights_versions_not_found_disabled() {
     assert_eq!(emu.vault_count("payments"), 1);
 }
 
-async fn list_all(http: &reqwest::Client, first: String, token: &str) -> (Vec<String>, usize, usize) {
+async fn list_all(
+    http: &reqwest::Client,
+    first: String,
+    token: &str,
+) -> (Vec<String>, usize, usize) {
     let (mut names, mut pages, mut empty) = (Vec::new(), 0, 0);
     let mut next = Some(first);
     while let Some(url) = next {
@@ -167,7 +276,15 @@ async fn list_all(http: &reqwest::Client, first: String, token: &str) -> (Vec<St
         }
         for i in items {
             assert!(i.get("value").is_none());
-            names.push(i["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string());
+            names.push(
+                i["id"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            );
         }
         next = v["nextLink"].as_str().map(String::from);
         assert!(pages < 50);
@@ -181,24 +298,43 @@ async fn paging() {
     let http = client(&emu);
     let vault = emu.default_vault_url();
     let sys = imds_token(&emu, &http, VAULT, "").await;
-    let (names, pages, empty) = list_all(&http, format!("{vault}/secrets?{API}&maxresults=2"), &sys).await;
+    let (names, pages, empty) =
+        list_all(&http, format!("{vault}/secrets?{API}&maxresults=2"), &sys).await;
     assert_eq!(names.len(), 6, "{names:?}");
     assert_eq!((pages, empty), (4, 1));
     let (names, pages, empty) = list_all(&http, format!("{vault}/secrets?{API}"), &sys).await;
     assert_eq!((names.len(), pages, empty), (6, 1, 0));
-    let (names, _, _) = list_all(&http, format!("{vault}/secrets/db-password/versions?{API}&maxresults=1"), &sys).await;
+    let (names, _, _) = list_all(
+        &http,
+        format!("{vault}/secrets/db-password/versions?{API}&maxresults=1"),
+        &sys,
+    )
+    .await;
     assert_eq!(names.len(), 2);
     for bad in ["0", "26", "x"] {
-        let (s, v, _) = get(&http, format!("{vault}/secrets?{API}&maxresults={bad}"), Some(&sys)).await;
+        let (s, v, _) = get(
+            &http,
+            format!("{vault}/secrets?{API}&maxresults={bad}"),
+            Some(&sys),
+        )
+        .await;
         assert_eq!(s, 400, "{bad}");
         assert_eq!(v["error"]["code"], "BadParameter");
     }
 
-    let emu = start_with(EmulatorConfig { empty_page: false, ..EmulatorConfig::default() }).await;
+    let emu = start_with(EmulatorConfig {
+        empty_page: false,
+        ..EmulatorConfig::default()
+    })
+    .await;
     let http = client(&emu);
     let sys = imds_token(&emu, &http, VAULT, "").await;
-    let (names, pages, empty) =
-        list_all(&http, format!("{}/secrets?{API}&maxresults=2", emu.default_vault_url()), &sys).await;
+    let (names, pages, empty) = list_all(
+        &http,
+        format!("{}/secrets?{API}&maxresults=2", emu.default_vault_url()),
+        &sys,
+    )
+    .await;
     assert_eq!((names.len(), pages, empty), (6, 3, 0));
 }
 
@@ -208,7 +344,12 @@ async fn throttling() {
         let emu = start().await;
         let http = client(&emu);
         let sys = imds_token(&emu, &http, VAULT, "").await;
-        emu.set_throttle(ThrottleConfig { enabled: true, max_requests: 2, window_ms: 60_000, retry_after_secs: retry_after });
+        emu.set_throttle(ThrottleConfig {
+            enabled: true,
+            max_requests: 2,
+            window_ms: 60_000,
+            retry_after_secs: retry_after,
+        });
         let url = format!("{}/secrets/api-key?{API}", emu.default_vault_url());
         for _ in 0..2 {
             assert_eq!(get(&http, url.clone(), Some(&sys)).await.0, 200);
@@ -216,10 +357,19 @@ async fn throttling() {
         let (s, v, h) = get(&http, url.clone(), Some(&sys)).await;
         assert_eq!(s, 429);
         assert_eq!(v["error"]["code"], "Throttled");
-        assert!(v["error"]["message"].as_str().unwrap().starts_with("Request was not processed because too many requests were received. Reason:"));
-        assert_eq!(h.get("retry-after").map(|v| v.to_str().unwrap().to_string()), retry_after.map(|s| s.to_string()));
+        assert!(v["error"]["message"].as_str().unwrap().starts_with(
+            "Request was not processed because too many requests were received. Reason:"
+        ));
+        assert_eq!(
+            h.get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string()),
+            retry_after.map(|s| s.to_string())
+        );
         // the other vault has its own window
-        let pay = format!("{}/secrets/stripe-key?{API}", emu.vault_url("payments").unwrap());
+        let pay = format!(
+            "{}/secrets/stripe-key?{API}",
+            emu.vault_url("payments").unwrap()
+        );
         assert_eq!(get(&http, pay, Some(&sys)).await.0, 200);
     }
 }
@@ -231,7 +381,12 @@ async fn latency_is_applied() {
     let sys = imds_token(&emu, &http, VAULT, "").await;
     emu.set_vault_latency("main", std::time::Duration::from_millis(150));
     let t = std::time::Instant::now();
-    let (s, _, _) = get(&http, format!("{}/secrets/api-key?{API}", emu.default_vault_url()), Some(&sys)).await;
+    let (s, _, _) = get(
+        &http,
+        format!("{}/secrets/api-key?{API}", emu.default_vault_url()),
+        Some(&sys),
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(t.elapsed() >= std::time::Duration::from_millis(150));
 }

@@ -46,7 +46,9 @@
 
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod backend;
+pub mod cache;
 pub mod config;
 pub mod credential;
 mod error;

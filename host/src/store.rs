@@ -4,13 +4,15 @@
 //! component's grants (deny by default, no backend call for a name outside them), then ask
 //! the vault's backend. Nothing here knows about wasmtime.
 
-use crate::backend::{Backend, SecretMeta};
+use crate::audit::{AuditEvent, AuditSink};
+use crate::backend::{Backend, CacheStatus, SecretMeta};
 use crate::grants::{Grants, Target};
 use crate::name::{is_valid_name, is_valid_version};
 use crate::{BackendError, ErrorKind, SecretError, SecretValue};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The vaults a host can read, shared by every component it runs.
 #[derive(Clone, Default)]
@@ -89,23 +91,28 @@ pub struct SecretsCtx {
     vaults: Vaults,
     grants: Arc<Grants>,
     component: Arc<str>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl fmt::Debug for SecretsCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretsCtx")
             .field("component", &self.component)
-            .field(
-                "grants",
-                &self
-                    .grants
-                    .iter()
-                    .map(|g| g.to_string())
-                    .collect::<Vec<_>>(),
-            )
+            .field("grants", &self.grants.iter().map(|g| g.to_string()).collect::<Vec<_>>())
             .field("vaults", &self.vaults)
+            .field("audit", &self.audit.is_some())
             .finish()
     }
+}
+
+/// What one request touched, for the audit log.
+struct Trail<'a> {
+    op: &'static str,
+    name: &'a str,
+    target: Option<Target<'a>>,
+    version: Option<String>,
+    cache: Option<CacheStatus>,
+    start: Instant,
 }
 
 impl SecretsCtx {
@@ -115,7 +122,14 @@ impl SecretsCtx {
             vaults,
             grants: Arc::new(grants),
             component: component.into(),
+            audit: None,
         }
+    }
+
+    /// Records every request of this component in `sink`.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
     }
 
     /// The component's name, as given.
@@ -143,9 +157,7 @@ impl SecretsCtx {
         let backend = self.vaults.get(target.vault).ok_or_else(|| {
             SecretError::new(
                 ErrorKind::Unavailable,
-                format!(
-                    "secret \"{name}\" is unavailable: its vault is not configured on this host"
-                ),
+                format!("secret \"{name}\" is unavailable: its vault is not configured on this host"),
             )
         })?;
         Ok((target, backend))
@@ -153,74 +165,131 @@ impl SecretsCtx {
 
     /// The current value of the secret granted as `name` (or its pinned version).
     pub async fn get(&self, name: &str) -> Result<SecretValue, SecretError> {
-        let (target, backend) = self.authorize(name)?;
-        let result = backend.get(target.secret, target.version).await;
-        self.finish("get", name, target, result.map(|s| s.value))
+        self.read("get", name, None).await
     }
 
     /// The value of version `version` of the secret granted as `name`.
     pub async fn get_version(&self, name: &str, version: &str) -> Result<SecretValue, SecretError> {
-        let (target, backend) = self.authorize(name)?;
-        if !is_valid_version(version) {
-            return Err(SecretError::invalid_version(name, version));
+        self.read("get-version", name, Some(version)).await
+    }
+
+    async fn read(
+        &self,
+        op: &'static str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<SecretValue, SecretError> {
+        let mut trail = Trail::new(op, name);
+        let result = async {
+            let (target, backend) = self.authorize(name)?;
+            trail.target = Some(target);
+            let version = match version {
+                None => target.version,
+                Some(v) if !is_valid_version(v) => return Err(SecretError::invalid_version(name, v)),
+                Some(v) if target.version.is_some_and(|pinned| pinned != v) => {
+                    return Err(SecretError::version_not_granted(name, v));
+                }
+                Some(v) => Some(v),
+            };
+            trail.version = version.map(str::to_owned);
+            let secret = backend
+                .get(target.secret, version)
+                .await
+                .map_err(|e| self.backend_error(name, &target, e))?;
+            trail.version = Some(secret.version);
+            trail.cache = Some(secret.cache);
+            Ok(secret.value)
         }
-        if target.version.is_some_and(|pinned| pinned != version) {
-            return Err(SecretError::version_not_granted(name, version));
-        }
-        let result = backend.get(target.secret, Some(version)).await;
-        self.finish("get-version", name, target, result.map(|s| s.value))
+        .await;
+        self.record(&trail, result.as_ref().err());
+        result
     }
 
     /// Metadata of the secret granted as `name`. Never the value.
     pub async fn info(&self, name: &str) -> Result<SecretInfo, SecretError> {
-        let (target, backend) = self.authorize(name)?;
-        let result = backend.info(target.secret).await.map(|mut meta| {
+        let mut trail = Trail::new("info", name);
+        let result = async {
+            let (target, backend) = self.authorize(name)?;
+            trail.target = Some(target);
+            let mut meta = backend
+                .info(target.secret)
+                .await
+                .map_err(|e| self.backend_error(name, &target, e))?;
             if let Some(pinned) = target.version {
                 meta.version = pinned.to_owned();
             }
-            SecretInfo {
+            trail.version = Some(meta.version.clone());
+            trail.cache = Some(CacheStatus::Uncached);
+            Ok(SecretInfo {
                 name: name.to_owned(),
                 meta,
-            }
-        });
-        self.finish("info", name, target, result)
+            })
+        }
+        .await;
+        self.record(&trail, result.as_ref().err());
+        result
     }
 
     /// The granted names that exist, sorted. Only vaults this component has grants in are asked.
     pub async fn list(&self) -> Result<Vec<String>, SecretError> {
-        let mut listed: HashMap<&str, Vec<String>> = HashMap::new();
-        for vault in self.grants.vaults() {
-            let Some(backend) = self.vaults.get(vault) else {
-                continue;
-            };
-            let names = backend.list().await.map_err(|e| {
-                tracing::warn!(component = %self.component, vault, error = %e, "list failed");
-                let kind = SecretError::from_backend("*", &e).kind();
-                SecretError::new(kind, format!("cannot list secrets: {}", e.detail()))
-            })?;
-            listed.insert(vault, names);
+        let trail = Trail::new("list", "*");
+        let result = async {
+            let mut listed: HashMap<&str, Vec<String>> = HashMap::new();
+            for vault in self.grants.vaults() {
+                let Some(backend) = self.vaults.get(vault) else {
+                    continue;
+                };
+                let names = backend.list().await.map_err(|e| {
+                    tracing::warn!(component = %self.component, vault, error = %e, "list failed");
+                    let kind = SecretError::from_backend("*", &e).kind();
+                    SecretError::new(kind, format!("cannot list secrets: {}", e.detail()))
+                })?;
+                listed.insert(vault, names);
+            }
+            Ok(self
+                .grants
+                .visible_names(|vault| listed.get(vault).map(Vec::as_slice)))
         }
-        Ok(self
-            .grants
-            .visible_names(|vault| listed.get(vault).map(Vec::as_slice)))
+        .await;
+        self.record(&trail, result.as_ref().err());
+        result
     }
 
-    fn finish<T>(
-        &self,
-        op: &'static str,
-        name: &str,
-        target: Target<'_>,
-        result: Result<T, BackendError>,
-    ) -> Result<T, SecretError> {
-        match result {
-            Ok(v) => {
-                tracing::debug!(component = %self.component, op, name, vault = target.vault, secret = target.secret, "served");
-                Ok(v)
-            }
-            Err(e) => {
-                tracing::debug!(component = %self.component, op, name, vault = target.vault, secret = target.secret, error = %e, "failed");
-                Err(SecretError::from_backend(name, &e))
-            }
+    fn backend_error(&self, name: &str, target: &Target<'_>, e: BackendError) -> SecretError {
+        tracing::debug!(component = %self.component, name, vault = target.vault, secret = target.secret, error = %e, "backend refused");
+        SecretError::from_backend(name, &e)
+    }
+
+    fn record(&self, trail: &Trail<'_>, error: Option<&SecretError>) {
+        let outcome = error.map_or("ok", |e| e.kind().as_str());
+        tracing::debug!(component = %self.component, op = trail.op, name = trail.name, outcome, "secret request");
+        let Some(sink) = &self.audit else {
+            return;
+        };
+        sink.record(&AuditEvent {
+            time: crate::audit::now_rfc3339(),
+            component: &self.component,
+            op: trail.op,
+            name: trail.name,
+            vault: trail.target.map(|t| t.vault),
+            secret: trail.target.map(|t| t.secret),
+            version: trail.version.as_deref(),
+            outcome,
+            cache: trail.cache.map(CacheStatus::as_str),
+            latency_us: u64::try_from(trail.start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
+    }
+}
+
+impl<'a> Trail<'a> {
+    fn new(op: &'static str, name: &'a str) -> Self {
+        Self {
+            op,
+            name,
+            target: None,
+            version: None,
+            cache: None,
+            start: Instant::now(),
         }
     }
 }

@@ -49,23 +49,39 @@ pub fn client(emu: &Emulator) -> reqwest::Client {
     for c in CertificateDer::pem_slice_iter(emu.ca_cert_pem().as_bytes()) {
         roots.add(c.expect("pem")).expect("root");
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder().no_proxy().tls_backend_preconfigured(tls).build().expect("client")
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("client")
 }
 
 pub const VAULT: &str = "https://vault.azure.net";
 
 /// An IMDS token for the system identity (or a resource of choice).
-pub async fn imds_token(emu: &Emulator, http: &reqwest::Client, resource: &str, extra: &str) -> String {
+pub async fn imds_token(
+    emu: &Emulator,
+    http: &reqwest::Client,
+    resource: &str,
+    extra: &str,
+) -> String {
     let url = format!(
         "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}{extra}",
         emu.imds_base()
     );
-    let r = http.get(url).header("Metadata", "true").send().await.expect("imds");
+    let r = http
+        .get(url)
+        .header("Metadata", "true")
+        .send()
+        .await
+        .expect("imds");
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.expect("json");
     v["access_token"].as_str().expect("token").to_string()
@@ -74,5 +90,8 @@ pub async fn imds_token(emu: &Emulator, http: &reqwest::Client, resource: &str, 
 pub async fn json_of(r: reqwest::Response) -> (u16, serde_json::Value) {
     let s = r.status().as_u16();
     let t = r.text().await.expect("body");
-    (s, serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
+    (
+        s,
+        serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)),
+    )
 }

@@ -133,10 +133,7 @@ impl Backend for FileBackend {
             (Some(_), Some(v)) if v != FILE_VERSION => Err(BackendError::NotFound(format!(
                 "secrets files hold one version, \"{FILE_VERSION}\""
             ))),
-            (Some(value), _) => Ok(Secret {
-                value: value.clone(),
-                version: FILE_VERSION.to_owned(),
-            }),
+            (Some(value), _) => Ok(Secret::new(value.clone(), FILE_VERSION)),
         };
         futures::future::ready(result).boxed()
     }

@@ -15,6 +15,45 @@ pub struct Secret {
     pub value: SecretValue,
     /// The version identifier the backend returned.
     pub version: String,
+    /// How the secret cache served it (`Uncached` from a backend itself).
+    pub cache: CacheStatus,
+}
+
+impl Secret {
+    /// A value straight from a backend.
+    pub fn new(value: SecretValue, version: impl Into<String>) -> Self {
+        Self {
+            value,
+            version: version.into(),
+            cache: CacheStatus::Uncached,
+        }
+    }
+}
+
+/// How the secret cache answered, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheStatus {
+    /// No cache in the path.
+    #[default]
+    Uncached,
+    /// Served from the cache.
+    Hit,
+    /// Fetched from the vault (and cached).
+    Miss,
+    /// The vault failed; a value past its TTL but within stale-if-error was served.
+    Stale,
+}
+
+impl CacheStatus {
+    /// `hit`, `miss`, `stale`, or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uncached => "none",
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+        }
+    }
 }
 
 /// What a backend knows about a secret, without its value. Times are Unix seconds.

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
 
 use super::{AccessToken, CredentialError};
 use crate::http::{HttpResponse, json_error};
@@ -71,7 +71,7 @@ fn parse_seconds(s: &str) -> Option<Duration> {
         return Some(Duration::from_secs(n));
     }
     let f: f64 = s.parse().ok()?;
-    (f.is_finite() && f >= 0.0 && f < 1e12).then(|| Duration::from_secs_f64(f))
+    (0.0..1e12).contains(&f).then(|| Duration::from_secs_f64(f))
 }
 
 /// Unix seconds, as a number or a string (`1506484173`, `"1506484173"`, `"1506484173.5"`).
@@ -152,7 +152,7 @@ pub(crate) fn parse_cli_local(s: &str) -> Option<SystemTime> {
     )
     .ok()?;
     let time = Time::from_hms(hour, minute, second).ok()?;
-    Some(OffsetDateTime::from(PrimitiveDateTime::new(date, time).assume_utc()).into())
+    Some(PrimitiveDateTime::new(date, time).assume_utc().into())
 }
 
 #[cfg(test)]

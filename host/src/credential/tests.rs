@@ -60,7 +60,10 @@ async fn imds_system_and_user_assigned() {
     for (id, param) in [
         (UserAssignedId::ClientId("c1".into()), "client_id"),
         (UserAssignedId::ObjectId("o1".into()), "object_id"),
-        (UserAssignedId::ResourceId("/subscriptions/x".into()), "msi_res_id"),
+        (
+            UserAssignedId::ResourceId("/subscriptions/x".into()),
+            "msi_res_id",
+        ),
     ] {
         let c = imds(&server, Some(id.clone()));
         assert!(c.cache_key().contains(&id.label()));
@@ -81,9 +84,11 @@ async fn imds_system_and_user_assigned() {
 #[tokio::test]
 async fn imds_retries_transient_statuses() {
     for status in [404, 410, 429, 500, 503] {
-        let server = TestServer::start(move |_, i| {
-            if i < 2 { Resp::new(status) } else { imds_ok() }
-        })
+        let server = TestServer::start(
+            move |_, i| {
+                if i < 2 { Resp::new(status) } else { imds_ok() }
+            },
+        )
         .await;
         let t = imds(&server, None).get_token(VAULT).await.unwrap();
         assert_eq!(t.secret(), "tok");
@@ -106,7 +111,11 @@ async fn imds_retries_410_for_the_whole_window() {
     let started = std::time::Instant::now();
     let err = imds(&server, None).get_token(VAULT).await.unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(300));
-    assert!(server.hits() > 4, "410 outlasts max_retries: {}", server.hits());
+    assert!(
+        server.hits() > 4,
+        "410 outlasts max_retries: {}",
+        server.hits()
+    );
     assert!(matches!(err, CredentialError::Unavailable(_)), "{err}");
 }
 
@@ -114,7 +123,10 @@ async fn imds_retries_410_for_the_whole_window() {
 async fn imds_does_not_retry_other_4xx() {
     for (status, needle) in [(400, "not assigned"), (403, "403")] {
         let server = TestServer::start(move |_, _| {
-            Resp::json(status, json!({"error": "invalid_request", "error_description": CANARY}))
+            Resp::json(
+                status,
+                json!({"error": "invalid_request", "error_description": CANARY}),
+            )
         })
         .await;
         let err = imds(&server, None).get_token(VAULT).await.unwrap_err();
@@ -153,15 +165,24 @@ async fn malformed_and_huge_answers_are_unavailable() {
         assert!(matches!(err, CredentialError::Unavailable(_)), "{err}");
         assert!(!err.to_string().contains("canary"), "{err}");
     }
-    assert!(c.get_token(VAULT).await.unwrap_err().to_string().contains("larger than"));
+    assert!(
+        c.get_token(VAULT)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("larger than")
+    );
 }
 
 #[tokio::test]
 async fn token_in_error_body_never_reaches_the_error() {
     for status in [400, 401, 403, 404, 429, 500] {
         let server = TestServer::start(move |_, _| {
-            Resp::json(status, json!({"access_token": CANARY, "error": CANARY,
-                                      "error_description": format!("AADSTS7000215: {CANARY}")}))
+            Resp::json(
+                status,
+                json!({"access_token": CANARY, "error": CANARY,
+                                      "error_description": format!("AADSTS7000215: {CANARY}")}),
+            )
         })
         .await;
         let err = imds(&server, None).get_token(VAULT).await.unwrap_err();
@@ -177,7 +198,10 @@ async fn token_in_error_body_never_reaches_the_error() {
         .unwrap();
         let err = cs.get_token(VAULT).await.unwrap_err();
         let text = format!("{err} {err:?} {cs:?}");
-        assert!(!text.contains("canary") && !text.contains("s3cr3t"), "{text}");
+        assert!(
+            !text.contains("canary") && !text.contains("s3cr3t"),
+            "{text}"
+        );
         assert!(text.contains("AADSTS7000215"), "{text}");
     }
 }
@@ -185,16 +209,28 @@ async fn token_in_error_body_never_reaches_the_error() {
 #[tokio::test]
 async fn app_service_2019_and_user_assigned() {
     let server = TestServer::start(|_, _| {
-        Resp::json(200, json!({"access_token": "tok", "expires_on": "1906484173",
-                               "resource": VAULT, "token_type": "Bearer", "client_id": "x"}))
+        Resp::json(
+            200,
+            json!({"access_token": "tok", "expires_on": "1906484173",
+                               "resource": VAULT, "token_type": "Bearer", "client_id": "x"}),
+        )
     })
     .await;
     let endpoint = server.url("/msi/token");
     for (id, param) in [
         (None, None),
-        (Some(UserAssignedId::ClientId("c".into())), Some("client_id")),
-        (Some(UserAssignedId::ObjectId("o".into())), Some("principal_id")),
-        (Some(UserAssignedId::ResourceId("r".into())), Some("mi_res_id")),
+        (
+            Some(UserAssignedId::ClientId("c".into())),
+            Some("client_id"),
+        ),
+        (
+            Some(UserAssignedId::ObjectId("o".into())),
+            Some("principal_id"),
+        ),
+        (
+            Some(UserAssignedId::ResourceId("r".into())),
+            Some("mi_res_id"),
+        ),
     ] {
         let c = AppServiceCredential::new(http(), Protocol::V2019, &endpoint, "hdr".into(), id)
             .unwrap();
@@ -215,23 +251,48 @@ async fn app_service_2019_and_user_assigned() {
 #[tokio::test]
 async fn app_service_2017_with_date_expiry() {
     let server = TestServer::start(|_, i| {
-        let on = if i == 0 { "09/14/2037 00:00:00 +00:00" } else { "1/16/2037 5:24:12 AM +00:00" };
-        Resp::json(200, json!({"access_token": "tok", "expires_on": on, "token_type": "Bearer"}))
+        let on = if i == 0 {
+            "09/14/2037 00:00:00 +00:00"
+        } else {
+            "1/16/2037 5:24:12 AM +00:00"
+        };
+        Resp::json(
+            200,
+            json!({"access_token": "tok", "expires_on": on, "token_type": "Bearer"}),
+        )
     })
     .await;
     let id = Some(UserAssignedId::ClientId("c".into()));
-    let c = AppServiceCredential::new(http(), Protocol::V2017, &server.url("/MSI/token/"), "sec".into(), id)
-        .unwrap();
+    let c = AppServiceCredential::new(
+        http(),
+        Protocol::V2017,
+        &server.url("/MSI/token/"),
+        "sec".into(),
+        id,
+    )
+    .unwrap();
     assert_eq!(c.kind(), "app-service-2017");
-    assert_eq!(epoch(c.get_token(VAULT).await.unwrap().expires_on()), 2136499200);
-    assert_eq!(epoch(c.get_token(VAULT).await.unwrap().expires_on()), 2115696252);
+    assert_eq!(
+        epoch(c.get_token(VAULT).await.unwrap().expires_on()),
+        2136499200
+    );
+    assert_eq!(
+        epoch(c.get_token(VAULT).await.unwrap().expires_on()),
+        2115696252
+    );
     let req = &server.requests()[0];
     assert_eq!(req.query("api-version").as_deref(), Some("2017-09-01"));
     assert_eq!(req.query("clientid").as_deref(), Some("c"));
     assert_eq!(req.header("secret"), Some("sec"));
     let by_object = Some(UserAssignedId::ObjectId("o".into()));
-    let err = AppServiceCredential::new(http(), Protocol::V2017, &server.url("/"), "s".into(), by_object)
-        .unwrap_err();
+    let err = AppServiceCredential::new(
+        http(),
+        Protocol::V2017,
+        &server.url("/"),
+        "s".into(),
+        by_object,
+    )
+    .unwrap_err();
     assert!(matches!(err, CredentialError::NotConfigured(_)));
 }
 
@@ -249,8 +310,12 @@ async fn arc_challenge_then_key() {
     let key = dir.path().join("abc.key");
     std::fs::write(&key, "the-key\n").unwrap();
     let server = TestServer::start(arc_server(key.display().to_string())).await;
-    let mut c = ArcCredential::new(http(), &server.url("/metadata/identity/oauth2/token"), dir.path().into())
-        .unwrap();
+    let mut c = ArcCredential::new(
+        http(),
+        &server.url("/metadata/identity/oauth2/token"),
+        dir.path().into(),
+    )
+    .unwrap();
     c.retry = fast();
     assert_eq!(c.get_token(VAULT).await.unwrap().secret(), "tok");
     let reqs = server.requests();
@@ -289,11 +354,22 @@ async fn arc_refuses_bad_key_files() {
         let err = read_key_file(&path, &dir).unwrap_err();
         assert!(err.to_string().contains(why), "{}: {err}", path.display());
     }
-    assert_eq!(read_key_file(&dir.join("ok.key"), &dir).unwrap().as_str(), "k");
-    assert_eq!(read_key_file(&dir.join("sub/../ok.key"), &dir).unwrap().as_str(), "k");
+    assert_eq!(
+        read_key_file(&dir.join("ok.key"), &dir).unwrap().as_str(),
+        "k"
+    );
+    assert_eq!(
+        read_key_file(&dir.join("sub/../ok.key"), &dir)
+            .unwrap()
+            .as_str(),
+        "k"
+    );
 
     // And through the wire: the agent names a file outside the folder.
-    let server = TestServer::start(arc_server(root.path().join("outside.key").display().to_string())).await;
+    let server = TestServer::start(arc_server(
+        root.path().join("outside.key").display().to_string(),
+    ))
+    .await;
     let c = ArcCredential::new(http(), &server.url("/"), dir.clone()).unwrap();
     let err = c.get_token(VAULT).await.unwrap_err();
     assert!(err.to_string().contains("not directly inside"), "{err}");
@@ -303,8 +379,11 @@ async fn arc_refuses_bad_key_files() {
 fn entra_server() -> impl Fn(&crate::http::test_server::Req, usize) -> Resp {
     |req, i| {
         let assertion = req.form("client_assertion").unwrap_or_default();
-        Resp::json(200, json!({"token_type": "Bearer", "expires_in": 3599,
-            "ext_expires_in": 3599, "access_token": format!("tok-{i}-{assertion}")}))
+        Resp::json(
+            200,
+            json!({"token_type": "Bearer", "expires_in": 3599,
+            "ext_expires_in": 3599, "access_token": format!("tok-{i}-{assertion}")}),
+        )
     }
 }
 
@@ -314,8 +393,14 @@ async fn workload_identity_rereads_the_rotated_file() {
     let file = dir.path().join("token");
     std::fs::write(&file, "jwt-one\n").unwrap();
     let server = TestServer::start(entra_server()).await;
-    let c = WorkloadIdentityCredential::new(http(), &server.url(""), "tenant-1", "client-1", file.clone())
-        .unwrap();
+    let c = WorkloadIdentityCredential::new(
+        http(),
+        &server.url(""),
+        "tenant-1",
+        "client-1",
+        file.clone(),
+    )
+    .unwrap();
     let before = SystemTime::now();
     let t = c.get_token(VAULT).await.unwrap();
     assert_eq!(t.secret(), "tok-0-jwt-one");
@@ -326,8 +411,14 @@ async fn workload_identity_rereads_the_rotated_file() {
     assert_eq!(req.method, "POST");
     assert_eq!(req.path(), "/tenant-1/oauth2/v2.0/token");
     assert_eq!(req.form("client_id").as_deref(), Some("client-1"));
-    assert_eq!(req.form("grant_type").as_deref(), Some("client_credentials"));
-    assert_eq!(req.form("scope").as_deref(), Some("https://vault.azure.net/.default"));
+    assert_eq!(
+        req.form("grant_type").as_deref(),
+        Some("client_credentials")
+    );
+    assert_eq!(
+        req.form("scope").as_deref(),
+        Some("https://vault.azure.net/.default")
+    );
     assert_eq!(
         req.form("client_assertion_type").as_deref(),
         Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
@@ -340,14 +431,24 @@ async fn workload_identity_rereads_the_rotated_file() {
 #[tokio::test]
 async fn client_secret_posts_the_secret() {
     let server = TestServer::start(entra_server()).await;
-    let c = ClientSecretCredential::new(http(), &server.url("/"), "t", "c", zeroize::Zeroizing::new("s3cr3t".into()))
-        .unwrap();
+    let c = ClientSecretCredential::new(
+        http(),
+        &server.url("/"),
+        "t",
+        "c",
+        zeroize::Zeroizing::new("s3cr3t".into()),
+    )
+    .unwrap();
     assert!(!format!("{c:?}").contains("s3cr3t"));
     c.get_token(VAULT).await.unwrap();
     let req = &server.requests()[0];
     assert_eq!(req.form("client_secret").as_deref(), Some("s3cr3t"));
-    assert_eq!(req.form("grant_type").as_deref(), Some("client_credentials"));
-    let bad = ClientSecretCredential::new(http(), &server.url("/"), "../x", "c", Default::default());
+    assert_eq!(
+        req.form("grant_type").as_deref(),
+        Some("client_credentials")
+    );
+    let bad =
+        ClientSecretCredential::new(http(), &server.url("/"), "../x", "c", Default::default());
     assert!(matches!(bad, Err(CredentialError::NotConfigured(_))));
 }
 
@@ -364,11 +465,17 @@ fn fake_az(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn azure_cli_both_expiry_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let az = fake_az(dir.path(), r#"[ "$4" = "https://vault.azure.net" ] || exit 3
-echo '{"accessToken":"tok","expiresOn":"2037-10-31 21:59:10.000000","expires_on":2140639150,"tokenType":"Bearer"}'"#);
+    let az = fake_az(
+        dir.path(),
+        r#"[ "$4" = "https://vault.azure.net" ] || exit 3
+echo '{"accessToken":"tok","expiresOn":"2037-10-31 21:59:10.000000","expires_on":2140639150,"tokenType":"Bearer"}'"#,
+    );
     let t = AzureCliCredential::new(az).get_token(VAULT).await.unwrap();
     assert_eq!((t.secret(), epoch(t.expires_on())), ("tok", 2140639150));
-    let az = fake_az(dir.path(), r#"echo "{\"accessToken\":\"tok\",\"expiresOn\":\"2037-10-31 21:59:10.000000\",\"tz\":\"$TZ\"}""#);
+    let az = fake_az(
+        dir.path(),
+        r#"echo "{\"accessToken\":\"tok\",\"expiresOn\":\"2037-10-31 21:59:10.000000\",\"tz\":\"$TZ\"}""#,
+    );
     let t = AzureCliCredential::new(az).get_token(VAULT).await.unwrap();
     assert_eq!(epoch(t.expires_on()), 2140639150);
 }
@@ -377,34 +484,79 @@ echo '{"accessToken":"tok","expiresOn":"2037-10-31 21:59:10.000000","expires_on"
 #[tokio::test]
 async fn azure_cli_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let az = fake_az(dir.path(), "echo \"ERROR: Please run 'az login' to setup account. canary\" >&2; exit 1");
-    let err = AzureCliCredential::new(az).get_token(VAULT).await.unwrap_err();
-    assert!(matches!(err, CredentialError::Rejected(_)) && !err.to_string().contains("canary"), "{err}");
-    let az = fake_az(dir.path(), &format!("echo '{{\"accessToken\": \"{CANARY}\"'"));
-    let err = AzureCliCredential::new(az).get_token(VAULT).await.unwrap_err();
+    let az = fake_az(
+        dir.path(),
+        "echo \"ERROR: Please run 'az login' to setup account. canary\" >&2; exit 1",
+    );
+    let err = AzureCliCredential::new(az)
+        .get_token(VAULT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CredentialError::Rejected(_)) && !err.to_string().contains("canary"),
+        "{err}"
+    );
+    let az = fake_az(
+        dir.path(),
+        &format!("echo '{{\"accessToken\": \"{CANARY}\"'"),
+    );
+    let err = AzureCliCredential::new(az)
+        .get_token(VAULT)
+        .await
+        .unwrap_err();
     assert!(!err.to_string().contains("canary"), "{err}");
     let az = fake_az(dir.path(), "sleep 5");
     let mut c = AzureCliCredential::new(az);
     c.timeout = Duration::from_millis(200);
-    assert!(c.get_token(VAULT).await.unwrap_err().to_string().contains("within"));
+    assert!(
+        c.get_token(VAULT)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("within")
+    );
     let c = AzureCliCredential::new(dir.path().join("nope"));
-    assert!(matches!(c.get_token(VAULT).await, Err(CredentialError::NotConfigured(_))));
+    assert!(matches!(
+        c.get_token(VAULT).await,
+        Err(CredentialError::NotConfigured(_))
+    ));
 }
 
-fn pick(kind: CredentialKind, id: &UserAssigned, pairs: &[(&str, &str)]) -> Result<Arc<dyn TokenCredential>, CredentialError> {
+fn pick(
+    kind: CredentialKind,
+    id: &UserAssigned,
+    pairs: &[(&str, &str)],
+) -> Result<Arc<dyn TokenCredential>, CredentialError> {
     from_env_with(kind, id, &http(), &Env::from_pairs(pairs.iter().copied()))
 }
 
 #[test]
 fn detection_order() {
     let none = UserAssigned::default();
-    let wi = [("AZURE_FEDERATED_TOKEN_FILE", "/t"), ("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c"),
-              ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:1")];
-    let cs = [("AZURE_CLIENT_SECRET", "s"), ("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c"),
-              ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:1")];
-    let app = [("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"), ("IDENTITY_HEADER", "h")];
-    let arc = [("IDENTITY_ENDPOINT", "http://localhost:40342/x"), ("IMDS_ENDPOINT", "http://localhost:40342")];
-    let legacy = [("MSI_ENDPOINT", "http://127.0.0.1:1/MSI/token/"), ("MSI_SECRET", "s")];
+    let wi = [
+        ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
+        ("AZURE_TENANT_ID", "t"),
+        ("AZURE_CLIENT_ID", "c"),
+        ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:1"),
+    ];
+    let cs = [
+        ("AZURE_CLIENT_SECRET", "s"),
+        ("AZURE_TENANT_ID", "t"),
+        ("AZURE_CLIENT_ID", "c"),
+        ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:1"),
+    ];
+    let app = [
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
+        ("IDENTITY_HEADER", "h"),
+    ];
+    let arc = [
+        ("IDENTITY_ENDPOINT", "http://localhost:40342/x"),
+        ("IMDS_ENDPOINT", "http://localhost:40342"),
+    ];
+    let legacy = [
+        ("MSI_ENDPOINT", "http://127.0.0.1:1/MSI/token/"),
+        ("MSI_SECRET", "s"),
+    ];
     let pod = [("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:1")];
     let kind = |pairs: &[(&str, &str)]| pick(CredentialKind::Auto, &none, pairs).unwrap().kind();
     let all: Vec<_> = wi.iter().chain(&cs).chain(&app).copied().collect();
@@ -416,15 +568,27 @@ fn detection_order() {
     assert_eq!(kind(&legacy), "app-service-2017");
     assert_eq!(kind(&pod), "imds");
     // Explicit kinds with missing variables say what to set.
-    let err = pick(CredentialKind::ClientSecret, &none, &[]).unwrap_err().to_string();
+    let err = pick(CredentialKind::ClientSecret, &none, &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("AZURE_CLIENT_SECRET"), "{err}");
     let err = pick(CredentialKind::AzureCli, &none, &[("PATH", "/nonexistent")]).unwrap_err();
     assert!(matches!(err, CredentialError::NotConfigured(_)));
     // Arc is system-assigned only.
-    let uai = UserAssigned { client_id: Some("c".into()), ..Default::default() };
-    assert!(matches!(pick(CredentialKind::Auto, &uai, &arc), Err(CredentialError::NotConfigured(_))));
+    let uai = UserAssigned {
+        client_id: Some("c".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        pick(CredentialKind::Auto, &uai, &arc),
+        Err(CredentialError::NotConfigured(_))
+    ));
     // Two identities at once.
-    let two = UserAssigned { client_id: Some("c".into()), object_id: Some("o".into()), resource_id: None };
+    let two = UserAssigned {
+        client_id: Some("c".into()),
+        object_id: Some("o".into()),
+        resource_id: None,
+    };
     assert!(pick(CredentialKind::ManagedIdentity, &two, &pod).is_err());
     // The default IMDS address is refused under the loopback guard, before any request.
     let err = pick(CredentialKind::ManagedIdentity, &none, &[]).unwrap_err();
@@ -432,7 +596,10 @@ fn detection_order() {
     // Plain http to a remote token endpoint is refused even without the guard.
     let open = HttpClient::builder().build().unwrap();
     if !open.loopback_only() {
-        let env = Env::from_pairs([("IDENTITY_ENDPOINT", "http://10.0.0.1/msi"), ("IDENTITY_HEADER", "h")]);
+        let env = Env::from_pairs([
+            ("IDENTITY_ENDPOINT", "http://10.0.0.1/msi"),
+            ("IDENTITY_HEADER", "h"),
+        ]);
         assert!(from_env_with(CredentialKind::Auto, &none, &open, &env).is_err());
     }
 }
@@ -444,8 +611,24 @@ fn auto_prefers_the_cli_when_nothing_else_is_set() {
     fake_az(dir.path(), "exit 0");
     let path = dir.path().to_str().unwrap();
     let none = UserAssigned::default();
-    assert_eq!(pick(CredentialKind::Auto, &none, &[("PATH", path)]).unwrap().kind(), "azure-cli");
-    assert_eq!(pick(CredentialKind::AzureCli, &none, &[("PATH", path)]).unwrap().kind(), "azure-cli");
-    let pod = [("PATH", path), ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:1")];
-    assert_eq!(pick(CredentialKind::Auto, &none, &pod).unwrap().kind(), "imds");
+    assert_eq!(
+        pick(CredentialKind::Auto, &none, &[("PATH", path)])
+            .unwrap()
+            .kind(),
+        "azure-cli"
+    );
+    assert_eq!(
+        pick(CredentialKind::AzureCli, &none, &[("PATH", path)])
+            .unwrap()
+            .kind(),
+        "azure-cli"
+    );
+    let pod = [
+        ("PATH", path),
+        ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:1"),
+    ];
+    assert_eq!(
+        pick(CredentialKind::Auto, &none, &pod).unwrap().kind(),
+        "imds"
+    );
 }
