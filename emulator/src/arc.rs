@@ -58,7 +58,7 @@ fn write_key(path: &std::path::Path, key: &str) -> std::io::Result<()> {
 pub fn handle(state: &State, r: &Req) -> Response<Body> {
     let resource = match common_checks(r) {
         Ok(res) => res,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if ["client_id", "object_id", "msi_res_id", "mi_res_id"]
         .iter()

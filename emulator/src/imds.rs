@@ -42,52 +42,52 @@ pub fn token_answer(
 
 /// Checks shared by IMDS and Arc: method, path, Metadata header, X-Forwarded-For, api-version, resource.
 /// Returns the resource on success.
-pub fn common_checks(r: &Req) -> Result<String, Response<Body>> {
+pub fn common_checks(r: &Req) -> Result<String, Box<Response<Body>>> {
     if r.path.trim_end_matches('/') != TOKEN_PATH {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "not_found",
             "The requested path was not found.",
-        ));
+        )));
     }
     if r.method != Method::GET {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request",
             "The requested method is not allowed.",
-        ));
+        )));
     }
     if r.headers.contains_key("x-forwarded-for") {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "invalid_request",
             "Requests with an X-Forwarded-For header are not allowed.",
-        ));
+        )));
     }
     if !r
         .header("metadata")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Required metadata header not specified",
-        ));
+        )));
     }
     if r.q("api-version").is_none_or(str::is_empty) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Required query variable 'api-version' is missing",
-        ));
+        )));
     }
     match r.q("resource") {
         Some(res) if !res.is_empty() => Ok(res.to_string()),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Required audience parameter not specified",
-        )),
+        ))),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn common_checks(r: &Req) -> Result<String, Response<Body>> {
 pub fn handle(state: &State, r: &Req) -> Response<Body> {
     let resource = match common_checks(r) {
         Ok(res) => res,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let selectors: Vec<(&str, &str)> = ["client_id", "object_id", "msi_res_id", "mi_res_id"]
         .into_iter()

@@ -413,6 +413,11 @@ impl Drop for Emulator {
         for t in &self.tasks {
             t.abort();
         }
+        if let Ok(keys) = self.state.arc_keys.lock() {
+            for (_, path) in keys.iter() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         if let Some(d) = &self.owned_dir {
             let _ = std::fs::remove_dir_all(d);
         }

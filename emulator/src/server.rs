@@ -1,6 +1,5 @@
 //! HTTP plumbing: listeners, connections (plain or TLS), body limits, fault application, dispatch.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -344,9 +343,4 @@ pub fn uuid() -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-/// Collect query pairs into a map (last value wins).
-pub fn query_map(q: &[(String, String)]) -> HashMap<&str, &str> {
-    q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }

@@ -4,6 +4,7 @@
 //! the local secrets file implement it; so can an embedder's own store.
 
 pub mod file;
+pub mod keyvault;
 
 use crate::{BackendError, SecretValue};
 use futures::future::BoxFuture;

@@ -1,0 +1,366 @@
+//! The Azure Key Vault client: a [`Backend`] over the Key Vault REST API.
+//!
+//! The first request goes without a token; the vault's 401 challenge names the resource to
+//! get a token for, which must match the vault's domain (loopback vaults excepted). Tokens
+//! come from a [`TokenCache`] and go only over https (plain http to loopback alone). 429s are
+//! retried after `Retry-After`, or after 1, 2, 4, 8, 16 s; 5xx and transport failures a few
+//! times. Every failure maps to a [`BackendError`] whose text holds a status and Key Vault's
+//! error code, never a body.
+
+mod challenge;
+mod wire;
+
+pub use challenge::{parse_resource, vault_may_ask_for};
+
+use crate::backend::{Backend, Secret, SecretMeta};
+use crate::http::{HttpClient, HttpError, HttpResponse, is_loopback_url};
+use crate::token_cache::TokenCache;
+use crate::BackendError;
+use futures::future::{BoxFuture, FutureExt};
+use reqwest::{Method, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+use wire::{ErrorBody, Page, SecretBundle, id_parts};
+
+/// The api-version sent when none is configured.
+pub const DEFAULT_API_VERSION: &str = "2025-07-01";
+
+/// Settings of a [`KeyVault`].
+#[derive(Debug, Clone)]
+pub struct KeyVaultOptions {
+    /// The REST api-version.
+    pub api_version: String,
+    /// Waits between throttled (429) attempts without `Retry-After`.
+    pub throttle_backoff: Vec<Duration>,
+    /// The longest `Retry-After` honoured; longer ones fail at once as unavailable.
+    pub max_retry_after: Duration,
+    /// Waits between attempts after a 5xx or a transport failure.
+    pub error_backoff: Vec<Duration>,
+    /// Most pages read for one listing.
+    pub max_pages: usize,
+}
+
+impl Default for KeyVaultOptions {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Self {
+            api_version: DEFAULT_API_VERSION.to_owned(),
+            throttle_backoff: vec![s(1), s(2), s(4), s(8), s(16)],
+            max_retry_after: s(30),
+            error_backoff: vec![Duration::from_millis(200), Duration::from_millis(800)],
+            max_pages: 1000,
+        }
+    }
+}
+
+/// One Key Vault.
+pub struct KeyVault {
+    url: Url,
+    loopback: bool,
+    http: HttpClient,
+    tokens: Arc<TokenCache>,
+    options: KeyVaultOptions,
+    resource: tokio::sync::RwLock<Option<String>>,
+}
+
+impl std::fmt::Debug for KeyVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVault")
+            .field("url", &self.url.as_str())
+            .field("api_version", &self.options.api_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a Key Vault version listing says of one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionItem {
+    /// The version id.
+    pub version: String,
+    /// Whether it may be read.
+    pub enabled: bool,
+}
+
+impl KeyVault {
+    /// A client for the vault at `url` (such as `https://my-vault.vault.azure.net`).
+    ///
+    /// Refuses a plain-http URL unless it is a loopback address (bearer tokens go over https).
+    pub fn new(
+        url: &str,
+        http: HttpClient,
+        tokens: Arc<TokenCache>,
+        options: KeyVaultOptions,
+    ) -> anyhow::Result<Self> {
+        let mut parsed = Url::parse(url)
+            .map_err(|e| anyhow::anyhow!("vault URL {url:?} is not a URL: {e}"))?;
+        let loopback = is_loopback_url(&parsed);
+        anyhow::ensure!(
+            parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback),
+            "vault URL {url:?} must use https (plain http is allowed for loopback addresses only)"
+        );
+        anyhow::ensure!(
+            parsed.query().is_none() && parsed.fragment().is_none() && parsed.username().is_empty(),
+            "vault URL {url:?} must be just the vault's address, such as https://my-vault.vault.azure.net"
+        );
+        if !parsed.path().ends_with('/') {
+            let path = format!("{}/", parsed.path());
+            parsed.set_path(&path);
+        }
+        Ok(Self {
+            url: parsed,
+            loopback,
+            http,
+            tokens,
+            options,
+            resource: tokio::sync::RwLock::new(None),
+        })
+    }
+
+    /// The vault URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn endpoint(&self, path: &str, extra: &[(&str, &str)]) -> Url {
+        let mut url = self.url.join(path).unwrap_or_else(|_| self.url.clone());
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("api-version", &self.options.api_version);
+            for (k, v) in extra {
+                q.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// GET `url` with the challenge, token, retry and error rules. Returns a 2xx response.
+    async fn get_json(&self, url: Url) -> Result<HttpResponse, BackendError> {
+        let mut challenged_again = false;
+        loop {
+            let resource = self.resource.read().await.clone();
+            let response = match &resource {
+                None => self.send(&url, None).await?,
+                Some(r) => {
+                    let token = self.tokens.token(r).await.map_err(BackendError::from)?;
+                    self.send(&url, Some(token.secret())).await?
+                }
+            };
+            if response.status != StatusCode::UNAUTHORIZED {
+                return check_status(response);
+            }
+            let Some(named) = response.header("www-authenticate").and_then(parse_resource) else {
+                return Err(BackendError::Forbidden(
+                    "Key Vault answered 401 without a Bearer challenge".into(),
+                ));
+            };
+            if resource.as_deref() == Some(named.as_str()) {
+                // We sent a token for exactly what it asks for and it was refused.
+                if challenged_again {
+                    return Err(BackendError::Forbidden(format!(
+                        "Key Vault rejected the host's token ({})",
+                        error_codes(&response)
+                    )));
+                }
+                challenged_again = true;
+                continue;
+            }
+            if !vault_may_ask_for(&self.url, &named, self.loopback) {
+                return Err(BackendError::Unavailable(format!(
+                    "the vault's challenge asks for a token for {named}, which does not match the vault's domain; refusing to send one"
+                )));
+            }
+            tracing::debug!(vault = %self.url, resource = %named, "Key Vault challenge");
+            *self.resource.write().await = Some(named);
+        }
+    }
+
+    /// One request with retries for 429, 5xx and transport failures.
+    async fn send(&self, url: &Url, token: Option<&str>) -> Result<HttpResponse, BackendError> {
+        let mut throttled = 0;
+        let mut failed = 0;
+        loop {
+            let mut request = self.http.request(Method::GET, url.clone());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let wait = match self.http.send(request).await {
+                Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(&r).or_else(|| self.options.throttle_backoff.get(throttled).copied());
+                    throttled += 1;
+                    match wait {
+                        Some(w) if w <= self.options.max_retry_after && throttled <= self.options.throttle_backoff.len() => w,
+                        _ => {
+                            return Err(BackendError::Unavailable(format!(
+                                "Key Vault is throttling requests (429 {}) and retries ran out",
+                                error_codes(&r)
+                            )));
+                        }
+                    }
+                }
+                Ok(r) if r.status.is_server_error() => match self.options.error_backoff.get(failed) {
+                    Some(w) => {
+                        failed += 1;
+                        *w
+                    }
+                    None => {
+                        return Err(BackendError::Unavailable(format!(
+                            "Key Vault answered {} ({})",
+                            r.status.as_u16(),
+                            error_codes(&r)
+                        )));
+                    }
+                },
+                Ok(r) => return Ok(r),
+                Err(e @ HttpError::Refused(_)) | Err(e @ HttpError::Setup(_)) => {
+                    return Err(BackendError::Unavailable(format!("Key Vault: {e}")));
+                }
+                Err(e) => match self.options.error_backoff.get(failed) {
+                    Some(w) => {
+                        failed += 1;
+                        tracing::debug!(vault = %self.url, error = %e, "Key Vault request failed; retrying");
+                        *w
+                    }
+                    None => return Err(BackendError::Unavailable(format!("Key Vault: {e}"))),
+                },
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn bundle(&self, name: &str, version: Option<&str>) -> Result<SecretBundle, BackendError> {
+        let path = match version {
+            Some(v) => format!("secrets/{name}/{v}"),
+            None => format!("secrets/{name}"),
+        };
+        let response = self.get_json(self.endpoint(&path, &[])).await?;
+        response
+            .json::<SecretBundle>()
+            .map_err(|e| BackendError::Unavailable(format!("Key Vault sent a malformed secret: {e}")))
+    }
+
+    /// Every item of a paged listing, following `nextLink` within this vault only.
+    async fn pages(&self, first: Url) -> Result<Vec<wire::Item>, BackendError> {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > self.options.max_pages {
+                return Err(BackendError::Unavailable(format!(
+                    "Key Vault listing ran past {} pages",
+                    self.options.max_pages
+                )));
+            }
+            let page: Page = self
+                .get_json(url)
+                .await?
+                .json()
+                .map_err(|e| BackendError::Unavailable(format!("Key Vault sent a malformed page: {e}")))?;
+            items.extend(page.value);
+            if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
+                let link = Url::parse(&link)
+                    .map_err(|_| BackendError::Unavailable("Key Vault sent a nextLink that is not a URL".into()))?;
+                if link.origin() != self.url.origin() {
+                    return Err(BackendError::Unavailable(
+                        "Key Vault sent a nextLink to another host; not following it".into(),
+                    ));
+                }
+                next = Some(link);
+            }
+        }
+        Ok(items)
+    }
+
+    /// The versions of secret `name`.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionItem>, BackendError> {
+        let url = self.endpoint(&format!("secrets/{name}/versions"), &[("maxresults", "25")]);
+        Ok(self
+            .pages(url)
+            .await?
+            .into_iter()
+            .filter_map(|item| {
+                let (_, version) = id_parts(&item.id)?;
+                Some(VersionItem {
+                    version: version?,
+                    enabled: item.attributes.enabled.unwrap_or(true),
+                })
+            })
+            .collect())
+    }
+}
+
+fn retry_after(r: &HttpResponse) -> Option<Duration> {
+    r.header("retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn error_codes(r: &HttpResponse) -> String {
+    r.json::<ErrorBody>().map(|b| b.codes()).unwrap_or_else(|_| "no error body".into())
+}
+
+/// Maps a non-401 answer to success or a typed failure.
+fn check_status(r: HttpResponse) -> Result<HttpResponse, BackendError> {
+    let status = r.status;
+    if status.is_success() {
+        return Ok(r);
+    }
+    let codes = error_codes(&r);
+    Err(match status {
+        StatusCode::NOT_FOUND => BackendError::NotFound(format!("Key Vault answered 404 ({codes})")),
+        StatusCode::FORBIDDEN if codes.contains("SecretDisabled") || codes.ends_with("Disabled") => {
+            BackendError::NotFound(format!("the secret is disabled (403 {codes})"))
+        }
+        StatusCode::FORBIDDEN => BackendError::Forbidden(format!("Key Vault answered 403 ({codes})")),
+        _ => BackendError::Unavailable(format!("Key Vault answered {} ({codes})", status.as_u16())),
+    })
+}
+
+impl Backend for KeyVault {
+    fn describe(&self) -> String {
+        format!("key vault {}", self.url.as_str().trim_end_matches('/'))
+    }
+
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, BackendError>> {
+        async move {
+            let bundle = self.bundle(name, version).await?;
+            if bundle.attributes.enabled == Some(false) {
+                return Err(BackendError::NotFound("the secret is disabled".into()));
+            }
+            let version = id_parts(&bundle.id).and_then(|(_, v)| v).unwrap_or_default();
+            let value = bundle
+                .value
+                .ok_or_else(|| BackendError::Unavailable("Key Vault sent a secret without a value".into()))?;
+            Ok(Secret::new(value, version))
+        }
+        .boxed()
+    }
+
+    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+        async move {
+            // The value comes along (Key Vault has no metadata-only read); it is wiped on drop.
+            Ok(self.bundle(name, None).await?.meta())
+        }
+        .boxed()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        async move {
+            let url = self.endpoint("secrets", &[("maxresults", "25")]);
+            let mut names: Vec<String> = self
+                .pages(url)
+                .await?
+                .into_iter()
+                .filter(|i| i.attributes.enabled.unwrap_or(true))
+                .filter_map(|i| id_parts(&i.id).map(|(n, _)| n))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            Ok(names)
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,133 @@
+//! Key Vault's JSON shapes (the parts we read).
+
+use crate::backend::SecretMeta;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `GET /secrets/{name}/{version}`.
+#[derive(Deserialize)]
+pub struct SecretBundle {
+    pub value: Option<crate::SecretValue>,
+    pub id: String,
+    #[serde(rename = "contentType")]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub attributes: Attributes,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// Secret attributes; times are Unix seconds.
+#[derive(Deserialize, Default)]
+pub struct Attributes {
+    pub enabled: Option<bool>,
+    pub nbf: Option<u64>,
+    pub exp: Option<u64>,
+    pub created: Option<u64>,
+    pub updated: Option<u64>,
+}
+
+/// One page of `GET /secrets` or `GET /secrets/{name}/versions`.
+#[derive(Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub value: Vec<Item>,
+    #[serde(rename = "nextLink")]
+    pub next_link: Option<String>,
+}
+
+/// An item of a page (no value).
+#[derive(Deserialize)]
+pub struct Item {
+    pub id: String,
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+/// `{"error":{"code","message","innererror":{"code"}}}`.
+#[derive(Deserialize, Default)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub error: ErrorDetail,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ErrorDetail {
+    pub code: Option<String>,
+    pub innererror: Option<Box<ErrorDetail>>,
+}
+
+impl ErrorBody {
+    /// `Code` or `Code/InnerCode`, kept only if it looks like a code (letters, digits).
+    pub fn codes(&self) -> String {
+        let clean = |c: &Option<String>| {
+            c.as_deref()
+                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .map(str::to_owned)
+        };
+        match (clean(&self.error.code), self.error.innererror.as_ref().and_then(|i| clean(&i.code))) {
+            (Some(c), Some(i)) => format!("{c}/{i}"),
+            (Some(c), None) => c,
+            _ => "no error code".to_owned(),
+        }
+    }
+}
+
+/// The path segments of a Key Vault id after `/secrets/`: `(name, version)`.
+pub fn id_parts(id: &str) -> Option<(String, Option<String>)> {
+    let url = url::Url::parse(id).ok()?;
+    let mut segs = url.path_segments()?;
+    if segs.next()? != "secrets" {
+        return None;
+    }
+    let name = segs.next().filter(|n| !n.is_empty())?.to_owned();
+    let version = segs.next().filter(|v| !v.is_empty()).map(str::to_owned);
+    Some((name, version))
+}
+
+impl SecretBundle {
+    /// The metadata part.
+    pub fn meta(&self) -> SecretMeta {
+        SecretMeta {
+            version: id_parts(&self.id).and_then(|(_, v)| v).unwrap_or_default(),
+            content_type: self.content_type.clone(),
+            enabled: self.attributes.enabled.unwrap_or(true),
+            not_before: self.attributes.nbf,
+            expires: self.attributes.exp,
+            created: self.attributes.created,
+            updated: self.attributes.updated,
+            tags: self
+                .tags
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(
+            id_parts("https://v.vault.azure.net/secrets/db/abc123"),
+            Some(("db".into(), Some("abc123".into())))
+        );
+        assert_eq!(id_parts("https://v.vault.azure.net/secrets/db"), Some(("db".into(), None)));
+        assert_eq!(id_parts("https://v.vault.azure.net/keys/db"), None);
+    }
+
+    #[test]
+    fn error_codes_are_sanitised() {
+        let e: ErrorBody = serde_json::from_str(
+            r#"{"error":{"code":"Forbidden","message":"x","innererror":{"code":"ForbiddenByRbac"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.codes(), "Forbidden/ForbiddenByRbac");
+        let e: ErrorBody = serde_json::from_str(r#"{"error":{"code":"has spaces and secrets"}}"#).unwrap();
+        assert_eq!(e.codes(), "no error code");
+    }
+}
