@@ -50,6 +50,7 @@ pub mod audit;
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod connect;
 pub mod credential;
 mod error;
 pub mod grants;

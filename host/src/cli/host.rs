@@ -3,8 +3,12 @@
 use super::HostArgs;
 use anyhow::Context as _;
 use std::sync::Arc;
+use wasm_secrets::audit::{AuditSink, JsonLines};
 use wasm_secrets::backend::file::FileBackend;
 use wasm_secrets::config::Config;
+use wasm_secrets::connect::{Connector, VaultSettings};
+use wasm_secrets::credential::{Env, UserAssigned};
+use wasm_secrets::grants::DEFAULT_VAULT;
 use wasm_secrets::{Grants, Vaults};
 
 /// The config file named by `--config`, or an empty one.
@@ -25,12 +29,58 @@ pub fn build_vaults(args: &HostArgs, config: &Config) -> anyhow::Result<Vaults> 
         }
         return Ok(vaults);
     }
-    let has_vault = args.vault.is_some() || config.vaults.values().any(|v| v.url.is_some());
-    anyhow::ensure!(
-        !has_vault,
-        "Key Vault backends are not available in this build yet; use --secrets-file FILE"
-    );
-    Ok(Vaults::new())
+    let mut connector = Connector::new(Env::process(), config.cache);
+    let mut vaults = Vaults::new();
+    for (name, settings) in vault_settings(args, config)? {
+        let backend = connector.key_vault(&settings).with_context(|| format!("vault \"{name}\""))?;
+        vaults.insert(name, Arc::new(backend));
+    }
+    Ok(vaults)
+}
+
+/// Each configured vault's settings, with flags overriding the file (`--vault` sets the
+/// default vault's URL; the credential flags apply to every vault that does not set its own).
+pub fn vault_settings(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(String, VaultSettings)>> {
+    let mut vaults = config.vaults.clone();
+    if let Some(url) = &args.vault {
+        vaults.entry(DEFAULT_VAULT.to_owned()).or_default().url = Some(url.clone());
+    }
+    let flag_identity = UserAssigned {
+        client_id: args.client_id.clone(),
+        object_id: args.object_id.clone(),
+        resource_id: args.resource_id.clone(),
+    };
+    let flags_name_identity = args.client_id.is_some() || args.object_id.is_some() || args.resource_id.is_some();
+    let mut out = Vec::new();
+    for (name, v) in vaults {
+        let url = v
+            .url
+            .with_context(|| format!("[vaults.{name}] has no url"))?;
+        let file_identity = UserAssigned {
+            client_id: v.client_id,
+            object_id: v.object_id,
+            resource_id: v.resource_id,
+        };
+        out.push((
+            name,
+            VaultSettings {
+                url,
+                credential: args.credential.or(v.credential).unwrap_or_default(),
+                identity: if flags_name_identity { flag_identity.clone() } else { file_identity },
+                ca_cert: args.ca_cert.clone().or(v.ca_cert),
+                api_version: v.api_version,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The audit sink the flags or config ask for.
+pub fn audit_sink(args: &HostArgs, config: &Config) -> anyhow::Result<Option<Arc<dyn AuditSink>>> {
+    match args.audit_log.as_ref().or(config.audit_log.as_ref()) {
+        Some(target) => Ok(Some(Arc::new(JsonLines::open(target)?))),
+        None => Ok(None),
+    }
 }
 
 /// Checks the grants can be served by `vaults`, with a hint when there is no source at all.

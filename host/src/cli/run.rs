@@ -90,7 +90,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         runtime::default_cache_dir()
     };
     let (component, _) = runtime::load_component(&engine, &path, cache_dir.as_deref())?;
-    let secrets = SecretsCtx::new(component_name, grants, vaults);
+    let mut secrets = SecretsCtx::new(component_name, grants, vaults);
+    if let Some(sink) = host::audit_sink(&args.host, &config)? {
+        secrets = secrets.with_audit(sink);
+    }
     let mut argv = vec![path.to_string_lossy().into_owned()];
     argv.extend(args.args);
     let options = CommandOptions {

@@ -39,6 +39,8 @@ pub struct KeyVaultOptions {
     pub error_backoff: Vec<Duration>,
     /// Most pages read for one listing.
     pub max_pages: usize,
+    /// `maxresults` asked for per page (Key Vault allows 1 to 25).
+    pub page_size: u8,
 }
 
 impl Default for KeyVaultOptions {
@@ -50,6 +52,7 @@ impl Default for KeyVaultOptions {
             max_retry_after: s(30),
             error_backoff: vec![Duration::from_millis(200), Duration::from_millis(800)],
             max_pages: 1000,
+            page_size: 25,
         }
     }
 }
@@ -274,7 +277,8 @@ impl KeyVault {
 
     /// The versions of secret `name`.
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionItem>, BackendError> {
-        let url = self.endpoint(&format!("secrets/{name}/versions"), &[("maxresults", "25")]);
+        let size = self.options.page_size.clamp(1, 25).to_string();
+        let url = self.endpoint(&format!("secrets/{name}/versions"), &[("maxresults", &size)]);
         Ok(self
             .pages(url)
             .await?
@@ -349,7 +353,8 @@ impl Backend for KeyVault {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
         async move {
-            let url = self.endpoint("secrets", &[("maxresults", "25")]);
+            let size = self.options.page_size.clamp(1, 25).to_string();
+            let url = self.endpoint("secrets", &[("maxresults", &size)]);
             let mut names: Vec<String> = self
                 .pages(url)
                 .await?

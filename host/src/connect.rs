@@ -1,0 +1,77 @@
+//! Building vault backends from settings: HTTP client, credential, token cache, Key Vault
+//! client and secret cache, wired together. The CLI and embedders use this; tests too.
+
+use crate::backend::keyvault::{KeyVault, KeyVaultOptions};
+use crate::cache::CachedBackend;
+use crate::config::{CacheConfig, CredentialKind};
+use crate::credential::{self, Env, UserAssigned};
+use crate::http::HttpClient;
+use crate::token_cache::TokenCache;
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to reach one Key Vault.
+#[derive(Debug, Clone, Default)]
+pub struct VaultSettings {
+    /// The vault URL.
+    pub url: String,
+    /// Which credential the host uses.
+    pub credential: CredentialKind,
+    /// A user-assigned identity, if any.
+    pub identity: UserAssigned,
+    /// An extra PEM root for the vault's (and Entra's) TLS.
+    pub ca_cert: Option<PathBuf>,
+    /// The Key Vault api-version; the default when `None`.
+    pub api_version: Option<String>,
+}
+
+/// Builds Key Vault backends, sharing one token cache per credential.
+pub struct Connector {
+    env: Env,
+    cache: CacheConfig,
+    options: KeyVaultOptions,
+    token_caches: HashMap<String, Arc<TokenCache>>,
+}
+
+impl Connector {
+    /// A connector reading credential variables from `env`, caching secrets per `cache`.
+    pub fn new(env: Env, cache: CacheConfig) -> Self {
+        Self {
+            env,
+            cache,
+            options: KeyVaultOptions::default(),
+            token_caches: HashMap::new(),
+        }
+    }
+
+    /// Uses `options` for the Key Vault clients built from now on.
+    pub fn with_options(mut self, options: KeyVaultOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// A cached Key Vault backend for `settings`.
+    pub fn key_vault(&mut self, settings: &VaultSettings) -> anyhow::Result<CachedBackend> {
+        let mut http = HttpClient::builder();
+        if let Some(ca) = &settings.ca_cert {
+            http = http.extra_ca(ca.clone());
+        }
+        let http = http.build().with_context(|| format!("vault {}", settings.url))?;
+        let credential = credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
+            .map_err(|e| anyhow::anyhow!("vault {}: {e}", settings.url))?;
+        let key = format!("{}|{:?}", credential.cache_key(), settings.ca_cert);
+        let tokens = self
+            .token_caches
+            .entry(key)
+            .or_insert_with(|| Arc::new(TokenCache::new(credential)))
+            .clone();
+        let mut options = self.options.clone();
+        if let Some(v) = &settings.api_version {
+            options.api_version = v.clone();
+        }
+        let vault = KeyVault::new(&settings.url, http, tokens, options)?;
+        Ok(CachedBackend::new(Arc::new(vault), self.cache))
+    }
+}
