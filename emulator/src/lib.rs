@@ -398,6 +398,46 @@ impl Emulator {
             .token
     }
 
+    /// Writes one `export NAME=VALUE` line per variable a client needs (see [`Emulator::exports`]),
+    /// shell-quoted, so that `eval "$(...)"` points a shell at this emulator.
+    pub fn print_exports(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for (k, v) in self.exports() {
+            writeln!(out, "export {k}={}", shell_quote(&v))?;
+        }
+        out.flush()
+    }
+
+    /// A human-readable summary of the endpoints, one per line.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let c = self.config();
+        let _ = writeln!(s, "wasm-secrets emulator running on 127.0.0.1 (Ctrl-C to stop)");
+        let _ = writeln!(s, "  IMDS                {}", self.imds_base());
+        let _ = writeln!(s, "  App Service 2019    {} (X-IDENTITY-HEADER)", self.app_service_endpoint());
+        let _ = writeln!(s, "  App Service 2017    {} (secret)", self.legacy_msi_endpoint());
+        let _ = writeln!(
+            s,
+            "  Azure Arc           {} (keys in {})",
+            self.arc_identity_endpoint(),
+            self.arc_token_dir().display()
+        );
+        let _ = writeln!(s, "  Entra               {} and {}", self.authority_host(), self.authority_host_http());
+        for v in &c.vaults {
+            let _ = writeln!(
+                s,
+                "  Key Vault {:<9} {} ({} secrets)",
+                v.name,
+                self.vault_url(&v.name).unwrap_or_default(),
+                v.secrets.len()
+            );
+        }
+        let _ = writeln!(s, "  CA certificate      {}", self.ca_cert_path().display());
+        let _ = writeln!(s, "  admin               {}", self.admin_url());
+        let _ = writeln!(s, "  tenant              {}", self.tenant_id());
+        s
+    }
+
     /// Stop every server and wait for the accept loops to end.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);

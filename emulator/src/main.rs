@@ -1,11 +1,10 @@
 //! `wasm-secrets-emulator`: run the local Azure emulator until Ctrl-C.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wasm_secrets_emulator::{Emulator, EmulatorConfig, shell_quote};
+use wasm_secrets_emulator::{Emulator, EmulatorConfig};
 
 /// A local Azure emulator (IMDS, App Service, Arc, Entra, Key Vault over TLS) on loopback.
 #[derive(Parser, Debug)]
@@ -69,44 +68,11 @@ async fn run(config: EmulatorConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut out = std::io::stdout().lock();
-    for (k, v) in emu.exports() {
-        let _ = writeln!(out, "export {k}={}", shell_quote(&v));
+    if let Err(e) = emu.print_exports(&mut std::io::stdout()) {
+        eprintln!("error: cannot print the exports: {e}");
+        return ExitCode::FAILURE;
     }
-    let _ = out.flush();
-    drop(out);
-    let c = emu.config();
-    eprintln!("wasm-secrets emulator running on 127.0.0.1 (Ctrl-C to stop)");
-    eprintln!("  IMDS                {}", emu.imds_base());
-    eprintln!(
-        "  App Service 2019    {} (X-IDENTITY-HEADER)",
-        emu.app_service_endpoint()
-    );
-    eprintln!(
-        "  App Service 2017    {} (secret)",
-        emu.legacy_msi_endpoint()
-    );
-    eprintln!(
-        "  Azure Arc           {} (keys in {})",
-        emu.arc_identity_endpoint(),
-        emu.arc_token_dir().display()
-    );
-    eprintln!(
-        "  Entra               {} and {}",
-        emu.authority_host(),
-        emu.authority_host_http()
-    );
-    for v in &c.vaults {
-        eprintln!(
-            "  Key Vault {:<9} {} ({} secrets)",
-            v.name,
-            emu.vault_url(&v.name).unwrap_or_default(),
-            v.secrets.len()
-        );
-    }
-    eprintln!("  CA certificate      {}", emu.ca_cert_path().display());
-    eprintln!("  admin               {}", emu.admin_url());
-    eprintln!("  tenant              {}", emu.tenant_id());
+    eprint!("{}", emu.summary());
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("error: cannot wait for Ctrl-C: {e}");
     }

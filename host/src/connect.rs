@@ -32,6 +32,7 @@ pub struct Connector {
     env: Env,
     cache: CacheConfig,
     options: KeyVaultOptions,
+    loopback_only: bool,
     token_caches: HashMap<String, Arc<TokenCache>>,
 }
 
@@ -42,8 +43,31 @@ impl Connector {
             env,
             cache,
             options: KeyVaultOptions::default(),
+            loopback_only: false,
             token_caches: HashMap::new(),
         }
+    }
+
+    /// Refuses every destination outside loopback, whatever `WASM_SECRETS_LOOPBACK_ONLY` says.
+    pub fn loopback_only(mut self, on: bool) -> Self {
+        self.loopback_only = on;
+        self
+    }
+
+    /// The credential `settings` would use, resolved from the environment (for reports).
+    pub fn credential_kind(&self, settings: &VaultSettings) -> anyhow::Result<&'static str> {
+        let http = self.http(settings)?;
+        let c = credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(c.kind())
+    }
+
+    fn http(&self, settings: &VaultSettings) -> anyhow::Result<HttpClient> {
+        let mut http = HttpClient::builder().loopback_only(self.loopback_only);
+        if let Some(ca) = &settings.ca_cert {
+            http = http.extra_ca(ca.clone());
+        }
+        http.build().with_context(|| format!("vault {}", settings.url))
     }
 
     /// Uses `options` for the Key Vault clients built from now on.
@@ -54,11 +78,7 @@ impl Connector {
 
     /// A cached Key Vault backend for `settings`.
     pub fn key_vault(&mut self, settings: &VaultSettings) -> anyhow::Result<CachedBackend> {
-        let mut http = HttpClient::builder();
-        if let Some(ca) = &settings.ca_cert {
-            http = http.extra_ca(ca.clone());
-        }
-        let http = http.build().with_context(|| format!("vault {}", settings.url))?;
+        let http = self.http(settings)?;
         let credential = credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
             .map_err(|e| anyhow::anyhow!("vault {}: {e}", settings.url))?;
         let key = format!("{}|{:?}", credential.cache_key(), settings.ca_cert);

@@ -1,82 +1,127 @@
-//! `wasm-secrets demo`: the example guests against an embedded secrets file.
+//! `wasm-secrets demo`: the whole story on an in-process Azure emulator. No account, no
+//! network: every request goes to 127.0.0.1.
 
 use clap::Args;
-use std::sync::Arc;
-use wasm_secrets::backend::file::FileBackend;
+use std::sync::{Arc, Mutex};
+use wasm_secrets::audit::{AuditEvent, AuditSink};
+use wasm_secrets::config::{CacheConfig, CredentialKind};
+use wasm_secrets::connect::{Connector, VaultSettings};
+use wasm_secrets::credential::Env;
 use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
 use wasm_secrets::{Grants, SecretsCtx, Vaults};
+use wasm_secrets_emulator::{Emulator, EmulatorConfig, Endpoint};
+use wasmtime::component::Component;
 
 const HELLO: &[u8] = include_bytes!(concat!(env!("WASM_SECRETS_GUEST_DIR"), "/hello.wasm"));
 const SECRETS_GET: &[u8] =
     include_bytes!(concat!(env!("WASM_SECRETS_GUEST_DIR"), "/secrets-get.wasm"));
 
-const DEMO_SECRETS: &str = r#"
-db-password = "demo-pa55word"
-api-key = "demo-api-key-123"
-"#;
-
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {}
 
-pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
-    let mut vaults = Vaults::new();
-    for (name, backend) in FileBackend::parse(DEMO_SECRETS, "(embedded demo file)")? {
-        vaults.insert(name, Arc::new(backend));
-    }
-    let engine = runtime::build_engine(&EngineOptions::default())?;
-    let hello = wasmtime::component::Component::new(&engine, HELLO).map_err(anyhow::Error::from)?;
-    let get =
-        wasmtime::component::Component::new(&engine, SECRETS_GET).map_err(anyhow::Error::from)?;
+/// Collects audit lines so the demo can show them under each step.
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
 
-    println!("wasm-secrets demo: guests ask for secrets by name; the host decides what they get.");
-    println!("The vault here is an embedded secrets file holding db-password and api-key.\n");
+impl AuditSink for Lines {
+    fn record(&self, e: &AuditEvent<'_>) {
+        if let Ok(line) = serde_json::to_string(e) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    }
+}
+
+impl Lines {
+    fn drain(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
+    let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    println!("wasm-secrets demo: a guest asks for secrets by name; the host decides what it gets.\n");
+    println!("An Azure emulator is running on 127.0.0.1 (no account, no network):");
+    println!("  managed identity (IMDS) {}", emulator.imds_base());
+    println!("  Key Vault               {}", emulator.default_vault_url());
+    println!("The host, not the guest, holds the identity: it gets a token from IMDS and reads Key Vault.\n");
+
+    // The host's side: the managed-identity credential pointed at the emulator's IMDS.
+    let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emulator.imds_base())]);
+    let mut connector = Connector::new(env, CacheConfig::default()).loopback_only(true);
+    let vault = connector.key_vault(&VaultSettings {
+        url: emulator.default_vault_url(),
+        credential: CredentialKind::ManagedIdentity,
+        ca_cert: Some(emulator.ca_cert_path()),
+        ..VaultSettings::default()
+    })?;
+    let vaults = Vaults::new().with("default", vault);
+    let audit = Arc::new(Lines::default());
+    let mut seen = String::new();
+
+    let engine = runtime::build_engine(&EngineOptions::default())?;
+    let cache = runtime::default_cache_dir();
+    let hello = runtime::compile_cached(&engine, HELLO, "hello.wasm", cache.as_deref())?.0;
+    let get = runtime::compile_cached(&engine, SECRETS_GET, "secrets-get.wasm", cache.as_deref())?.0;
+
+    let step = |grants: &[&str], name: &str| -> anyhow::Result<SecretsCtx> {
+        Ok(SecretsCtx::new(name, Grants::parse(grants)?, vaults.clone()).with_audit(audit.clone()))
+    };
 
     println!("1. `hello` is granted db-password and uses it to build a connection string:");
-    let ctx = SecretsCtx::new("hello", Grants::parse(["db-password"])?, vaults.clone());
-    run_one(&engine, &hello, ctx, &["hello"]).await?;
+    show(&engine, &hello, step(&["db-password"], "hello")?, &["hello"], &audit, &mut seen).await?;
 
-    println!(
-        "\n2. `secrets-get` is granted db-password only. It asks for db-password, api-key and \"../etc\":"
-    );
-    let ctx = SecretsCtx::new(
-        "secrets-get",
-        Grants::parse(["db-password"])?,
-        vaults.clone(),
-    );
-    let code = run_one(
-        &engine,
-        &get,
-        ctx,
-        &["secrets-get", "db-password", "api-key", "../etc"],
-    )
-    .await?;
-    println!("   (exit code {code}: a read failed)");
+    println!("\n2. `secrets-get` is granted db-password, restricted and nope. It asks for five names:");
+    let ctx = step(&["db-password", "restricted", "nope"], "secrets-get")?;
+    let args = ["secrets-get", "db-password", "api-key", "nope", "restricted", "../etc"];
+    let code = show(&engine, &get, ctx, &args, &audit, &mut seen).await?;
+    println!("   (the guest exited with code {code}: some reads failed)");
 
     println!("\nWhat happened:");
-    println!("  - db-password was granted, so the host read it and handed the guest its value;");
-    println!("  - api-key exists, but this component holds no grant for it: not-granted, and the");
-    println!("    vault was never asked;");
-    println!("  - \"../etc\" is not a valid secret name: invalid-name, refused at the boundary.");
-    println!("The guest never held a credential; with a real vault the host's identity reads it.");
+    println!("  - db-password: granted, read from Key Vault by the host (cache: hit, from step 1);");
+    println!("  - api-key: exists, but not granted to this component: refused before any vault call;");
+    println!("  - nope: granted, but the vault has no such secret: not-found;");
+    println!("  - restricted: granted, but the host's identity may not read it (403): forbidden;");
+    println!("  - ../etc: not a valid secret name: refused at the boundary.");
+    println!(
+        "The emulator saw {} token request(s) to IMDS and {} Key Vault request(s) (incl. the 401 challenge).",
+        emulator.count(Endpoint::Imds),
+        emulator.count(Endpoint::KeyVault)
+    );
+    let canary = emulator.canary();
+    anyhow::ensure!(!seen.contains(&canary), "a token reached a guest or the audit log");
+    println!("Every token it minted carries the marker {canary:?}; no guest output or audit line above holds it.");
+    emulator.shutdown().await;
     Ok(0)
 }
 
-async fn run_one(
+/// Runs one guest with its output captured, then prints its output and the audit lines.
+async fn show(
     engine: &wasmtime::Engine,
-    component: &wasmtime::component::Component,
+    component: &Component,
     ctx: SecretsCtx,
     args: &[&str],
+    audit: &Lines,
+    seen: &mut String,
 ) -> anyhow::Result<i32> {
     let options = CommandOptions {
         args: args.iter().map(|s| s.to_string()).collect(),
+        capture_output: true,
         ..CommandOptions::default()
     };
-    let outcome = runtime::run_command(engine, component, ctx, &options)
-        .await?
-        .outcome;
-    if let Outcome::Failed(why) = &outcome {
+    let result = runtime::run_command(engine, component, ctx, &options).await?;
+    if let Outcome::Failed(why) = &result.outcome {
         anyhow::bail!("the demo guest failed: {why}");
     }
-    Ok(outcome.exit_code())
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    for line in stdout.lines().chain(stderr.lines()) {
+        println!("   guest | {line}");
+        seen.push_str(line);
+    }
+    for line in audit.drain() {
+        println!("   audit | {line}");
+        seen.push_str(&line);
+    }
+    Ok(result.outcome.exit_code())
 }

@@ -75,6 +75,21 @@ pub fn vault_settings(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(S
     Ok(out)
 }
 
+/// For each vault: where it is and which credential reads it (for `check`).
+pub fn describe_sources(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(String, String)>> {
+    if let Some(path) = args.secrets_file.as_ref().or(config.secrets_file.as_ref()) {
+        return Ok(vec![("*".into(), format!("secrets file {}", path.display()))]);
+    }
+    let connector = Connector::new(Env::process(), config.cache);
+    vault_settings(args, config)?
+        .into_iter()
+        .map(|(name, s)| {
+            let kind = connector.credential_kind(&s)?;
+            Ok((name, format!("{} with credential {kind}", s.url)))
+        })
+        .collect()
+}
+
 /// The audit sink the flags or config ask for.
 pub fn audit_sink(args: &HostArgs, config: &Config) -> anyhow::Result<Option<Arc<dyn AuditSink>>> {
     match args.audit_log.as_ref().or(config.audit_log.as_ref()) {

@@ -1,6 +1,8 @@
 //! Subcommands and the options they share.
 
+mod check;
 mod demo;
+mod emulator;
 mod host;
 mod run;
 
@@ -20,8 +22,12 @@ pub struct Cli {
 enum Command {
     /// Run a wasi:cli command component; its exit code is passed on.
     Run(run::RunArgs),
-    /// Show the whole story on embedded example guests: granted, denied and invalid reads.
+    /// Show the whole story on an in-process Azure emulator: no account, no network.
     Demo(demo::DemoArgs),
+    /// Run the local Azure emulator (IMDS, App Service, Arc, Entra, Key Vault) until Ctrl-C.
+    Emulator(emulator::EmulatorArgs),
+    /// Validate the config, reach every vault, resolve every grant: one line each.
+    Check(check::CheckArgs),
 }
 
 impl Cli {
@@ -30,6 +36,8 @@ impl Cli {
         match self.command {
             Command::Run(args) => run::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Emulator(args) => emulator::run(args).await,
+            Command::Check(args) => check::run(args).await,
         }
     }
 }

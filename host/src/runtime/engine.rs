@@ -72,17 +72,28 @@ pub fn load_component(
             path.display()
         );
     }
+    compile_cached(engine, &bytes, &path.display().to_string(), cache_dir)
+}
+
+/// Compiles component `bytes` (`label` names it in messages), or loads the compiled form
+/// from `cache_dir` when an earlier run stored it.
+pub fn compile_cached(
+    engine: &Engine,
+    bytes: &[u8],
+    label: &str,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<(Component, CacheUse)> {
     let Some(dir) = cache_dir else {
-        return Ok((compile(engine, &bytes, path)?, CacheUse::Off));
+        return Ok((compile(engine, bytes, label)?, CacheUse::Off));
     };
-    let cached = dir.join(cache_key(engine, &bytes));
+    let cached = dir.join(cache_key(engine, bytes));
     if cached.is_file() {
         // SAFETY: the file was written by `Component::serialize` below, into the user's own
         // cache folder, under a name that includes the hash of the source and of the engine's
         // compatibility settings. wasmtime checks the header and version before use.
         match unsafe { Component::deserialize_file(engine, &cached) } {
             Ok(component) => {
-                tracing::debug!(path = %path.display(), cache = %cached.display(), "loaded compiled component from cache");
+                tracing::debug!(component = label, cache = %cached.display(), "loaded compiled component from cache");
                 return Ok((component, CacheUse::Hit));
             }
             Err(e) => {
@@ -90,19 +101,18 @@ pub fn load_component(
             }
         }
     }
-    let component = compile(engine, &bytes, path)?;
+    let component = compile(engine, bytes, label)?;
     if let Err(e) = store(&component, dir, &cached) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the compiled component");
     }
     Ok((component, CacheUse::Miss))
 }
 
-fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
+fn compile(engine: &Engine, bytes: &[u8], label: &str) -> anyhow::Result<Component> {
     Component::new(engine, bytes).map_err(|e| {
         let text = format!("{e:#}");
         anyhow::anyhow!(
-            "{} is not a valid component: {}",
-            path.display(),
+            "{label} is not a valid component: {}",
             text.lines().next().unwrap_or("")
         )
     })

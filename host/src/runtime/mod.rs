@@ -8,6 +8,8 @@ mod limits;
 mod state;
 
 pub use command::{CommandOptions, CommandResult, Outcome, command_linker, run_command};
-pub use engine::{CacheUse, EngineOptions, build_engine, default_cache_dir, load_component};
+pub use engine::{
+    CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
+};
 pub use limits::{Limits, LimitsError, StoreLimiter};
 pub use state::HostState;

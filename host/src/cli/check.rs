@@ -1,0 +1,82 @@
+//! `wasm-secrets check`: validate the config, reach every vault, resolve every grant.
+
+use super::{HostArgs, host};
+use clap::Args;
+use wasm_secrets::{Grant, Grants};
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// One line per vault and per grant; exit 1 if anything failed.
+pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    let config = host::load_config(&args.host)?;
+    let mut failed = false;
+
+    // Grants: the flags' (for the command line's component) and every config component's.
+    let mut grant_sets: Vec<(String, Grants)> = Vec::new();
+    if !args.host.grants.is_empty() {
+        grant_sets.push(("(flags)".into(), host::build_grants(&args.host, &[])?));
+    }
+    for (name, c) in &config.components {
+        grant_sets.push((name.clone(), Grants::parse(&c.grants)?));
+    }
+
+    for (name, kind) in host::describe_sources(&args.host, &config)? {
+        println!("vault {name}: {kind}");
+    }
+    let vaults = host::build_vaults(&args.host, &config)?;
+    for name in vaults.names() {
+        let Some(backend) = vaults.get(name) else { continue };
+        match backend.list().await {
+            Ok(names) => println!("vault {name}: ok, reachable ({} secrets listed)", names.len()),
+            Err(e) => {
+                failed = true;
+                println!("vault {name}: FAILED: {e}");
+            }
+        }
+    }
+    if grant_sets.is_empty() {
+        println!("no grants to check (give --grant or [components.NAME] grants)");
+    }
+    for (component, grants) in &grant_sets {
+        for grant in grants.iter() {
+            let line = check_grant(&vaults, grant).await;
+            failed |= line.is_err();
+            match line {
+                Ok(ok) => println!("grant {component} {grant}: ok, {ok}"),
+                Err(e) => println!("grant {component} {grant}: FAILED: {e}"),
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<String, String> {
+    let backend = vaults
+        .get(&grant.vault)
+        .ok_or_else(|| format!("vault \"{}\" is not configured", grant.vault))?;
+    if grant.pattern {
+        let names = backend.list().await.map_err(|e| e.to_string())?;
+        let n = names
+            .iter()
+            .filter(|n| n.starts_with(&grant.secret) && n.len() > grant.secret.len())
+            .count();
+        return Ok(format!("matches {n} secrets in vault \"{}\"", grant.vault));
+    }
+    match &grant.version {
+        Some(v) => backend
+            .get(&grant.secret, Some(v))
+            .await
+            .map(|_| format!("version {v} of {}/{} is readable", grant.vault, grant.secret))
+            .map_err(|e| e.to_string()),
+        None => backend
+            .info(&grant.secret)
+            .await
+            .map(|m| format!("{}/{} is readable (version {})", grant.vault, grant.secret, m.version))
+            .map_err(|e| e.to_string()),
+    }
+}
