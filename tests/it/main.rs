@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod cli_azure;
 mod grants;
 mod hostile;
 mod names;
