@@ -60,6 +60,7 @@ pub mod runtime;
 mod store;
 pub mod token_cache;
 mod value;
+mod wasi_config;
 mod wit;
 
 pub use backend::Backend;
@@ -68,4 +69,5 @@ pub use grants::{Grant, Grants};
 pub use name::{MAX_NAME_LEN, is_valid_name};
 pub use store::{SecretInfo, SecretsCtx, Vaults};
 pub use value::SecretValue;
+pub use wasi_config::add_wasi_config_to_linker;
 pub use wit::{SecretsView, add_to_linker, wit_store, wit_types};

@@ -22,7 +22,7 @@ pub use generated::wasm_secrets::secrets::{store as wit_store, types as wit_type
 
 /// A borrowed view of a component's [`SecretsCtx`], handed to the generated bindings.
 pub struct SecretsView<'a> {
-    ctx: &'a SecretsCtx,
+    pub(crate) ctx: &'a SecretsCtx,
 }
 
 impl<'a> SecretsView<'a> {

@@ -1,10 +1,16 @@
 //! Integration tests: real guest components (built for wasm32-wasip2 by host/build.rs, and
-//! hostile ones in WAT) run by the real host.
+//! hostile ones in WAT) run by the real host; the azure_* tests run them against the Azure
+//! emulator over real loopback sockets.
 
+mod emulator;
 mod harness;
 
+mod azure_cache;
+mod azure_canary;
+mod azure_credentials;
+mod azure_faults;
+mod azure_keyvault;
 mod cli;
-mod cli_azure;
 mod grants;
 mod hostile;
 mod names;

@@ -57,11 +57,12 @@ impl Outcome {
     }
 }
 
-/// Links WASI (p2, async) and the secrets interfaces for commands.
+/// Links WASI (p2, async), the secrets interfaces and `wasi:config/store` for commands.
 pub fn command_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     crate::add_to_linker(&mut linker, HostState::secrets_view)?;
+    crate::add_wasi_config_to_linker(&mut linker, HostState::secrets_view)?;
     Ok(linker)
 }
 
@@ -72,7 +73,17 @@ pub async fn run_command(
     secrets: SecretsCtx,
     options: &CommandOptions,
 ) -> anyhow::Result<CommandResult> {
-    let linker = command_linker(engine)?;
+    run_command_with(&command_linker(engine)?, component, secrets, options).await
+}
+
+/// [`run_command`] with a linker of the caller's (say, one built once for many runs).
+pub async fn run_command_with(
+    linker: &Linker<HostState>,
+    component: &Component,
+    secrets: SecretsCtx,
+    options: &CommandOptions,
+) -> anyhow::Result<CommandResult> {
+    let engine = linker.engine();
     let mut wasi = WasiCtx::builder();
     wasi.args(&options.args).envs(&options.env);
     let pipes = options.capture_output.then(|| {
@@ -115,7 +126,7 @@ pub async fn run_command(
         .map(|t| EpochTicker::start(engine.clone(), t));
 
     let run = async {
-        let command = Command::instantiate_async(&mut store, component, &linker).await?;
+        let command = Command::instantiate_async(&mut store, component, linker).await?;
         command.wasi_cli_run().call_run(&mut store).await
     };
     let result = match limits.timeout {

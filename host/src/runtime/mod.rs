@@ -7,7 +7,9 @@ mod engine;
 mod limits;
 mod state;
 
-pub use command::{CommandOptions, CommandResult, Outcome, command_linker, run_command};
+pub use command::{
+    CommandOptions, CommandResult, Outcome, command_linker, run_command, run_command_with,
+};
 pub use engine::{
     CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
 };

@@ -1,0 +1,173 @@
+//! The canary test (design section 8): every token the emulator mints carries a canary string.
+//! The `wasm-secrets` binary runs at `WASM_SECRETS_LOG=trace` through granted, denied,
+//! not-found, forbidden and fault scenarios; neither the guest's output, nor the host's log
+//! lines, nor the audit log may contain the canary (or any other piece of a token).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::emulator::*;
+use crate::harness::{Run, cli, guest, run_cli};
+
+/// Variables that could point the CLI at something other than this test's emulator.
+const AZURE_VARS: &[&str] = &[
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_AUTHORITY_HOST",
+    "WASM_SECRETS_ARC_TOKEN_DIR",
+];
+
+/// One CLI run of `secrets-get` against the emulator over IMDS, at trace level.
+struct Scenario<'a> {
+    what: &'a str,
+    grants: &'a [&'a str],
+    extra_flags: &'a [&'a str],
+    args: &'a [&'a str],
+}
+
+struct Outcome {
+    run: Run,
+    audit: String,
+}
+
+/// Runs the scenario in a child process while this process serves the emulator.
+async fn run(emu: &Emulator, s: &Scenario<'_>) -> Outcome {
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = cli();
+    for v in AZURE_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.env("WASM_SECRETS_LOG", "trace")
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .args(["run", "--credential", "managed-identity", "--vault"])
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path())
+        .arg("--audit-log")
+        .arg(audit.path());
+    for g in s.grants {
+        cmd.args(["--grant", g]);
+    }
+    cmd.args(s.extra_flags).arg(guest("secrets-get")).args(s.args);
+    let run = tokio::task::spawn_blocking(move || run_cli(&mut cmd))
+        .await
+        .unwrap();
+    let audit = std::fs::read_to_string(audit.path()).unwrap();
+    Outcome { run, audit }
+}
+
+/// Pieces of a token that must never appear: the canary, and the token's first segment.
+fn token_pieces(emu: &Emulator) -> Vec<String> {
+    let system = &emu.config().identities.system;
+    let token = emu.mint_token(VAULT_RESOURCE, &system.client_id, &system.object_id);
+    let header = token.split('.').next().unwrap().to_owned();
+    assert_eq!(
+        header,
+        URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256","kid":"wasm-secrets-emulator"}"#)
+    );
+    vec![emu.canary(), header]
+}
+
+fn assert_no_token_anywhere(emu: &Emulator, what: &str, o: &Outcome) {
+    for piece in token_pieces(emu) {
+        assert!(!o.run.stdout.contains(&piece), "{what}: guest output holds a token piece:\n{}", o.run.stdout);
+        assert!(!o.run.stderr.contains(&piece), "{what}: host log holds a token piece:\n{}", o.run.stderr);
+        assert!(!o.audit.contains(&piece), "{what}: audit log holds a token piece:\n{}", o.audit);
+    }
+    assert!(
+        o.run.stderr.contains("TRACE"),
+        "{what}: the host did not log at trace level, so this proves nothing:\n{}",
+        o.run.stderr
+    );
+    for value in ALL_VALUES {
+        assert!(!o.run.stderr.contains(value), "{what}: host log holds a secret value");
+        assert!(!o.audit.contains(value), "{what}: audit log holds a secret value");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
+    let emu = start().await;
+    let user = emu.config().identities.user_assigned[0].client_id.clone();
+
+    let s = Scenario {
+        what: "granted, denied, not found, disabled, forbidden",
+        grants: &["db-password", "no-such-secret", "disabled-secret", "restricted"],
+        extra_flags: &[],
+        args: &["db-password", "api-key", "no-such-secret", "disabled-secret", "restricted"],
+    };
+    let o = run(&emu, &s).await;
+    assert_no_token_anywhere(&emu, s.what, &o);
+    let lines: Vec<&str> = o.run.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}\n{}", o.run.stdout, o.run.stderr);
+    assert_eq!(lines[0], format!("db-password={DB_PASSWORD}"));
+    assert_eq!(error_kind(lines[1], "api-key"), Some("not-granted"));
+    assert_eq!(error_kind(lines[2], "no-such-secret"), Some("not-found"));
+    assert_eq!(error_kind(lines[3], "disabled-secret"), Some("not-found"));
+    assert_eq!(error_kind(lines[4], "restricted"), Some("forbidden"));
+    assert_eq!(o.run.code, 1);
+    assert_eq!(o.audit.lines().count(), 5, "{}", o.audit);
+
+    let user_flags = ["--client-id", user.as_str()];
+    let s = Scenario {
+        what: "user-assigned identity, list and info",
+        grants: &["restricted", "feature-*"],
+        extra_flags: &user_flags,
+        args: &["restricted", "--info", "feature-alpha"],
+    };
+    let o = run(&emu, &s).await;
+    assert_no_token_anywhere(&emu, s.what, &o);
+    assert!(o.run.stdout.starts_with(&format!("restricted={RESTRICTED}\n")), "{}\n{}", o.run.stdout, o.run.stderr);
+    assert!(o.run.stdout.contains("name=feature-alpha"), "{}", o.run.stdout);
+
+    let s = Scenario {
+        what: "list",
+        grants: &["feature-*", "db-password"],
+        extra_flags: &[],
+        args: &[],
+    };
+    let o = run(&emu, &s).await;
+    assert_no_token_anywhere(&emu, s.what, &o);
+    assert_eq!(o.run.stdout, "db-password\nfeature-alpha\nfeature-beta\n", "{}", o.run.stderr);
+
+    let unknown = ["--client-id", "00000000-0000-4000-8000-0000000000ff"];
+    let s = Scenario {
+        what: "IMDS refuses the identity",
+        grants: &["db-password"],
+        extra_flags: &unknown,
+        args: &["db-password"],
+    };
+    let o = run(&emu, &s).await;
+    assert_no_token_anywhere(&emu, s.what, &o);
+    assert_eq!(error_kind(o.run.stdout.trim_end(), "db-password"), Some("forbidden"), "{}", o.run.stdout);
+
+    emu.set_faults(Endpoint::KeyVault, repeat(status(503), 10));
+    let s = Scenario {
+        what: "Key Vault keeps failing",
+        grants: &["db-password"],
+        extra_flags: &[],
+        args: &["db-password"],
+    };
+    let o = run(&emu, &s).await;
+    assert_no_token_anywhere(&emu, s.what, &o);
+    assert_eq!(error_kind(o.run.stdout.trim_end(), "db-password"), Some("unavailable"), "{}", o.run.stdout);
+
+    emu.set_faults(Endpoint::KeyVault, vec![]);
+    emu.set_faults(Endpoint::Imds, vec![Fault::MalformedBody]);
+    let s = Scenario {
+        what: "IMDS answers nonsense",
+        grants: &["db-password"],
+        extra_flags: &[],
+        args: &["db-password"],
+    };
+    let o = run(&emu, &s).await;
+    assert_no_token_anywhere(&emu, s.what, &o);
+    assert_eq!(error_kind(o.run.stdout.trim_end(), "db-password"), Some("unavailable"), "{}", o.run.stdout);
+}
