@@ -412,17 +412,33 @@ impl Emulator {
         use std::fmt::Write as _;
         let mut s = String::new();
         let c = self.config();
-        let _ = writeln!(s, "wasm-secrets emulator running on 127.0.0.1 (Ctrl-C to stop)");
+        let _ = writeln!(
+            s,
+            "wasm-secrets emulator running on 127.0.0.1 (Ctrl-C to stop)"
+        );
         let _ = writeln!(s, "  IMDS                {}", self.imds_base());
-        let _ = writeln!(s, "  App Service 2019    {} (X-IDENTITY-HEADER)", self.app_service_endpoint());
-        let _ = writeln!(s, "  App Service 2017    {} (secret)", self.legacy_msi_endpoint());
+        let _ = writeln!(
+            s,
+            "  App Service 2019    {} (X-IDENTITY-HEADER)",
+            self.app_service_endpoint()
+        );
+        let _ = writeln!(
+            s,
+            "  App Service 2017    {} (secret)",
+            self.legacy_msi_endpoint()
+        );
         let _ = writeln!(
             s,
             "  Azure Arc           {} (keys in {})",
             self.arc_identity_endpoint(),
             self.arc_token_dir().display()
         );
-        let _ = writeln!(s, "  Entra               {} and {}", self.authority_host(), self.authority_host_http());
+        let _ = writeln!(
+            s,
+            "  Entra               {} and {}",
+            self.authority_host(),
+            self.authority_host_http()
+        );
         for v in &c.vaults {
             let _ = writeln!(
                 s,

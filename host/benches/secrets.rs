@@ -8,7 +8,6 @@
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasm_secrets::config::{CacheConfig, CredentialKind};
 use wasm_secrets::connect::{Connector, VaultSettings};
@@ -44,7 +43,9 @@ fn baseline_linker(engine: &wasmtime::Engine, value: &'static str) -> Linker<Hos
     linker.instance("wasm-secrets:secrets/types@0.1.0").unwrap();
     let mut store = linker.instance("wasm-secrets:secrets/store@0.1.0").unwrap();
     store
-        .func_wrap("get", move |_, (_name,): (String,)| Ok::<R<String>, _>((Ok(value.to_owned()),)))
+        .func_wrap("get", move |_, (_name,): (String,)| {
+            Ok::<R<String>, _>((Ok(value.to_owned()),))
+        })
         .unwrap();
     store
         .func_wrap("get-version", move |_, (_n, _v): (String, String)| {
@@ -62,14 +63,26 @@ fn baseline_linker(engine: &wasmtime::Engine, value: &'static str) -> Linker<Hos
     linker
 }
 
-async fn ns_per_get(linker: &Linker<HostState>, component: &Component, ctx: SecretsCtx, n: u32) -> u64 {
+async fn ns_per_get(
+    linker: &Linker<HostState>,
+    component: &Component,
+    ctx: SecretsCtx,
+    n: u32,
+) -> u64 {
     let options = CommandOptions {
         args: vec!["bench-get".into(), n.to_string(), "db-password".into()],
         capture_output: true,
         ..CommandOptions::default()
     };
-    let r = runtime::run_command_with(linker, component, ctx, &options).await.unwrap();
-    assert!(matches!(r.outcome, Outcome::Exited(0)), "{:?} {}", r.outcome, String::from_utf8_lossy(&r.stderr));
+    let r = runtime::run_command_with(linker, component, ctx, &options)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r.outcome, Outcome::Exited(0)),
+        "{:?} {}",
+        r.outcome,
+        String::from_utf8_lossy(&r.stderr)
+    );
     String::from_utf8_lossy(&r.stdout).trim().parse().unwrap()
 }
 
@@ -82,7 +95,10 @@ async fn main() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let engine = runtime::build_engine(&EngineOptions::default()).unwrap();
     let (bench, _) = runtime::load_component(&engine, &guest("bench-get"), None).unwrap();
-    println!("wasm-secrets benchmarks ({} logical CPUs)\n", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "wasm-secrets benchmarks ({} logical CPUs)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     // 1. Cached get vs. a bare host import.
     let vaults1 = vaults(&emu, CacheConfig::default()).await;
@@ -91,7 +107,11 @@ async fn main() {
     let n = 200_000;
     let (mut best_ours, mut best_bare) = (u64::MAX, u64::MAX);
     for _ in 0..3 {
-        let ctx = SecretsCtx::new("bench", Grants::parse(["db-password"]).unwrap(), vaults1.clone());
+        let ctx = SecretsCtx::new(
+            "bench",
+            Grants::parse(["db-password"]).unwrap(),
+            vaults1.clone(),
+        );
         best_ours = best_ours.min(ns_per_get(&ours, &bench, ctx.clone(), n).await);
         best_bare = best_bare.min(ns_per_get(&bare, &bench, ctx, n).await);
     }
@@ -109,13 +129,19 @@ async fn main() {
     let start = Instant::now();
     let runs = (0..100).map(|_| {
         let (ours, bench) = (ours.clone(), bench.clone());
-        let ctx = SecretsCtx::new("bench", Grants::parse(["db-password"]).unwrap(), vaults2.clone());
+        let ctx = SecretsCtx::new(
+            "bench",
+            Grants::parse(["db-password"]).unwrap(),
+            vaults2.clone(),
+        );
         tokio::spawn(async move { ns_per_get(&ours, &bench, ctx, 100).await })
     });
     for r in futures::future::join_all(runs).await {
         r.unwrap();
     }
-    println!("2. amplification: 100 concurrent guest instances x 100 gets (10,000 reads + warm-ups)");
+    println!(
+        "2. amplification: 100 concurrent guest instances x 100 gets (10,000 reads + warm-ups)"
+    );
     println!(
         "   token requests: {}   Key Vault requests: {} (1 challenge + GETs)   in {:?}",
         emu.count(Endpoint::Imds),
@@ -125,10 +151,16 @@ async fn main() {
     println!("   (a design that fetched per request would make 10,000 of each)\n");
 
     // 3. Refresh under load.
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     emu.set_vault_latency("main", Duration::from_millis(200));
     let mut p99s = Vec::new();
-    for (label, ttl) in [("2 s TTL", Duration::from_secs(2)), ("long TTL", Duration::from_secs(3600))] {
+    for (label, ttl) in [
+        ("2 s TTL", Duration::from_secs(2)),
+        ("long TTL", Duration::from_secs(3600)),
+    ] {
         let cache = CacheConfig {
             ttl,
             ..CacheConfig::default()
@@ -190,7 +222,11 @@ async fn main() {
             .output()
             .unwrap();
         let took = t.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if i > 0 {
             times.push(took); // the first run compiles and fills the cache
         }

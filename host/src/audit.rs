@@ -58,7 +58,9 @@ impl std::fmt::Debug for JsonLines {
 impl JsonLines {
     /// Writes to `out`.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Mutex::new(out) }
+        Self {
+            out: Mutex::new(out),
+        }
     }
 
     /// `-` is stderr; anything else a file, appended to.

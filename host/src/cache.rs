@@ -6,9 +6,9 @@
 //! background refresh starts. Only a miss, or a value past its TTL, waits, and then all
 //! concurrent callers for that key share one fetch.
 
+use crate::BackendError;
 use crate::backend::{Backend, CacheStatus, Secret, SecretMeta};
 use crate::config::CacheConfig;
-use crate::BackendError;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,7 +63,11 @@ impl CachedBackend {
 
     /// Entries held now.
     pub fn len(&self) -> usize {
-        self.inner.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inner
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Whether the cache is empty.
@@ -86,12 +90,13 @@ impl Inner {
                 entry.last_used = now;
                 let mut s = secret.clone();
                 s.cache = CacheStatus::Hit;
-                if age >= self.config.ttl.mul_f32(0.8) && !entry.refreshing {
-                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                        entry.refreshing = true;
-                        let (this, key) = (self.clone(), key.clone());
-                        rt.spawn(async move { this.refresh(key).await });
-                    }
+                if age >= self.config.ttl.mul_f32(0.8)
+                    && !entry.refreshing
+                    && let Ok(rt) = tokio::runtime::Handle::try_current()
+                {
+                    entry.refreshing = true;
+                    let (this, key) = (self.clone(), key.clone());
+                    rt.spawn(async move { this.refresh(key).await });
                 }
                 Lookup::Fresh(Ok(s))
             }
@@ -137,7 +142,11 @@ impl Inner {
     }
 
     /// Records a backend answer and returns what the caller gets.
-    fn store(&self, key: &Key, result: Result<Secret, BackendError>) -> Result<Secret, BackendError> {
+    fn store(
+        &self,
+        key: &Key,
+        result: Result<Secret, BackendError>,
+    ) -> Result<Secret, BackendError> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match result {
@@ -284,7 +293,11 @@ mod tests {
         fn describe(&self) -> String {
             "scripted".into()
         }
-        fn get<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<Secret, BackendError>> {
+        fn get<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Secret, BackendError>> {
             async move {
                 self.calls.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(self.delay).await;
@@ -321,7 +334,11 @@ mod tests {
         let c = CachedBackend::new(b.clone(), config());
         let results = futures::future::join_all((0..100).map(|_| c.get("k", None))).await;
         assert_eq!(b.calls(), 1);
-        assert!(results.iter().all(|r| r.as_ref().unwrap().value.expose() == "v1"));
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().unwrap().value.expose() == "v1")
+        );
         assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Hit));
     }
 
@@ -375,7 +392,10 @@ mod tests {
         c.get("k", None).await.unwrap();
         b.set(Err(BackendError::Forbidden("revoked".into())));
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(matches!(c.get("k", None).await, Err(BackendError::Forbidden(_))));
+        assert!(matches!(
+            c.get("k", None).await,
+            Err(BackendError::Forbidden(_))
+        ));
         assert_eq!(c.len(), 0);
     }
 

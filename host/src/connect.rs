@@ -57,8 +57,9 @@ impl Connector {
     /// The credential `settings` would use, resolved from the environment (for reports).
     pub fn credential_kind(&self, settings: &VaultSettings) -> anyhow::Result<&'static str> {
         let http = self.http(settings)?;
-        let c = credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c =
+            credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(c.kind())
     }
 
@@ -67,7 +68,8 @@ impl Connector {
         if let Some(ca) = &settings.ca_cert {
             http = http.extra_ca(ca.clone());
         }
-        http.build().with_context(|| format!("vault {}", settings.url))
+        http.build()
+            .with_context(|| format!("vault {}", settings.url))
     }
 
     /// Uses `options` for the Key Vault clients built from now on.
@@ -79,8 +81,9 @@ impl Connector {
     /// A cached Key Vault backend for `settings`.
     pub fn key_vault(&mut self, settings: &VaultSettings) -> anyhow::Result<CachedBackend> {
         let http = self.http(settings)?;
-        let credential = credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
-            .map_err(|e| anyhow::anyhow!("vault {}: {e}", settings.url))?;
+        let credential =
+            credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
+                .map_err(|e| anyhow::anyhow!("vault {}: {e}", settings.url))?;
         let key = format!("{}|{:?}", credential.cache_key(), settings.ca_cert);
         let tokens = self
             .token_caches

@@ -98,7 +98,14 @@ impl fmt::Debug for SecretsCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretsCtx")
             .field("component", &self.component)
-            .field("grants", &self.grants.iter().map(|g| g.to_string()).collect::<Vec<_>>())
+            .field(
+                "grants",
+                &self
+                    .grants
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>(),
+            )
             .field("vaults", &self.vaults)
             .field("audit", &self.audit.is_some())
             .finish()
@@ -157,7 +164,9 @@ impl SecretsCtx {
         let backend = self.vaults.get(target.vault).ok_or_else(|| {
             SecretError::new(
                 ErrorKind::Unavailable,
-                format!("secret \"{name}\" is unavailable: its vault is not configured on this host"),
+                format!(
+                    "secret \"{name}\" is unavailable: its vault is not configured on this host"
+                ),
             )
         })?;
         Ok((target, backend))
@@ -185,7 +194,9 @@ impl SecretsCtx {
             trail.target = Some(target);
             let version = match version {
                 None => target.version,
-                Some(v) if !is_valid_version(v) => return Err(SecretError::invalid_version(name, v)),
+                Some(v) if !is_valid_version(v) => {
+                    return Err(SecretError::invalid_version(name, v));
+                }
                 Some(v) if target.version.is_some_and(|pinned| pinned != v) => {
                     return Err(SecretError::version_not_granted(name, v));
                 }

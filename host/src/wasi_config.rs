@@ -47,7 +47,9 @@ fn key_to_name(key: &str) -> Cow<'_, str> {
 fn absent_or_error<T>(e: SecretError) -> Result<Option<T>, wit::Error> {
     match e.kind() {
         ErrorKind::InvalidName | ErrorKind::NotGranted | ErrorKind::NotFound => Ok(None),
-        ErrorKind::Forbidden | ErrorKind::Unavailable => Err(wit::Error::Upstream(e.message().to_owned())),
+        ErrorKind::Forbidden | ErrorKind::Unavailable => {
+            Err(wit::Error::Upstream(e.message().to_owned()))
+        }
     }
 }
 
@@ -89,16 +91,25 @@ mod tests {
     fn ctx() -> SecretsCtx {
         let file = FileBackend::new(
             "t",
-            [("db-password".to_string(), "pw".into()), ("api-key".to_string(), "k".into())],
+            [
+                ("db-password".to_string(), "pw".into()),
+                ("api-key".to_string(), "k".into()),
+            ],
         );
-        SecretsCtx::new("c", Grants::parse(["db-password", "missing"]).unwrap(), Vaults::new().with("default", file))
+        SecretsCtx::new(
+            "c",
+            Grants::parse(["db-password", "missing"]).unwrap(),
+            Vaults::new().with("default", file),
+        )
     }
 
     #[tokio::test]
     async fn granted_keys_read_and_the_rest_are_absent() {
         let ctx = ctx();
         let mut view = SecretsView::new(&ctx);
-        let get = async |view: &mut SecretsView<'_>, key: &str| view.get(key.into()).await.unwrap().ok().unwrap();
+        let get = async |view: &mut SecretsView<'_>, key: &str| {
+            view.get(key.into()).await.unwrap().ok().unwrap()
+        };
         assert_eq!(get(&mut view, "db-password").await.as_deref(), Some("pw"));
         assert_eq!(get(&mut view, "db_password").await.as_deref(), Some("pw"));
         for absent in ["api-key", "api_key", "missing", "../x", ""] {

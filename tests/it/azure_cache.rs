@@ -11,7 +11,7 @@ use wasm_secrets::{SecretsCtx, Vaults};
 fn short_cache() -> CacheConfig {
     CacheConfig {
         ttl: Duration::from_millis(300),
-        stale_if_error: Duration::ZERO,
+        stale_if_error: Duration::from_secs(1),
         ..CacheConfig::default()
     }
 }
@@ -27,7 +27,13 @@ fn cache_column(audit: &AuditBuffer) -> Vec<String> {
     audit
         .events()
         .iter()
-        .map(|e| format!("{}/{}", e["outcome"].as_str().unwrap(), e["cache"].as_str().unwrap_or("-")))
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["outcome"].as_str().unwrap(),
+                e["cache"].as_str().unwrap_or("-")
+            )
+        })
         .collect()
 }
 
@@ -36,12 +42,18 @@ async fn stale_if_error_serves_then_stops(outage: Vec<Fault>) {
     let audit = AuditBuffer::default();
     let secrets = audited(&emu, short_cache(), &audit);
     let before = Instant::now();
-    assert_eq!(secrets.get("db-password").await.unwrap().expose(), DB_PASSWORD);
+    assert_eq!(
+        secrets.get("db-password").await.unwrap().expose(),
+        DB_PASSWORD
+    );
     let fetched = Instant::now();
 
     emu.set_faults(Endpoint::KeyVault, outage);
     tokio::time::sleep(Duration::from_millis(400)).await; // past the TTL
-    let stale = secrets.get("db-password").await.expect("the last value, while the vault is down");
+    let stale = secrets
+        .get("db-password")
+        .await
+        .expect("the last value, while the vault is down");
     assert_eq!(stale.expose(), DB_PASSWORD);
     assert!(
         before.elapsed() < Duration::from_millis(1300),
@@ -51,11 +63,17 @@ async fn stale_if_error_serves_then_stops(outage: Vec<Fault>) {
     // The window (TTL + stale-if-error = 1.3 s) ends at the latest 1.3 s after `fetched`.
     let past_window = Duration::from_millis(1400);
     tokio::time::sleep(past_window.saturating_sub(fetched.elapsed())).await;
-    let err = secrets.get("db-password").await.expect_err("past TTL + stale-if-error");
+    let err = secrets
+        .get("db-password")
+        .await
+        .expect_err("past TTL + stale-if-error");
     assert_eq!(err.kind().as_str(), "unavailable", "{err}");
 
     emu.set_faults(Endpoint::KeyVault, vec![]);
-    assert_eq!(secrets.get("db-password").await.unwrap().expose(), DB_PASSWORD);
+    assert_eq!(
+        secrets.get("db-password").await.unwrap().expose(),
+        DB_PASSWORD
+    );
     assert_eq!(
         cache_column(&audit),
         ["ok/miss", "ok/stale", "unavailable/-", "ok/miss"]
@@ -89,15 +107,20 @@ async fn a_hundred_concurrent_guests_cause_one_token_request_and_one_vault_read(
     let emu = start().await;
     // Slow the vault a little so that the guests really overlap the first fetch.
     emu.set_vault_latency("main", Duration::from_millis(200));
-    let vaults = connect(&emu, &Identity::imds(&emu), CacheConfig { ttl: Duration::ZERO, ..CacheConfig::default() }, fast_options());
+    let vaults = imds_vaults(&emu);
     let guests: Vec<_> = (0..100)
         .map(|_| {
             let vaults = vaults.clone();
-            tokio::spawn(async move { secrets_get(&["db-password"], vaults, &["db-password"]).await })
+            tokio::spawn(
+                async move { secrets_get(&["db-password"], vaults, &["db-password"]).await },
+            )
         })
         .collect();
     for g in guests {
-        assert_eq!(g.await.unwrap(), (0, vec![format!("db-password={DB_PASSWORD}")]));
+        assert_eq!(
+            g.await.unwrap(),
+            (0, vec![format!("db-password={DB_PASSWORD}")])
+        );
     }
     assert_eq!(emu.count(Endpoint::Imds), 1, "one token request");
     // The vault counts every request it sees: the unauthenticated first request that gets the
@@ -110,7 +133,7 @@ async fn a_token_that_expires_during_a_run_is_refreshed_before_it_expires() {
     let emu = start().await;
     // The host treats a token with less than 10 s left as expired, so a 12 s token is used
     // for 1 to 2 s and then replaced, 10 s before the vault would refuse it.
-    emu.set_token_lifetime(3600);
+    emu.set_token_lifetime(12);
     let cache = CacheConfig {
         ttl: Duration::from_millis(1),
         ..CacheConfig::default()
@@ -120,12 +143,19 @@ async fn a_token_that_expires_during_a_run_is_refreshed_before_it_expires() {
     let started = Instant::now();
     let mut reads = 0u64;
     while started.elapsed() < Duration::from_millis(3500) {
-        let v = secrets.get("db-password").await.unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
+        let v = secrets
+            .get("db-password")
+            .await
+            .unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
         assert_eq!(v.expose(), DB_PASSWORD);
         reads += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(emu.count(Endpoint::Imds) >= 2, "the token was refreshed: {} requests", emu.count(Endpoint::Imds));
+    assert!(
+        emu.count(Endpoint::Imds) >= 2,
+        "the token was refreshed: {} requests",
+        emu.count(Endpoint::Imds)
+    );
     // Every read was one vault GET (the TTL is 1 ms), plus the first challenge: no request
     // was refused for an expired token and retried.
     assert_eq!(emu.vault_count("main"), reads + 1, "{reads} reads");
@@ -137,7 +167,12 @@ async fn the_audit_log_records_outcome_and_cache_status_and_never_a_value() {
     let audit = AuditBuffer::default();
     let vaults = imds_vaults(&emu);
     let secrets = ctx(
-        &["db-password", "restricted", "no-such-secret", "db=db-password"],
+        &[
+            "db-password",
+            "restricted",
+            "no-such-secret",
+            "db=db-password",
+        ],
         vaults,
     )
     .with_audit(audit.sink());
@@ -178,5 +213,8 @@ async fn the_audit_log_records_outcome_and_cache_status_and_never_a_value() {
     for value in ALL_VALUES {
         assert!(!text.contains(value), "the audit log holds a value: {text}");
     }
-    assert!(!text.contains(&emu.canary()), "the audit log holds a token: {text}");
+    assert!(
+        !text.contains(&emu.canary()),
+        "the audit log holds a token: {text}"
+    );
 }

@@ -55,7 +55,9 @@ async fn run(emu: &Emulator, s: &Scenario<'_>) -> Outcome {
     for g in s.grants {
         cmd.args(["--grant", g]);
     }
-    cmd.args(s.extra_flags).arg(guest("secrets-get")).args(s.args);
+    cmd.args(s.extra_flags)
+        .arg(guest("secrets-get"))
+        .args(s.args);
     let run = tokio::task::spawn_blocking(move || run_cli(&mut cmd))
         .await
         .unwrap();
@@ -77,9 +79,21 @@ fn token_pieces(emu: &Emulator) -> Vec<String> {
 
 fn assert_no_token_anywhere(emu: &Emulator, what: &str, o: &Outcome) {
     for piece in token_pieces(emu) {
-        assert!(!o.run.stdout.contains(&piece), "{what}: guest output holds a token piece:\n{}", o.run.stdout);
-        assert!(!o.run.stderr.contains(&piece), "{what}: host log holds a token piece:\n{}", o.run.stderr);
-        assert!(!o.audit.contains(&piece), "{what}: audit log holds a token piece:\n{}", o.audit);
+        assert!(
+            !o.run.stdout.contains(&piece),
+            "{what}: guest output holds a token piece:\n{}",
+            o.run.stdout
+        );
+        assert!(
+            !o.run.stderr.contains(&piece),
+            "{what}: host log holds a token piece:\n{}",
+            o.run.stderr
+        );
+        assert!(
+            !o.audit.contains(&piece),
+            "{what}: audit log holds a token piece:\n{}",
+            o.audit
+        );
     }
     assert!(
         o.run.stderr.contains("TRACE"),
@@ -87,8 +101,14 @@ fn assert_no_token_anywhere(emu: &Emulator, what: &str, o: &Outcome) {
         o.run.stderr
     );
     for value in ALL_VALUES {
-        assert!(!o.run.stderr.contains(value), "{what}: host log holds a secret value");
-        assert!(!o.audit.contains(value), "{what}: audit log holds a secret value");
+        assert!(
+            !o.run.stderr.contains(value),
+            "{what}: host log holds a secret value"
+        );
+        assert!(
+            !o.audit.contains(value),
+            "{what}: audit log holds a secret value"
+        );
     }
 }
 
@@ -99,9 +119,20 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
 
     let s = Scenario {
         what: "granted, denied, not found, disabled, forbidden",
-        grants: &["db-password", "no-such-secret", "disabled-secret", "restricted"],
+        grants: &[
+            "db-password",
+            "no-such-secret",
+            "disabled-secret",
+            "restricted",
+        ],
         extra_flags: &[],
-        args: &["db-password", "api-key", "no-such-secret", "disabled-secret", "restricted"],
+        args: &[
+            "db-password",
+            "api-key",
+            "no-such-secret",
+            "disabled-secret",
+            "restricted",
+        ],
     };
     let o = run(&emu, &s).await;
     assert_no_token_anywhere(&emu, s.what, &o);
@@ -124,8 +155,19 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
     };
     let o = run(&emu, &s).await;
     assert_no_token_anywhere(&emu, s.what, &o);
-    assert!(o.run.stdout.starts_with(&format!("restricted={RESTRICTED}\n")), "{}\n{}", o.run.stdout, o.run.stderr);
-    assert!(o.run.stdout.contains("name=feature-alpha"), "{}", o.run.stdout);
+    assert!(
+        o.run
+            .stdout
+            .starts_with(&format!("restricted={RESTRICTED}\n")),
+        "{}\n{}",
+        o.run.stdout,
+        o.run.stderr
+    );
+    assert!(
+        o.run.stdout.contains("name=feature-alpha"),
+        "{}",
+        o.run.stdout
+    );
 
     let s = Scenario {
         what: "list",
@@ -135,7 +177,11 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
     };
     let o = run(&emu, &s).await;
     assert_no_token_anywhere(&emu, s.what, &o);
-    assert_eq!(o.run.stdout, "db-password\nfeature-alpha\nfeature-beta\n", "{}", o.run.stderr);
+    assert_eq!(
+        o.run.stdout, "db-password\nfeature-alpha\nfeature-beta\n",
+        "{}",
+        o.run.stderr
+    );
 
     let unknown = ["--client-id", "00000000-0000-4000-8000-0000000000ff"];
     let s = Scenario {
@@ -146,7 +192,12 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
     };
     let o = run(&emu, &s).await;
     assert_no_token_anywhere(&emu, s.what, &o);
-    assert_eq!(error_kind(o.run.stdout.trim_end(), "db-password"), Some("forbidden"), "{}", o.run.stdout);
+    assert_eq!(
+        error_kind(o.run.stdout.trim_end(), "db-password"),
+        Some("forbidden"),
+        "{}",
+        o.run.stdout
+    );
 
     emu.set_faults(Endpoint::KeyVault, repeat(status(503), 10));
     let s = Scenario {
@@ -157,7 +208,12 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
     };
     let o = run(&emu, &s).await;
     assert_no_token_anywhere(&emu, s.what, &o);
-    assert_eq!(error_kind(o.run.stdout.trim_end(), "db-password"), Some("unavailable"), "{}", o.run.stdout);
+    assert_eq!(
+        error_kind(o.run.stdout.trim_end(), "db-password"),
+        Some("unavailable"),
+        "{}",
+        o.run.stdout
+    );
 
     emu.set_faults(Endpoint::KeyVault, vec![]);
     emu.set_faults(Endpoint::Imds, vec![Fault::MalformedBody]);
@@ -169,5 +225,10 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
     };
     let o = run(&emu, &s).await;
     assert_no_token_anywhere(&emu, s.what, &o);
-    assert_eq!(error_kind(o.run.stdout.trim_end(), "db-password"), Some("unavailable"), "{}", o.run.stdout);
+    assert_eq!(
+        error_kind(o.run.stdout.trim_end(), "db-password"),
+        Some("unavailable"),
+        "{}",
+        o.run.stdout
+    );
 }

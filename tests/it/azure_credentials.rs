@@ -12,12 +12,18 @@ const GRANTS: &[&str] = &["db-password", "restricted"];
 /// Reads `db-password` and `restricted` as `id`; returns the two output lines.
 async fn read_both(emu: &Emulator, id: &Identity) -> Vec<String> {
     let vaults = connect(emu, id, long_cache(), fast_options());
-    secrets_get(GRANTS, vaults, &["db-password", "restricted"]).await.1
+    secrets_get(GRANTS, vaults, &["db-password", "restricted"])
+        .await
+        .1
 }
 
 fn assert_reads_db_password_but_not_restricted(lines: &[String]) {
     assert_eq!(lines[0], format!("db-password={DB_PASSWORD}"), "{lines:?}");
-    assert_eq!(error_kind(&lines[1], "restricted"), Some("forbidden"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[1], "restricted"),
+        Some("forbidden"),
+        "{lines:?}"
+    );
 }
 
 fn assert_reads_both(lines: &[String]) {
@@ -56,9 +62,17 @@ async fn imds_unknown_user_assigned_identity_is_forbidden_without_retries() {
     let id = Identity::imds(&emu).user(by_client_id("00000000-0000-4000-8000-0000000000ff"));
     let (code, lines) = secrets_get(GRANTS, vaults_for(&emu, &id), &["db-password"]).await;
     assert_eq!(code, 1);
-    assert_eq!(error_kind(&lines[0], "db-password"), Some("forbidden"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("forbidden"),
+        "{lines:?}"
+    );
     assert!(lines[0].contains("not assigned"), "{lines:?}");
-    assert_eq!(emu.count(Endpoint::Imds), 1, "a 400 from IMDS is not retried");
+    assert_eq!(
+        emu.count(Endpoint::Imds),
+        1,
+        "a 400 from IMDS is not retried"
+    );
 }
 
 fn vaults_for(emu: &Emulator, id: &Identity) -> wasm_secrets::Vaults {
@@ -72,7 +86,11 @@ async fn app_service_2019_system_and_user_assigned() {
     assert_reads_db_password_but_not_restricted(&lines);
 
     let u = emu.config().identities.user_assigned[0].clone();
-    let lines = read_both(&emu, &Identity::app_service(&emu).user(by_client_id(&u.client_id))).await;
+    let lines = read_both(
+        &emu,
+        &Identity::app_service(&emu).user(by_client_id(&u.client_id)),
+    )
+    .await;
     assert_reads_both(&lines);
     let by_resource = UserAssigned {
         resource_id: Some(u.resource_id),
@@ -119,7 +137,11 @@ async fn azure_arc_reads_the_key_file_the_agent_names() {
     let emu = start().await;
     let lines = read_both(&emu, &Identity::arc(&emu, &emu.arc_token_dir())).await;
     assert_reads_db_password_but_not_restricted(&lines);
-    assert_eq!(emu.count(Endpoint::Arc), 2, "the challenge, then the request with the key");
+    assert_eq!(
+        emu.count(Endpoint::Arc),
+        2,
+        "the challenge, then the request with the key"
+    );
 }
 
 #[tokio::test]
@@ -128,13 +150,25 @@ async fn azure_arc_refuses_a_key_file_outside_its_token_folder() {
     let elsewhere = tempfile::tempdir().unwrap();
     let (code, lines) = secrets_get(
         GRANTS,
-        connect(&emu, &Identity::arc(&emu, elsewhere.path()), long_cache(), fast_options()),
+        connect(
+            &emu,
+            &Identity::arc(&emu, elsewhere.path()),
+            long_cache(),
+            fast_options(),
+        ),
         &["db-password"],
     )
     .await;
     assert_eq!(code, 1);
-    assert_eq!(error_kind(&lines[0], "db-password"), Some("unavailable"), "{lines:?}");
-    assert!(lines[0].contains("not directly inside the token folder"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("unavailable"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("not directly inside the token folder"),
+        "{lines:?}"
+    );
     assert_eq!(emu.count(Endpoint::Arc), 1, "the key is never sent");
 }
 
@@ -144,11 +178,20 @@ async fn azure_arc_with_a_missing_token_folder_is_unavailable() {
     let missing = emu.arc_token_dir().join("no-such-folder");
     let (_, lines) = secrets_get(
         GRANTS,
-        connect(&emu, &Identity::arc(&emu, &missing), long_cache(), fast_options()),
+        connect(
+            &emu,
+            &Identity::arc(&emu, &missing),
+            long_cache(),
+            fast_options(),
+        ),
         &["db-password"],
     )
     .await;
-    assert_eq!(error_kind(&lines[0], "db-password"), Some("unavailable"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("unavailable"),
+        "{lines:?}"
+    );
     assert!(lines[0].contains("cannot be resolved"), "{lines:?}");
 }
 
@@ -157,7 +200,7 @@ async fn azure_arc_takes_no_user_assigned_identity() {
     let emu = start().await;
     let u = emu.config().identities.user_assigned[0].client_id.clone();
     let id = Identity::arc(&emu, &emu.arc_token_dir()).user(by_client_id(&u));
-    let err = try_connect(&emu, &id, long_cache(), fast_options()).err().expect("refused");
+    let err = try_connect(&emu, &id, long_cache(), fast_options()).expect_err("refused");
     assert!(format!("{err:#}").contains("system-assigned"), "{err:#}");
 }
 
@@ -173,6 +216,28 @@ async fn workload_identity_exchanges_the_federated_token_file() {
 }
 
 #[tokio::test]
+async fn workload_identity_reads_the_token_file_again_for_each_token() {
+    let emu = start().await;
+    let fed = emu.config().identities.federated[0].clone();
+    let file = crate::harness::temp_file(".jwt", b"an-expired-assertion");
+    let vaults = vaults_for(&emu, &Identity::workload(&emu, &fed.client_id, file.path()));
+    let (_, lines) = secrets_get(GRANTS, vaults.clone(), &["db-password"]).await;
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("forbidden"),
+        "{lines:?}"
+    );
+    // The kubelet rotates the file; the same host picks the new assertion up.
+    std::fs::write(file.path(), &fed.assertion).unwrap();
+    let (code, lines) = secrets_get(GRANTS, vaults, &["db-password"]).await;
+    assert_eq!(
+        (code, lines),
+        (0, vec![format!("db-password={DB_PASSWORD}")])
+    );
+    assert_eq!(emu.count(Endpoint::Entra), 2);
+}
+
+#[tokio::test]
 async fn workload_identity_with_a_wrong_assertion_is_forbidden() {
     let emu = start().await;
     let fed = emu.config().identities.federated[0].clone();
@@ -180,7 +245,11 @@ async fn workload_identity_with_a_wrong_assertion_is_forbidden() {
     let id = Identity::workload(&emu, &fed.client_id, file.path());
     let (code, lines) = secrets_get(GRANTS, vaults_for(&emu, &id), &["db-password"]).await;
     assert_eq!(code, 1);
-    assert_eq!(error_kind(&lines[0], "db-password"), Some("forbidden"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("forbidden"),
+        "{lines:?}"
+    );
     assert!(!lines[0].contains("not-the-assertion"), "{lines:?}");
 }
 
@@ -194,7 +263,11 @@ async fn client_secret_reads_and_a_wrong_secret_is_forbidden() {
 
     let bad = Identity::client_secret(&emu, &sp.client_id, "wrong-client-secret");
     let (_, lines) = secrets_get(GRANTS, vaults_for(&emu, &bad), &["db-password"]).await;
-    assert_eq!(error_kind(&lines[0], "db-password"), Some("forbidden"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("forbidden"),
+        "{lines:?}"
+    );
     assert!(!lines[0].contains("wrong-client-secret"), "{lines:?}");
 }
 

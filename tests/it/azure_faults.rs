@@ -52,11 +52,29 @@ async fn transient_imds_failures_are_retried_to_success() {
 }
 
 #[tokio::test]
+async fn an_imds_403_is_forbidden_and_not_retried() {
+    // Docker Desktop answers 169.254.169.254 with 403 (azure-sdk-for-js#26898).
+    let emu = start().await;
+    emu.set_faults(Endpoint::Imds, repeat(status(403), 10));
+    let (line, _) = read_with(&emu, quick_retry(3, Duration::ZERO)).await;
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("forbidden"),
+        "{line}"
+    );
+    assert_eq!(emu.count(Endpoint::Imds), 1);
+}
+
+#[tokio::test]
 async fn persistent_imds_server_errors_become_unavailable_quickly() {
     let emu = start().await;
     emu.set_faults(Endpoint::Imds, repeat(status(500), 50));
     let (line, took) = read_with(&emu, quick_retry(3, Duration::ZERO)).await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("500"), "{line}");
     assert_eq!(emu.count(Endpoint::Imds), 4, "first attempt + 3 retries");
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -78,7 +96,11 @@ async fn imds_410_stops_being_retried_after_the_window() {
     emu.set_faults(Endpoint::Imds, repeat(status(410), 1000));
     let window = Duration::from_millis(400);
     let (line, took) = read_with(&emu, quick_retry(1, window)).await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("410"), "{line}");
     assert!(
         emu.count(Endpoint::Imds) >= 5,
@@ -96,7 +118,10 @@ async fn a_slow_imds_times_out_and_is_retried() {
     let (line, took) = read_with(&emu, quick_retry(2, Duration::ZERO)).await;
     assert_eq!(line, ok_line());
     assert_eq!(emu.count(Endpoint::Imds), 2);
-    assert!(took < Duration::from_secs(2), "the 3 s answer was not waited for: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the 3 s answer was not waited for: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +132,11 @@ async fn an_imds_that_never_answers_in_time_is_unavailable() {
         repeat(Fault::Delay(Duration::from_secs(5)), 10),
     );
     let (line, took) = read_with(&emu, quick_retry(2, Duration::ZERO)).await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("timed out"), "{line}");
     // 3 attempts of 300 ms, plus backoff.
     assert!(took < Duration::from_secs(3), "{took:?}");
@@ -127,7 +156,11 @@ async fn malformed_imds_json_is_unavailable() {
     let emu = start().await;
     emu.set_faults(Endpoint::Imds, vec![Fault::MalformedBody]);
     let (line, _) = read_with(&emu, quick_retry(2, Duration::ZERO)).await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("malformed"), "{line}");
     // The error never quotes the body (which starts a token).
     assert!(!line.contains("eyJ0eX"), "{line}");
@@ -141,7 +174,11 @@ async fn a_10_mb_imds_answer_is_refused_and_unavailable() {
         repeat(Fault::OversizedBody(10 * 1024 * 1024), 10),
     );
     let (line, took) = read_with(&emu, quick_retry(2, Duration::ZERO)).await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("larger than"), "{line}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
@@ -152,7 +189,11 @@ async fn after_an_imds_outage_the_next_read_fetches_a_token() {
     emu.set_faults(Endpoint::Imds, repeat(status(503), 3));
     let vaults = imds_vault_with_retry(&emu, quick_retry(2, Duration::ZERO), None);
     let (_, lines) = secrets_get(&["db-password"], vaults.clone(), &["db-password"]).await;
-    assert_eq!(error_kind(&lines[0], "db-password"), Some("unavailable"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "db-password"),
+        Some("unavailable"),
+        "{lines:?}"
+    );
     // The failure is not remembered: IMDS is back, so is the secret.
     let (code, lines) = secrets_get(&["db-password"], vaults, &["db-password"]).await;
     assert_eq!((code, lines), (0, vec![ok_line()]));

@@ -26,14 +26,21 @@ async fn warmed_up(emu: &Emulator) -> Vaults {
 async fn the_first_request_gets_the_401_challenge_and_later_ones_do_not() {
     let emu = start().await;
     let vaults = imds_vaults(&emu);
-    assert_eq!(read(&vaults, "db-password").await, format!("db-password={DB_PASSWORD}"));
+    assert_eq!(
+        read(&vaults, "db-password").await,
+        format!("db-password={DB_PASSWORD}")
+    );
     // Had the first request carried a token, one request would have been enough: the vault
     // saw an unauthenticated request (answered 401 + WWW-Authenticate), then the token.
     assert_eq!(emu.vault_count("main"), 2, "challenge + authorized GET");
     assert_eq!(emu.count(Endpoint::Imds), 1);
 
     assert_eq!(read(&vaults, "api-key").await, format!("api-key={API_KEY}"));
-    assert_eq!(emu.vault_count("main"), 3, "the resource is remembered: no second challenge");
+    assert_eq!(
+        emu.vault_count("main"),
+        3,
+        "the resource is remembered: no second challenge"
+    );
     assert_eq!(emu.count(Endpoint::Imds), 1, "and so is the token");
 }
 
@@ -43,18 +50,33 @@ async fn forbidden_not_found_and_disabled_map_to_typed_guest_errors() {
     let grants = ["restricted", "no-such-secret", "disabled-secret"];
     let (code, lines) = secrets_get(&grants, imds_vaults(&emu), &grants).await;
     assert_eq!(code, 1);
-    assert_eq!(error_kind(&lines[0], "restricted"), Some("forbidden"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[0], "restricted"),
+        Some("forbidden"),
+        "{lines:?}"
+    );
     assert!(lines[0].contains("403"), "{lines:?}");
-    assert_eq!(error_kind(&lines[1], "no-such-secret"), Some("not-found"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[1], "no-such-secret"),
+        Some("not-found"),
+        "{lines:?}"
+    );
     assert!(lines[1].contains("SecretNotFound"), "{lines:?}");
-    assert_eq!(error_kind(&lines[2], "disabled-secret"), Some("not-found"), "{lines:?}");
+    assert_eq!(
+        error_kind(&lines[2], "disabled-secret"),
+        Some("not-found"),
+        "{lines:?}"
+    );
     assert!(!lines.concat().contains(DISABLED) && !lines.concat().contains(RESTRICTED));
 }
 
 #[tokio::test]
 async fn a_secret_disabled_at_runtime_reads_as_not_found() {
     let emu = start().await;
-    assert_eq!(read(&imds_vaults(&emu), "api-key").await, format!("api-key={API_KEY}"));
+    assert_eq!(
+        read(&imds_vaults(&emu), "api-key").await,
+        format!("api-key={API_KEY}")
+    );
     emu.set_secret_enabled("main", "api-key", false);
     let line = read(&imds_vaults(&emu), "api-key").await;
     assert_eq!(error_kind(&line, "api-key"), Some("not-found"), "{line}");
@@ -74,9 +96,15 @@ async fn throttled_with_retry_after_waits_that_long_then_succeeds() {
         }],
     );
     let started = Instant::now();
-    assert_eq!(read(&vaults, "db-password").await, format!("db-password={DB_PASSWORD}"));
+    assert_eq!(
+        read(&vaults, "db-password").await,
+        format!("db-password={DB_PASSWORD}")
+    );
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(1), "Retry-After: 1 was not honoured ({took:?})");
+    assert!(
+        took >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured ({took:?})"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(emu.vault_count("main"), 2, "429, then the retry");
 }
@@ -87,9 +115,16 @@ async fn throttled_without_retry_after_backs_off_then_succeeds() {
     let vaults = warmed_up(&emu).await;
     emu.set_faults(Endpoint::KeyVault, vec![status(429), status(429)]);
     let started = Instant::now();
-    assert_eq!(read(&vaults, "db-password").await, format!("db-password={DB_PASSWORD}"));
+    assert_eq!(
+        read(&vaults, "db-password").await,
+        format!("db-password={DB_PASSWORD}")
+    );
     // fast_options(): 20 ms, then 40 ms.
-    assert!(started.elapsed() >= Duration::from_millis(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(emu.vault_count("main"), 3);
 }
 
@@ -99,7 +134,11 @@ async fn throttled_until_retries_run_out_is_unavailable() {
     let vaults = warmed_up(&emu).await;
     emu.set_faults(Endpoint::KeyVault, repeat(status(429), 20));
     let line = read(&vaults, "db-password").await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("429"), "{line}");
     let attempts = 1 + fast_options().throttle_backoff.len() as u64;
     assert_eq!(emu.vault_count("main"), attempts);
@@ -119,8 +158,16 @@ async fn a_retry_after_longer_than_the_limit_fails_at_once() {
     );
     let started = Instant::now();
     let line = read(&vaults, "db-password").await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(emu.vault_count("main"), 1);
 }
 
@@ -129,13 +176,20 @@ async fn server_errors_are_retried_then_reported_as_unavailable() {
     let emu = start().await;
     let vaults = warmed_up(&emu).await;
     emu.set_faults(Endpoint::KeyVault, vec![status(500), status(503)]);
-    assert_eq!(read(&vaults, "db-password").await, format!("db-password={DB_PASSWORD}"));
+    assert_eq!(
+        read(&vaults, "db-password").await,
+        format!("db-password={DB_PASSWORD}")
+    );
     assert_eq!(emu.vault_count("main"), 3, "two 5xx, then success");
 
     emu.reset_counters();
     emu.set_faults(Endpoint::KeyVault, repeat(status(502), 20));
     let line = read(&vaults, "restricted-typo").await;
-    assert_eq!(error_kind(&line, "restricted-typo"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "restricted-typo"),
+        Some("unavailable"),
+        "{line}"
+    );
     assert!(line.contains("502"), "{line}");
     assert_eq!(
         emu.vault_count("main"),
@@ -148,7 +202,10 @@ async fn dropped_connections_are_retried() {
     let emu = start().await;
     let vaults = warmed_up(&emu).await;
     emu.set_faults(Endpoint::KeyVault, vec![Fault::DropConnection]);
-    assert_eq!(read(&vaults, "db-password").await, format!("db-password={DB_PASSWORD}"));
+    assert_eq!(
+        read(&vaults, "db-password").await,
+        format!("db-password={DB_PASSWORD}")
+    );
     assert_eq!(emu.vault_count("main"), 2);
 }
 
@@ -158,7 +215,11 @@ async fn a_malformed_or_oversized_answer_is_unavailable() {
     let vaults = warmed_up(&emu).await;
     emu.set_faults(Endpoint::KeyVault, vec![Fault::MalformedBody]);
     let line = read(&vaults, "db-password").await;
-    assert_eq!(error_kind(&line, "db-password"), Some("unavailable"), "{line}");
+    assert_eq!(
+        error_kind(&line, "db-password"),
+        Some("unavailable"),
+        "{line}"
+    );
 
     emu.set_faults(
         Endpoint::KeyVault,
@@ -166,14 +227,25 @@ async fn a_malformed_or_oversized_answer_is_unavailable() {
     );
     let started = Instant::now();
     let line = read(&vaults, "api-key-2").await;
-    assert_eq!(error_kind(&line, "api-key-2"), Some("unavailable"), "{line}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(
+        error_kind(&line, "api-key-2"),
+        Some("unavailable"),
+        "{line}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn listing_follows_next_links_through_an_empty_page() {
     let emu = start().await;
-    assert!(emu.config().empty_page, "the default emulator inserts an empty page");
+    assert!(
+        emu.config().empty_page,
+        "the default emulator inserts an empty page"
+    );
     let options = KeyVaultOptions {
         page_size: 2,
         ..fast_options()
@@ -192,9 +264,19 @@ async fn listing_follows_next_links_through_an_empty_page() {
     // Disabled and missing secrets are not listed; the alias is listed by its guest name.
     assert_eq!(
         lines,
-        ["db-password", "feature-alpha", "feature-beta", "restricted", "stripe"]
+        [
+            "db-password",
+            "feature-alpha",
+            "feature-beta",
+            "restricted",
+            "stripe"
+        ]
     );
     // main holds 6 secrets: pages of 2, 0 (empty, with a nextLink), 2, 2, plus the challenge.
     assert_eq!(emu.vault_count("main"), 5);
-    assert_eq!(emu.vault_count("payments"), 2, "one page, plus the challenge");
+    assert_eq!(
+        emu.vault_count("payments"),
+        2,
+        "one page, plus the challenge"
+    );
 }

@@ -220,7 +220,9 @@ pub fn try_connect(
     let mut vaults = Vaults::new();
     for (host_name, emu_name) in vault_names() {
         let settings = VaultSettings {
-            url: emu.vault_url(emu_name).expect("the emulator has this vault"),
+            url: emu
+                .vault_url(emu_name)
+                .expect("the emulator has this vault"),
             credential: id.kind,
             identity: id.user.clone(),
             ca_cert: Some(emu.ca_cert_path()),
@@ -258,12 +260,18 @@ pub fn quick_retry(max_retries: u32, gone_window: Duration) -> RetryPolicy {
 
 /// The host's `default` vault over IMDS with `retry` (built by hand: the [`Connector`] always
 /// uses the default policy, whose backoffs take seconds).
-pub fn imds_vault_with_retry(emu: &Emulator, retry: RetryPolicy, id: Option<UserAssignedId>) -> Vaults {
+pub fn imds_vault_with_retry(
+    emu: &Emulator,
+    retry: RetryPolicy,
+    id: Option<UserAssignedId>,
+) -> Vaults {
     let http = http(emu);
-    let mut imds = ImdsCredential::new(http.clone(), &emu.imds_base(), id).expect("imds credential");
+    let mut imds =
+        ImdsCredential::new(http.clone(), &emu.imds_base(), id).expect("imds credential");
     imds.retry = retry;
     let tokens = Arc::new(TokenCache::new(Arc::new(imds)));
-    let vault = KeyVault::new(&emu.default_vault_url(), http, tokens, fast_options()).expect("key vault");
+    let vault =
+        KeyVault::new(&emu.default_vault_url(), http, tokens, fast_options()).expect("key vault");
     Vaults::new().with("default", CachedBackend::new(Arc::new(vault), long_cache()))
 }
 

@@ -30,9 +30,14 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     }
     let vaults = host::build_vaults(&args.host, &config)?;
     for name in vaults.names() {
-        let Some(backend) = vaults.get(name) else { continue };
+        let Some(backend) = vaults.get(name) else {
+            continue;
+        };
         match backend.list().await {
-            Ok(names) => println!("vault {name}: ok, reachable ({} secrets listed)", names.len()),
+            Ok(names) => println!(
+                "vault {name}: ok, reachable ({} secrets listed)",
+                names.len()
+            ),
             Err(e) => {
                 failed = true;
                 println!("vault {name}: FAILED: {e}");
@@ -71,12 +76,22 @@ async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<Str
         Some(v) => backend
             .get(&grant.secret, Some(v))
             .await
-            .map(|_| format!("version {v} of {}/{} is readable", grant.vault, grant.secret))
+            .map(|_| {
+                format!(
+                    "version {v} of {}/{} is readable",
+                    grant.vault, grant.secret
+                )
+            })
             .map_err(|e| e.to_string()),
         None => backend
             .info(&grant.secret)
             .await
-            .map(|m| format!("{}/{} is readable (version {})", grant.vault, grant.secret, m.version))
+            .map(|m| {
+                format!(
+                    "{}/{} is readable (version {})",
+                    grant.vault, grant.secret, m.version
+                )
+            })
             .map_err(|e| e.to_string()),
     }
 }

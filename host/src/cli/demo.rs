@@ -40,11 +40,15 @@ impl Lines {
 
 pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     let emulator = Emulator::start(EmulatorConfig::default()).await?;
-    println!("wasm-secrets demo: a guest asks for secrets by name; the host decides what it gets.\n");
+    println!(
+        "wasm-secrets demo: a guest asks for secrets by name; the host decides what it gets.\n"
+    );
     println!("An Azure emulator is running on 127.0.0.1 (no account, no network):");
     println!("  managed identity (IMDS) {}", emulator.imds_base());
     println!("  Key Vault               {}", emulator.default_vault_url());
-    println!("The host, not the guest, holds the identity: it gets a token from IMDS and reads Key Vault.\n");
+    println!(
+        "The host, not the guest, holds the identity: it gets a token from IMDS and reads Key Vault.\n"
+    );
 
     // The host's side: the managed-identity credential pointed at the emulator's IMDS.
     let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emulator.imds_base())]);
@@ -62,24 +66,46 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     let engine = runtime::build_engine(&EngineOptions::default())?;
     let cache = runtime::default_cache_dir();
     let hello = runtime::compile_cached(&engine, HELLO, "hello.wasm", cache.as_deref())?.0;
-    let get = runtime::compile_cached(&engine, SECRETS_GET, "secrets-get.wasm", cache.as_deref())?.0;
+    let get =
+        runtime::compile_cached(&engine, SECRETS_GET, "secrets-get.wasm", cache.as_deref())?.0;
 
     let step = |grants: &[&str], name: &str| -> anyhow::Result<SecretsCtx> {
         Ok(SecretsCtx::new(name, Grants::parse(grants)?, vaults.clone()).with_audit(audit.clone()))
     };
 
     println!("1. `hello` is granted db-password and uses it to build a connection string:");
-    show(&engine, &hello, step(&["db-password"], "hello")?, &["hello"], &audit, &mut seen).await?;
+    show(
+        &engine,
+        &hello,
+        step(&["db-password"], "hello")?,
+        &["hello"],
+        &audit,
+        &mut seen,
+    )
+    .await?;
 
-    println!("\n2. `secrets-get` is granted db-password, restricted and nope. It asks for five names:");
+    println!(
+        "\n2. `secrets-get` is granted db-password, restricted and nope. It asks for five names:"
+    );
     let ctx = step(&["db-password", "restricted", "nope"], "secrets-get")?;
-    let args = ["secrets-get", "db-password", "api-key", "nope", "restricted", "../etc"];
+    let args = [
+        "secrets-get",
+        "db-password",
+        "api-key",
+        "nope",
+        "restricted",
+        "../etc",
+    ];
     let code = show(&engine, &get, ctx, &args, &audit, &mut seen).await?;
     println!("   (the guest exited with code {code}: some reads failed)");
 
     println!("\nWhat happened:");
-    println!("  - db-password: granted, read from Key Vault by the host (cache: hit, from step 1);");
-    println!("  - api-key: exists, but not granted to this component: refused before any vault call;");
+    println!(
+        "  - db-password: granted, read from Key Vault by the host (cache: hit, from step 1);"
+    );
+    println!(
+        "  - api-key: exists, but not granted to this component: refused before any vault call;"
+    );
     println!("  - nope: granted, but the vault has no such secret: not-found;");
     println!("  - restricted: granted, but the host's identity may not read it (403): forbidden;");
     println!("  - ../etc: not a valid secret name: refused at the boundary.");
@@ -89,8 +115,13 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
         emulator.count(Endpoint::KeyVault)
     );
     let canary = emulator.canary();
-    anyhow::ensure!(!seen.contains(&canary), "a token reached a guest or the audit log");
-    println!("Every token it minted carries the marker {canary:?}; no guest output or audit line above holds it.");
+    anyhow::ensure!(
+        !seen.contains(&canary),
+        "a token reached a guest or the audit log"
+    );
+    println!(
+        "Every token it minted carries the marker {canary:?}; no guest output or audit line above holds it."
+    );
     emulator.shutdown().await;
     Ok(0)
 }

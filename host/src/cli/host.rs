@@ -32,7 +32,9 @@ pub fn build_vaults(args: &HostArgs, config: &Config) -> anyhow::Result<Vaults> 
     let mut connector = Connector::new(Env::process(), config.cache);
     let mut vaults = Vaults::new();
     for (name, settings) in vault_settings(args, config)? {
-        let backend = connector.key_vault(&settings).with_context(|| format!("vault \"{name}\""))?;
+        let backend = connector
+            .key_vault(&settings)
+            .with_context(|| format!("vault \"{name}\""))?;
         vaults.insert(name, Arc::new(backend));
     }
     Ok(vaults)
@@ -40,7 +42,10 @@ pub fn build_vaults(args: &HostArgs, config: &Config) -> anyhow::Result<Vaults> 
 
 /// Each configured vault's settings, with flags overriding the file (`--vault` sets the
 /// default vault's URL; the credential flags apply to every vault that does not set its own).
-pub fn vault_settings(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(String, VaultSettings)>> {
+pub fn vault_settings(
+    args: &HostArgs,
+    config: &Config,
+) -> anyhow::Result<Vec<(String, VaultSettings)>> {
     let mut vaults = config.vaults.clone();
     if let Some(url) = &args.vault {
         vaults.entry(DEFAULT_VAULT.to_owned()).or_default().url = Some(url.clone());
@@ -50,7 +55,8 @@ pub fn vault_settings(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(S
         object_id: args.object_id.clone(),
         resource_id: args.resource_id.clone(),
     };
-    let flags_name_identity = args.client_id.is_some() || args.object_id.is_some() || args.resource_id.is_some();
+    let flags_name_identity =
+        args.client_id.is_some() || args.object_id.is_some() || args.resource_id.is_some();
     let mut out = Vec::new();
     for (name, v) in vaults {
         let url = v
@@ -66,7 +72,11 @@ pub fn vault_settings(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(S
             VaultSettings {
                 url,
                 credential: args.credential.or(v.credential).unwrap_or_default(),
-                identity: if flags_name_identity { flag_identity.clone() } else { file_identity },
+                identity: if flags_name_identity {
+                    flag_identity.clone()
+                } else {
+                    file_identity
+                },
                 ca_cert: args.ca_cert.clone().or(v.ca_cert),
                 api_version: v.api_version,
             },
@@ -78,7 +88,10 @@ pub fn vault_settings(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(S
 /// For each vault: where it is and which credential reads it (for `check`).
 pub fn describe_sources(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<(String, String)>> {
     if let Some(path) = args.secrets_file.as_ref().or(config.secrets_file.as_ref()) {
-        return Ok(vec![("*".into(), format!("secrets file {}", path.display()))]);
+        return Ok(vec![(
+            "*".into(),
+            format!("secrets file {}", path.display()),
+        )]);
     }
     let connector = Connector::new(Env::process(), config.cache);
     vault_settings(args, config)?

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(n), Some(name)) = (args.get(1).and_then(|n| n.parse::<u32>().ok()), args.get(2)) else {
+    let (Some(n), Some(name)) = (args.get(1).and_then(|n| n.parse::<u32>().ok()), args.get(2))
+    else {
         eprintln!("usage: bench-get N NAME");
         std::process::exit(2);
     };

@@ -54,7 +54,9 @@ pub fn vault_may_ask_for(vault: &Url, resource: &str, vault_is_loopback: bool) -
     }
     let (Some(vault_host), Some(resource_host)) = (
         vault.host_str(),
-        Url::parse(resource).ok().and_then(|u| u.host_str().map(str::to_owned)),
+        Url::parse(resource)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned)),
     ) else {
         return false;
     };
@@ -70,9 +72,15 @@ mod tests {
     #[test]
     fn both_challenge_forms() {
         let a = r#"Bearer authorization="https://login.microsoftonline.com/72f988bf", resource="https://vault.azure.net""#;
-        assert_eq!(parse_resource(a).as_deref(), Some("https://vault.azure.net"));
+        assert_eq!(
+            parse_resource(a).as_deref(),
+            Some("https://vault.azure.net")
+        );
         let b = r#"Bearer authorization_uri="https://login.windows.net/t", scope="https://vault.azure.net/.default""#;
-        assert_eq!(parse_resource(b).as_deref(), Some("https://vault.azure.net"));
+        assert_eq!(
+            parse_resource(b).as_deref(),
+            Some("https://vault.azure.net")
+        );
         assert_eq!(parse_resource("Basic realm=x"), None);
         assert_eq!(parse_resource(r#"Bearer resource="http://evil""#), None);
         assert_eq!(parse_resource("Bearer"), None);

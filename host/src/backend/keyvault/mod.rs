@@ -12,10 +12,10 @@ mod wire;
 
 pub use challenge::{parse_resource, vault_may_ask_for};
 
+use crate::BackendError;
 use crate::backend::{Backend, Secret, SecretMeta};
 use crate::http::{HttpClient, HttpError, HttpResponse, is_loopback_url};
 use crate::token_cache::TokenCache;
-use crate::BackendError;
 use futures::future::{BoxFuture, FutureExt};
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
@@ -95,8 +95,8 @@ impl KeyVault {
         tokens: Arc<TokenCache>,
         options: KeyVaultOptions,
     ) -> anyhow::Result<Self> {
-        let mut parsed = Url::parse(url)
-            .map_err(|e| anyhow::anyhow!("vault URL {url:?} is not a URL: {e}"))?;
+        let mut parsed =
+            Url::parse(url).map_err(|e| anyhow::anyhow!("vault URL {url:?} is not a URL: {e}"))?;
         let loopback = is_loopback_url(&parsed);
         anyhow::ensure!(
             parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback),
@@ -189,10 +189,16 @@ impl KeyVault {
             }
             let wait = match self.http.send(request).await {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
-                    let wait = retry_after(&r).or_else(|| self.options.throttle_backoff.get(throttled).copied());
+                    let wait = retry_after(&r)
+                        .or_else(|| self.options.throttle_backoff.get(throttled).copied());
                     throttled += 1;
                     match wait {
-                        Some(w) if w <= self.options.max_retry_after && throttled <= self.options.throttle_backoff.len() => w,
+                        Some(w)
+                            if w <= self.options.max_retry_after
+                                && throttled <= self.options.throttle_backoff.len() =>
+                        {
+                            w
+                        }
                         _ => {
                             return Err(BackendError::Unavailable(format!(
                                 "Key Vault is throttling requests (429 {}) and retries ran out",
@@ -201,7 +207,8 @@ impl KeyVault {
                         }
                     }
                 }
-                Ok(r) if r.status.is_server_error() => match self.options.error_backoff.get(failed) {
+                Ok(r) if r.status.is_server_error() => match self.options.error_backoff.get(failed)
+                {
                     Some(w) => {
                         failed += 1;
                         *w
@@ -215,7 +222,14 @@ impl KeyVault {
                     }
                 },
                 Ok(r) => return Ok(r),
-                Err(e @ HttpError::Refused(_)) | Err(e @ HttpError::Setup(_)) => {
+                // Not worth repeating: a refused destination, a bad setup, or an answer that
+                // was too large or not HTTP (a retry would download it again).
+                Err(
+                    e @ (HttpError::Refused(_)
+                    | HttpError::Setup(_)
+                    | HttpError::TooLarge(_)
+                    | HttpError::Malformed(_)),
+                ) => {
                     return Err(BackendError::Unavailable(format!("Key Vault: {e}")));
                 }
                 Err(e) => match self.options.error_backoff.get(failed) {
@@ -231,15 +245,19 @@ impl KeyVault {
         }
     }
 
-    async fn bundle(&self, name: &str, version: Option<&str>) -> Result<SecretBundle, BackendError> {
+    async fn bundle(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<SecretBundle, BackendError> {
         let path = match version {
             Some(v) => format!("secrets/{name}/{v}"),
             None => format!("secrets/{name}"),
         };
         let response = self.get_json(self.endpoint(&path, &[])).await?;
-        response
-            .json::<SecretBundle>()
-            .map_err(|e| BackendError::Unavailable(format!("Key Vault sent a malformed secret: {e}")))
+        response.json::<SecretBundle>().map_err(|e| {
+            BackendError::Unavailable(format!("Key Vault sent a malformed secret: {e}"))
+        })
     }
 
     /// Every item of a paged listing, following `nextLink` within this vault only.
@@ -255,15 +273,14 @@ impl KeyVault {
                     self.options.max_pages
                 )));
             }
-            let page: Page = self
-                .get_json(url)
-                .await?
-                .json()
-                .map_err(|e| BackendError::Unavailable(format!("Key Vault sent a malformed page: {e}")))?;
+            let page: Page = self.get_json(url).await?.json().map_err(|e| {
+                BackendError::Unavailable(format!("Key Vault sent a malformed page: {e}"))
+            })?;
             items.extend(page.value);
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
-                let link = Url::parse(&link)
-                    .map_err(|_| BackendError::Unavailable("Key Vault sent a nextLink that is not a URL".into()))?;
+                let link = Url::parse(&link).map_err(|_| {
+                    BackendError::Unavailable("Key Vault sent a nextLink that is not a URL".into())
+                })?;
                 if link.origin() != self.url.origin() {
                     return Err(BackendError::Unavailable(
                         "Key Vault sent a nextLink to another host; not following it".into(),
@@ -278,7 +295,10 @@ impl KeyVault {
     /// The versions of secret `name`.
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionItem>, BackendError> {
         let size = self.options.page_size.clamp(1, 25).to_string();
-        let url = self.endpoint(&format!("secrets/{name}/versions"), &[("maxresults", &size)]);
+        let url = self.endpoint(
+            &format!("secrets/{name}/versions"),
+            &[("maxresults", &size)],
+        );
         Ok(self
             .pages(url)
             .await?
@@ -295,11 +315,17 @@ impl KeyVault {
 }
 
 fn retry_after(r: &HttpResponse) -> Option<Duration> {
-    r.header("retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    r.header("retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 fn error_codes(r: &HttpResponse) -> String {
-    r.json::<ErrorBody>().map(|b| b.codes()).unwrap_or_else(|_| "no error body".into())
+    r.json::<ErrorBody>()
+        .map(|b| b.codes())
+        .unwrap_or_else(|_| "no error body".into())
 }
 
 /// Maps a non-401 answer to success or a typed failure.
@@ -310,11 +336,17 @@ fn check_status(r: HttpResponse) -> Result<HttpResponse, BackendError> {
     }
     let codes = error_codes(&r);
     Err(match status {
-        StatusCode::NOT_FOUND => BackendError::NotFound(format!("Key Vault answered 404 ({codes})")),
-        StatusCode::FORBIDDEN if codes.contains("SecretDisabled") || codes.ends_with("Disabled") => {
+        StatusCode::NOT_FOUND => {
+            BackendError::NotFound(format!("Key Vault answered 404 ({codes})"))
+        }
+        StatusCode::FORBIDDEN
+            if codes.contains("SecretDisabled") || codes.ends_with("Disabled") =>
+        {
             BackendError::NotFound(format!("the secret is disabled (403 {codes})"))
         }
-        StatusCode::FORBIDDEN => BackendError::Forbidden(format!("Key Vault answered 403 ({codes})")),
+        StatusCode::FORBIDDEN => {
+            BackendError::Forbidden(format!("Key Vault answered 403 ({codes})"))
+        }
         _ => BackendError::Unavailable(format!("Key Vault answered {} ({codes})", status.as_u16())),
     })
 }
@@ -334,10 +366,12 @@ impl Backend for KeyVault {
             if bundle.attributes.enabled == Some(false) {
                 return Err(BackendError::NotFound("the secret is disabled".into()));
             }
-            let version = id_parts(&bundle.id).and_then(|(_, v)| v).unwrap_or_default();
-            let value = bundle
-                .value
-                .ok_or_else(|| BackendError::Unavailable("Key Vault sent a secret without a value".into()))?;
+            let version = id_parts(&bundle.id)
+                .and_then(|(_, v)| v)
+                .unwrap_or_default();
+            let value = bundle.value.ok_or_else(|| {
+                BackendError::Unavailable("Key Vault sent a secret without a value".into())
+            })?;
             Ok(Secret::new(value, version))
         }
         .boxed()

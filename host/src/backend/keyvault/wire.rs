@@ -65,7 +65,10 @@ impl ErrorBody {
                 .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
                 .map(str::to_owned)
         };
-        match (clean(&self.error.code), self.error.innererror.as_ref().and_then(|i| clean(&i.code))) {
+        match (
+            clean(&self.error.code),
+            self.error.innererror.as_ref().and_then(|i| clean(&i.code)),
+        ) {
             (Some(c), Some(i)) => format!("{c}/{i}"),
             (Some(c), None) => c,
             _ => "no error code".to_owned(),
@@ -96,12 +99,7 @@ impl SecretBundle {
             expires: self.attributes.exp,
             created: self.attributes.created,
             updated: self.attributes.updated,
-            tags: self
-                .tags
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            tags: self.tags.clone().unwrap_or_default().into_iter().collect(),
         }
     }
 }
@@ -116,7 +114,10 @@ mod tests {
             id_parts("https://v.vault.azure.net/secrets/db/abc123"),
             Some(("db".into(), Some("abc123".into())))
         );
-        assert_eq!(id_parts("https://v.vault.azure.net/secrets/db"), Some(("db".into(), None)));
+        assert_eq!(
+            id_parts("https://v.vault.azure.net/secrets/db"),
+            Some(("db".into(), None))
+        );
         assert_eq!(id_parts("https://v.vault.azure.net/keys/db"), None);
     }
 
@@ -127,7 +128,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.codes(), "Forbidden/ForbiddenByRbac");
-        let e: ErrorBody = serde_json::from_str(r#"{"error":{"code":"has spaces and secrets"}}"#).unwrap();
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"has spaces and secrets"}}"#).unwrap();
         assert_eq!(e.codes(), "no error code");
     }
 }
