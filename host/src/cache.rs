@@ -33,6 +33,7 @@ struct Inner {
     config: CacheConfig,
     entries: Mutex<HashMap<Key, Entry>>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    infos: Mutex<HashMap<String, (Instant, SecretMeta)>>,
     names: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
 
@@ -56,6 +57,7 @@ impl CachedBackend {
                 config,
                 entries: Mutex::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
+                infos: Mutex::new(HashMap::new()),
                 names: tokio::sync::Mutex::new(None),
             }),
         }
@@ -123,11 +125,16 @@ impl Inner {
         let result = self.backend.get(&key.0, key.1.as_deref()).await;
         let answer = self.store(&key, result);
         drop(_turn);
+        self.forget_idle_flights();
+        answer
+    }
+
+    /// Drops the flight locks nobody holds or waits on.
+    fn forget_idle_flights(&self) {
         self.flights
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, f| Arc::strong_count(f) > 1);
-        answer
     }
 
     /// A background refresh: replaces the value on success, keeps it on failure.
@@ -238,8 +245,36 @@ impl Backend for CachedBackend {
         }
     }
 
+    /// Metadata is cached for the TTL too, one fetch per name at a time.
     fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
-        self.inner.backend.info(name)
+        async move {
+            let fresh = || {
+                let infos = self.inner.infos.lock().unwrap_or_else(|e| e.into_inner());
+                infos
+                    .get(name)
+                    .filter(|(at, _)| at.elapsed() < self.inner.config.ttl)
+                    .map(|(_, meta)| meta.clone())
+            };
+            if let Some(meta) = fresh() {
+                return Ok(meta);
+            }
+            // Names cannot hold ':', so this key never collides with a value's.
+            let flight = self.inner.flight(&(format!("info:{name}"), None));
+            let _turn = flight.lock().await;
+            if let Some(meta) = fresh() {
+                return Ok(meta);
+            }
+            let meta = self.inner.backend.info(name).await?;
+            let mut infos = self.inner.infos.lock().unwrap_or_else(|e| e.into_inner());
+            if infos.len() >= self.inner.config.max_entries {
+                infos.clear();
+            }
+            infos.insert(name.to_owned(), (Instant::now(), meta.clone()));
+            drop((infos, _turn));
+            self.inner.forget_idle_flights();
+            Ok(meta)
+        }
+        .boxed()
     }
 
     /// The name list is cached for the TTL too (listing pages through the whole vault).
@@ -307,6 +342,7 @@ mod tests {
             .boxed()
         }
         fn info<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
             futures::future::ready(Ok(SecretMeta::default())).boxed()
         }
         fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
@@ -397,6 +433,18 @@ mod tests {
             Err(BackendError::Forbidden(_))
         ));
         assert_eq!(c.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn info_is_cached_for_the_ttl() {
+        let b = Scripted::new(Duration::ZERO);
+        let c = CachedBackend::new(b.clone(), config());
+        let all = futures::future::join_all((0..10).map(|_| c.info("k"))).await;
+        assert!(all.iter().all(Result::is_ok));
+        assert_eq!(b.calls(), 1);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        c.info("k").await.unwrap();
+        assert_eq!(b.calls(), 2);
     }
 
     #[tokio::test(start_paused = true)]
