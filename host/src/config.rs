@@ -174,6 +174,9 @@ pub struct ComponentConfig {
     /// Its limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Where its outgoing wasi:http requests may go (serve); nowhere by default.
+    #[serde(default)]
+    pub egress: Vec<crate::serve::EgressRule>,
 }
 
 impl Config {
@@ -236,6 +239,10 @@ impl Config {
             }
             Grants::parse(&c.grants)
                 .map_err(|e| anyhow::anyhow!("[components.{name}] grants: {e}"))?;
+            for rule in &c.egress {
+                rule.check()
+                    .map_err(|e| anyhow::anyhow!("[components.{name}] egress: {e}"))?;
+            }
         }
         anyhow::ensure!(
             self.cache.max_entries > 0,
@@ -368,6 +375,14 @@ mod tests {
             ),
             ("[vaults.\"a b\"]", "vault name"),
             ("[[oops", "line 1"),
+            (
+                "[components.a]\negress = [{ host = \"x\", kind = \"azure-http\" }]",
+                "needs resource",
+            ),
+            (
+                "[components.a]\negress = [{ host = \"x\", port = 1 }]",
+                "unknown field `port`",
+            ),
         ] {
             let e = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(e.contains(expect), "{text:?}: {e}");

@@ -78,6 +78,21 @@ impl Connector {
         self
     }
 
+    /// The token cache for the credential `settings` name (its URL is not used), shared with
+    /// any vault using the same credential.
+    pub fn token_cache(&mut self, settings: &VaultSettings) -> anyhow::Result<Arc<TokenCache>> {
+        let http = self.http(settings)?;
+        let credential =
+            credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let key = format!("{}|{:?}", credential.cache_key(), settings.ca_cert);
+        Ok(self
+            .token_caches
+            .entry(key)
+            .or_insert_with(|| Arc::new(TokenCache::new(credential)))
+            .clone())
+    }
+
     /// A cached Key Vault backend for `settings`.
     pub fn key_vault(&mut self, settings: &VaultSettings) -> anyhow::Result<CachedBackend> {
         let http = self.http(settings)?;

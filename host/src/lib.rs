@@ -9,8 +9,17 @@
 //! The path of one request (design section 2), one module per step:
 //!
 //! ```text
-//! guest --get(name)--> wit (bindings) --> store (name check, grants) --> backend (vault)
+//! guest --get(name)--> wit          the WIT bindings (wasmtime); wasi_config: wasi:config/store
+//!                      store        name check, this component's grants, audit
+//!                      cache        TTL, refresh-ahead, stale-if-error, single-flight
+//!                      backend      keyvault (Key Vault REST) | file (local secrets file)
+//!                      token_cache  per identity and resource, refreshed early
+//!                      credential   IMDS | App Service | Arc | workload identity | client secret | CLI
+//!                      http         rustls, size caps, the loopback-only guard
 //! ```
+//!
+//! Nothing below `store` knows about wasmtime; nothing above `backend` knows about HTTP.
+//! [`connect`] wires the lower boxes together from settings; [`runtime`] runs components.
 //!
 //! # Embedding
 //!
@@ -57,6 +66,7 @@ pub mod grants;
 pub mod http;
 mod name;
 pub mod runtime;
+pub mod serve;
 mod store;
 pub mod token_cache;
 mod value;

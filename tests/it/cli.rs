@@ -244,3 +244,49 @@ fn bad_input_gets_one_clear_line() {
         assert!(!r.stderr.contains("panicked"));
     }
 }
+
+#[test]
+fn serve_answers_requests_with_granted_secrets_from_the_command_line() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let s = secrets_file();
+    let mut child = cli()
+        .args(["serve", "--addr", "127.0.0.1:0", "--secrets-file"])
+        .arg(s.path())
+        .args(["--grant", "db-password"])
+        .arg(guest("http-hello"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let ask = |path: &str| {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let ok = ask("/db-password");
+    let denied = ask("/api-key");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(
+        ok.contains("hello: read secret 'db-password' (12 characters)"),
+        "{ok}"
+    );
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    assert!(!ok.contains("pw-from-file") && !denied.contains("key-from-file"));
+}

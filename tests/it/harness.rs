@@ -76,6 +76,14 @@ pub fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| runtime::build_engine(&EngineOptions::default()).unwrap())
 }
 
+/// An engine for `serve` (pooling allocator), one per test binary.
+pub fn engine_for_serve() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| wasm_secrets::serve::serve_engine(16, false, None).unwrap())
+        .clone()
+}
+
 pub fn component(name: &str) -> Component {
     static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Component>>> = OnceLock::new();
     let mut map = CACHE.get_or_init(Default::default).lock().unwrap();

@@ -14,3 +14,4 @@ mod cli;
 mod grants;
 mod hostile;
 mod names;
+mod serve;

@@ -103,6 +103,25 @@ pub fn describe_sources(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<
         .collect()
 }
 
+/// The credential settings `azure-http` egress uses: the default vault's, else the flags'.
+pub fn token_settings(args: &HostArgs, config: &Config) -> anyhow::Result<VaultSettings> {
+    let settings = vault_settings(args, config).unwrap_or_default();
+    if let Some((_, s)) = settings.into_iter().find(|(n, _)| n == DEFAULT_VAULT) {
+        return Ok(s);
+    }
+    Ok(VaultSettings {
+        url: String::new(),
+        credential: args.credential.unwrap_or_default(),
+        identity: UserAssigned {
+            client_id: args.client_id.clone(),
+            object_id: args.object_id.clone(),
+            resource_id: args.resource_id.clone(),
+        },
+        ca_cert: args.ca_cert.clone(),
+        api_version: None,
+    })
+}
+
 /// The audit sink the flags or config ask for.
 pub fn audit_sink(args: &HostArgs, config: &Config) -> anyhow::Result<Option<Arc<dyn AuditSink>>> {
     match args.audit_log.as_ref().or(config.audit_log.as_ref()) {

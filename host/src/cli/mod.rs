@@ -5,6 +5,7 @@ mod demo;
 mod emulator;
 mod host;
 mod run;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Cli {
 enum Command {
     /// Run a wasi:cli command component; its exit code is passed on.
     Run(run::RunArgs),
+    /// Serve a wasi:http proxy component: a fresh instance per request.
+    Serve(serve::ServeArgs),
     /// Show the whole story on an in-process Azure emulator: no account, no network.
     Demo(demo::DemoArgs),
     /// Run the local Azure emulator (IMDS, App Service, Arc, Entra, Key Vault) until Ctrl-C.
@@ -35,6 +38,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<i32> {
         match self.command {
             Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
             Command::Check(args) => check::run(args).await,

@@ -14,24 +14,11 @@ use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
 pub struct RunArgs {
     #[command(flatten)]
     host: HostArgs,
-    /// Pass an environment variable to the guest: NAME=VALUE, or NAME to copy the host's.
-    #[arg(long = "env", value_name = "NAME[=VAL]")]
-    env: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Give the guest a host directory: HOST or HOST::GUEST.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<String>,
-    /// Stop the guest after this long (e.g. 500ms, 10s).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// Stop the guest after this much fuel.
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
-    /// Cap the guest's linear memory (e.g. 64MiB).
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-    max_memory: Option<usize>,
-    /// Cap the bytes a guest may pass into one host call (default 1MiB).
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-    max_hostcall_bytes: Option<usize>,
     /// Do not cache compiled components.
     #[arg(long)]
     no_cache: bool,
@@ -47,63 +34,118 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let config = host::load_config(&args.host)?;
-    let entry = config.components.get(&args.component);
+/// Limit flags shared by `run` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Stop the guest (or, for serve, one request) after this long (e.g. 500ms, 10s).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Stop the guest after this much fuel.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Cap the guest's linear memory (e.g. 64MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_memory: Option<usize>,
+    /// Cap the bytes a guest may pass into one host call (default 1MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_hostcall_bytes: Option<usize>,
+    /// Pass an environment variable to the guest: NAME=VALUE, or NAME to copy the host's.
+    #[arg(long = "env", value_name = "NAME[=VAL]")]
+    pub env: Vec<String>,
+}
+
+impl LimitArgs {
+    fn to_config(&self) -> LimitsConfig {
+        LimitsConfig {
+            timeout: self.timeout,
+            fuel: self.fuel,
+            max_memory: self.max_memory,
+            max_hostcall_bytes: self.max_hostcall_bytes,
+        }
+    }
+}
+
+/// A component ready to run: its file, compiled form, secrets and limits.
+pub struct Prepared {
+    pub path: PathBuf,
+    pub engine_fuel: bool,
+    pub secrets: SecretsCtx,
+    pub limits: wasm_secrets::runtime::Limits,
+    pub env: Vec<(String, String)>,
+    pub egress: Vec<wasm_secrets::serve::EgressRule>,
+    pub config: wasm_secrets::config::Config,
+}
+
+/// Resolves COMPONENT (a file, or a `[components.NAME]` entry), its grants, limits, env and
+/// egress, and builds its secrets context over the configured vaults.
+pub fn prepare(
+    host_args: &HostArgs,
+    limit_args: &LimitArgs,
+    component: &str,
+) -> anyhow::Result<Prepared> {
+    let config = host::load_config(host_args)?;
+    let entry = config.components.get(component);
     let path = match entry.and_then(|c| c.wasm.clone()) {
         Some(wasm) => wasm,
-        None => PathBuf::from(&args.component),
+        None => PathBuf::from(component),
     };
-    let component_name = path
+    let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| args.component.clone());
+        .unwrap_or_else(|| component.to_owned());
     let grants = host::build_grants(
-        &args.host,
+        host_args,
         entry.map(|c| c.grants.as_slice()).unwrap_or_default(),
     )?;
-    let flags = LimitsConfig {
-        timeout: args.timeout,
-        fuel: args.fuel,
-        max_memory: args.max_memory,
-        max_hostcall_bytes: args.max_hostcall_bytes,
-    };
-    let limits = flags
+    let limits = limit_args
+        .to_config()
         .or(entry.map(|c| c.limits).unwrap_or_default())
         .or(config.limits)
         .to_limits();
-    let env = guest_env(&args.env)?;
+    let env = guest_env(&limit_args.env)?;
+    let vaults = host::build_vaults(host_args, &config)?;
+    host::check_grants(&vaults, &grants)?;
+    let mut secrets = SecretsCtx::new(name, grants, vaults);
+    if let Some(sink) = host::audit_sink(host_args, &config)? {
+        secrets = secrets.with_audit(sink);
+    }
+    Ok(Prepared {
+        path,
+        engine_fuel: limits.fuel.is_some(),
+        secrets,
+        limits,
+        env,
+        egress: entry.map(|c| c.egress.clone()).unwrap_or_default(),
+        config,
+    })
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let prepared = prepare(&args.host, &args.limits, &args.component)?;
     let dirs = args
         .dirs
         .iter()
         .map(|d| parse_dir(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let vaults = host::build_vaults(&args.host, &config)?;
-    host::check_grants(&vaults, &grants)?;
-
     let engine = runtime::build_engine(&EngineOptions {
-        fuel: limits.fuel.is_some(),
+        fuel: prepared.engine_fuel,
     })?;
     let cache_dir = if args.no_cache {
         None
     } else {
         runtime::default_cache_dir()
     };
-    let (component, _) = runtime::load_component(&engine, &path, cache_dir.as_deref())?;
-    let mut secrets = SecretsCtx::new(component_name, grants, vaults);
-    if let Some(sink) = host::audit_sink(&args.host, &config)? {
-        secrets = secrets.with_audit(sink);
-    }
-    let mut argv = vec![path.to_string_lossy().into_owned()];
+    let (component, _) = runtime::load_component(&engine, &prepared.path, cache_dir.as_deref())?;
+    let mut argv = vec![prepared.path.to_string_lossy().into_owned()];
     argv.extend(args.args);
     let options = CommandOptions {
         args: argv,
-        env,
+        env: prepared.env,
         dirs,
-        limits,
+        limits: prepared.limits,
         capture_output: false,
     };
-    let outcome = runtime::run_command(&engine, &component, secrets, &options)
+    let outcome = runtime::run_command(&engine, &component, prepared.secrets, &options)
         .await?
         .outcome;
     if let Outcome::Failed(why) = &outcome {

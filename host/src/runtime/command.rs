@@ -165,30 +165,35 @@ fn classify(e: wasmtime::Error, limits: &Limits) -> Outcome {
     if let Some(exit) = e.downcast_ref::<I32Exit>() {
         return Outcome::Exited(exit.0);
     }
+    Outcome::Failed(describe_failure(&e, limits))
+}
+
+/// One line saying why a guest stopped: which limit, or what trap.
+pub fn describe_failure(e: &wasmtime::Error, limits: &Limits) -> String {
     if let Some(l) = e.downcast_ref::<LimitsError>() {
-        return Outcome::Failed(l.to_string());
+        return l.to_string();
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
-        return Outcome::Failed(match trap {
+        return match trap {
             Trap::Interrupt => timeout_message(limits.timeout.unwrap_or_default()),
             Trap::OutOfFuel => format!(
                 "the component used all of its fuel ({} units, --fuel) and was stopped",
                 limits.fuel.unwrap_or_default()
             ),
             other => format!("the component trapped: {other}"),
-        });
+        };
     }
     let text = format!("{e:#}");
     if text.contains("fuel allocated for hostcalls has been exhausted") {
-        return Outcome::Failed(format!(
+        return format!(
             "the component passed more than {} bytes into one host call and was stopped",
             limits.max_hostcall_bytes
-        ));
+        );
     }
-    Outcome::Failed(format!(
+    format!(
         "the component failed: {}",
         text.lines().next().unwrap_or("")
-    ))
+    )
 }
 
 /// Advances the engine's epoch once the timeout passes, interrupting running wasm.

@@ -8,7 +8,8 @@ mod limits;
 mod state;
 
 pub use command::{
-    CommandOptions, CommandResult, Outcome, command_linker, run_command, run_command_with,
+    CommandOptions, CommandResult, Outcome, command_linker, describe_failure, run_command,
+    run_command_with,
 };
 pub use engine::{
     CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,

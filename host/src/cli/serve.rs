@@ -1,0 +1,89 @@
+//! `wasm-secrets serve`: a wasi:http proxy component, a fresh instance per request.
+
+use super::HostArgs;
+use super::run::{LimitArgs, prepare};
+use clap::Args;
+use std::sync::Arc;
+use wasm_secrets::config::CacheConfig;
+use wasm_secrets::connect::Connector;
+use wasm_secrets::credential::Env;
+use wasm_secrets::http::loopback_only_from_env;
+use wasm_secrets::runtime;
+use wasm_secrets::serve::{
+    EgressKind, EgressPolicy, EgressRule, ServeOptions, Server, serve_engine,
+};
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Requests handled at once; more are answered 503.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_concurrent: usize,
+    /// Let the guest's outgoing wasi:http requests reach HOST (or HOST:PORT); repeatable.
+    #[arg(long = "allow-http", value_name = "HOST")]
+    allow_http: Vec<String>,
+    /// The component (.wasm), or the name of a [components.NAME] entry in the config.
+    #[arg(value_name = "COMPONENT")]
+    component: String,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    let prepared = prepare(&args.host, &args.limits, &args.component)?;
+    let mut rules = prepared.egress.clone();
+    rules.extend(args.allow_http.iter().map(EgressRule::http));
+    for rule in &rules {
+        rule.check()?;
+    }
+    let tokens = if rules.iter().any(|r| r.kind == EgressKind::AzureHttp) {
+        let settings = super::host::token_settings(&args.host, &prepared.config)?;
+        let mut connector = Connector::new(Env::process(), CacheConfig::default());
+        Some(connector.token_cache(&settings)?)
+    } else {
+        None
+    };
+    let egress = EgressPolicy::new(rules, tokens, loopback_only_from_env());
+
+    let engine = serve_engine(
+        args.max_concurrent,
+        prepared.engine_fuel,
+        prepared.limits.max_memory,
+    )?;
+    let (component, _) = runtime::load_component(
+        &engine,
+        &prepared.path,
+        runtime::default_cache_dir().as_deref(),
+    )?;
+    let options = ServeOptions {
+        limits: prepared.limits,
+        max_concurrent: args.max_concurrent,
+        env: prepared.env,
+    };
+    let server = Arc::new(Server::new(
+        &engine,
+        &component,
+        prepared.secrets,
+        egress,
+        options,
+    )?);
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
+    eprintln!(
+        "serving {} on http://{} (Ctrl-C to stop)",
+        prepared.path.display(),
+        listener.local_addr()?
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("shutting down: waiting for requests in flight");
+    };
+    server.serve(listener, shutdown).await?;
+    Ok(0)
+}

@@ -1,0 +1,277 @@
+//! `serve`: the http-hello guest (a wasi:http proxy) behind the real server, with secrets from
+//! the emulator's Key Vault through managed identity; limits, egress and shutdown.
+
+use crate::emulator::{self, DB_PASSWORD, Emulator};
+use crate::harness::{engine_for_serve, guest};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use wasm_secrets::runtime::{self, Limits};
+use wasm_secrets::serve::{EgressKind, EgressPolicy, EgressRule, ServeOptions, Server};
+use wasm_secrets::token_cache::TokenCache;
+
+/// A running server on an ephemeral loopback port; stops when `stop` is sent.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(
+    emu: &Emulator,
+    grants: &[&str],
+    egress: EgressPolicy,
+    options: ServeOptions,
+) -> Running {
+    let engine = engine_for_serve();
+    let (component, _) = runtime::load_component(&engine, &guest("http-hello"), None).unwrap();
+    let ctx = emulator::ctx(grants, emulator::imds_vaults(emu));
+    let server = Arc::new(Server::new(&engine, &component, ctx, egress, options).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(server.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        done,
+    }
+}
+
+impl Running {
+    async fn get(&self, path: &str) -> (u16, String) {
+        get(&format!("http://{}{path}", self.addr)).await
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let client = wasm_secrets::http::HttpClient::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = client
+        .send(client.request(reqwest::Method::GET, url.parse().unwrap()))
+        .await
+        .unwrap();
+    (
+        r.status.as_u16(),
+        String::from_utf8_lossy(&r.body).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_request_reads_its_secret_and_never_shows_a_value_or_token() {
+    let emu = emulator::start().await;
+    let s = start(
+        &emu,
+        &["db-password", "restricted"],
+        EgressPolicy::deny_all(),
+        ServeOptions::default(),
+    )
+    .await;
+    let ok = s.get("/db-password").await;
+    assert_eq!(
+        ok,
+        (
+            200,
+            format!(
+                "hello: read secret 'db-password' ({} characters)\n",
+                DB_PASSWORD.len()
+            )
+        )
+    );
+    let denied = s.get("/api-key").await;
+    assert_eq!(denied.0, 403);
+    assert!(denied.1.starts_with("not-granted: "), "{}", denied.1);
+    let forbidden = s.get("/restricted").await;
+    assert_eq!(forbidden.0, 500);
+    assert!(forbidden.1.starts_with("forbidden: "), "{}", forbidden.1);
+    let invalid = s.get("/a.b").await;
+    assert_eq!(invalid.0, 400);
+    for (_, body) in [&ok, &denied, &forbidden, &invalid] {
+        assert!(
+            !body.contains(DB_PASSWORD) && !body.contains(&emu.canary()),
+            "{body}"
+        );
+    }
+    // One token and one vault read (plus the challenge) for many requests.
+    for _ in 0..20 {
+        assert_eq!(s.get("/db-password").await.0, 200);
+    }
+    assert_eq!(emu.count(emulator::Endpoint::Imds), 1);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_past_the_concurrency_cap_get_503() {
+    let emu = emulator::start().await;
+    emu.set_vault_latency("main", Duration::from_millis(800));
+    let options = ServeOptions {
+        max_concurrent: 1,
+        ..ServeOptions::default()
+    };
+    let s = Arc::new(start(&emu, &["db-password"], EgressPolicy::deny_all(), options).await);
+    let slow = {
+        let url = format!("http://{}/db-password", s.addr);
+        tokio::spawn(async move { get(&url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = s.get("/db-password").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(slow.await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_past_its_timeout_gets_504_in_time() {
+    let emu = emulator::start().await;
+    emu.set_vault_latency("main", Duration::from_secs(5));
+    let options = ServeOptions {
+        limits: Limits {
+            timeout: Some(Duration::from_millis(300)),
+            ..Limits::default()
+        },
+        ..ServeOptions::default()
+    };
+    let s = start(&emu, &["db-password"], EgressPolicy::deny_all(), options).await;
+    let t = Instant::now();
+    let (status, body) = s.get("/db-password").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_waits_for_requests_in_flight() {
+    let emu = emulator::start().await;
+    emu.set_vault_latency("main", Duration::from_millis(600));
+    let s = start(
+        &emu,
+        &["db-password"],
+        EgressPolicy::deny_all(),
+        ServeOptions::default(),
+    )
+    .await;
+    let in_flight = {
+        let url = format!("http://{}/db-password", s.addr);
+        tokio::spawn(async move { get(&url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let addr = s.addr;
+    s.shutdown().await;
+    assert_eq!(
+        in_flight.await.unwrap().0,
+        200,
+        "the request in flight completed"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+/// A loopback upstream that records the Authorization header of each request it gets and
+/// answers `upstream ok` (never echoing the header).
+async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap_or("").to_owned());
+                        record.lock().unwrap().push(auth);
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from("upstream ok"),
+                            )))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn egress_goes_only_where_allowed_and_never_carries_the_guests_authorization() {
+    let emu = emulator::start().await;
+    let (up, seen) = upstream().await;
+    let (other, other_seen) = upstream().await;
+    let rules = vec![EgressRule::http(up.to_string())];
+    let s = start(
+        &emu,
+        &["db-password"],
+        EgressPolicy::new(rules, None, true),
+        ServeOptions::default(),
+    )
+    .await;
+
+    let (status, body) = s.get(&format!("/egress?url=http://{up}/x")).await;
+    assert_eq!((status, body.as_str()), (200, "upstream ok"));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None],
+        "the guest's Authorization was removed"
+    );
+
+    let (status, body) = s.get(&format!("/egress?url=http://{other}/x")).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "nothing reached a host without a rule"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees() {
+    let emu = emulator::start().await;
+    let (up, seen) = upstream().await;
+    let http = emulator::http(&emu);
+    let credential =
+        wasm_secrets::credential::imds::ImdsCredential::new(http, &emu.imds_base(), None).unwrap();
+    let tokens = Arc::new(TokenCache::new(Arc::new(credential)));
+    let rules = vec![EgressRule {
+        host: up.to_string(),
+        kind: EgressKind::AzureHttp,
+        resource: Some("https://storage.azure.com".into()),
+    }];
+    let s = start(
+        &emu,
+        &[],
+        EgressPolicy::new(rules, Some(tokens), true),
+        ServeOptions::default(),
+    )
+    .await;
+    let (status, body) = s.get(&format!("/egress?url=http://{up}/blob")).await;
+    assert_eq!((status, body.as_str()), (200, "upstream ok"));
+    let auth = seen.lock().unwrap()[0]
+        .clone()
+        .expect("an Authorization header");
+    assert!(
+        auth.starts_with("Bearer ") && auth.contains(&emu.canary()),
+        "the host's token was attached"
+    );
+    assert!(!auth.contains("guest-supplied-token"));
+    assert!(!body.contains(&emu.canary()));
+}
