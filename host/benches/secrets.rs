@@ -3,7 +3,8 @@
 //! 1. cached `get` from inside a running guest vs. a bare host import returning the same string;
 //! 2. amplification: 100 concurrent guest instances x 100 reads -> token and vault requests;
 //! 3. refresh: 16 concurrent readers, 2 s TTL, a vault answering in 200 ms -> p99 vs. long TTL;
-//! 4. cold start: process start to first secret in the guest, precompiled (cached) component.
+//! 4. cold start: process start to first secret in the guest, precompiled (cached) component;
+//! 5. serve: requests per second of http-hello (one secret per request) vs. http-plain.
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10).
@@ -237,5 +238,68 @@ async fn main() {
         p(&times, 0.5),
         times[0]
     );
+
+    // 5. serve throughput: the same handler with and without a secret read per request.
+    let secs5 = secs.min(5);
+    let serve_engine = wasm_secrets::serve::serve_engine(64, false, None).unwrap();
+    let mut rps = Vec::new();
+    for name in ["http-hello", "http-plain"] {
+        let (component, _) = runtime::load_component(&serve_engine, &guest(name), None).unwrap();
+        let ctx = SecretsCtx::new(name, Grants::parse(["db-password"]).unwrap(), vaults1.clone());
+        let server = std::sync::Arc::new(
+            wasm_secrets::serve::Server::new(
+                &serve_engine,
+                &component,
+                ctx,
+                wasm_secrets::serve::EgressPolicy::deny_all(),
+                wasm_secrets::serve::ServeOptions::default(),
+            )
+            .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let n = load(addr, 16, Duration::from_secs(secs5)).await;
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+        rps.push(n as f64 / secs5 as f64);
+        println!("5. serve {name}: {:.0} requests/s (16 keep-alive connections, {secs5} s)", n as f64 / secs5 as f64);
+    }
+    println!(
+        "   with a secret read / without: {:.1}%   (budget: >= 90%)",
+        100.0 * rps[0] / rps[1].max(1.0)
+    );
     emu.shutdown().await;
+}
+
+/// Drives `connections` keep-alive HTTP/1.1 connections at `addr` for `duration`; returns the
+/// number of 200 answers.
+async fn load(addr: std::net::SocketAddr, connections: usize, duration: Duration) -> u64 {
+    let deadline = Instant::now() + duration;
+    let workers = (0..connections).map(|_| {
+        tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
+            let mut ok = 0u64;
+            while Instant::now() < deadline {
+                let req = hyper::Request::get("/db-password")
+                    .header("host", "bench")
+                    .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                    .unwrap();
+                let res = sender.send_request(req).await.unwrap();
+                let status = res.status();
+                http_body_util::BodyExt::collect(res.into_body()).await.unwrap();
+                if status == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    });
+    futures::future::join_all(workers).await.into_iter().map(|r| r.unwrap()).sum()
 }
