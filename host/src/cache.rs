@@ -11,10 +11,21 @@ use crate::backend::{Backend, CacheStatus, Secret, SecretMeta};
 use crate::config::CacheConfig;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::HashMap;
+
+/// Keys are granted names only (the store checks grants first), so a fast hash is safe here.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
-type Key = (String, Option<String>);
+/// `name`, or `name@version`: names cannot hold `@`, so the two never collide.
+type Key = String;
+
+fn key<'a>(name: &'a str, version: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match version {
+        None => std::borrow::Cow::Borrowed(name),
+        Some(v) => std::borrow::Cow::Owned(format!("{name}@{v}")),
+    }
+}
 
 enum Cached {
     Value(Secret),
@@ -31,9 +42,9 @@ struct Entry {
 struct Inner {
     backend: Arc<dyn Backend>,
     config: CacheConfig,
-    entries: Mutex<HashMap<Key, Entry>>,
-    flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
-    infos: Mutex<HashMap<String, (Instant, SecretMeta)>>,
+    entries: Mutex<Map<Key, Entry>>,
+    flights: Mutex<Map<Key, Arc<tokio::sync::Mutex<()>>>>,
+    infos: Mutex<Map<String, (Instant, SecretMeta)>>,
     names: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
 
@@ -55,9 +66,9 @@ impl CachedBackend {
             inner: Arc::new(Inner {
                 backend,
                 config,
-                entries: Mutex::new(HashMap::new()),
-                flights: Mutex::new(HashMap::new()),
-                infos: Mutex::new(HashMap::new()),
+                entries: Mutex::default(),
+                flights: Mutex::default(),
+                infos: Mutex::default(),
                 names: tokio::sync::Mutex::new(None),
             }),
         }
@@ -80,7 +91,7 @@ impl CachedBackend {
 
 impl Inner {
     /// Looks `key` up. A fresh value is served (starting a refresh past 80% of the TTL).
-    fn lookup(self: &Arc<Self>, key: &Key) -> Lookup {
+    fn lookup(self: &Arc<Self>, key: &str, name: &str, version: Option<&str>) -> Lookup {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = entries.get_mut(key) else {
@@ -97,8 +108,9 @@ impl Inner {
                     && let Ok(rt) = tokio::runtime::Handle::try_current()
                 {
                     entry.refreshing = true;
-                    let (this, key) = (self.clone(), key.clone());
-                    rt.spawn(async move { this.refresh(key).await });
+                    let this = self.clone();
+                    let (name, version) = (name.to_owned(), version.map(str::to_owned));
+                    rt.spawn(async move { this.refresh(name, version).await });
                 }
                 Lookup::Fresh(Ok(s))
             }
@@ -110,20 +122,29 @@ impl Inner {
         }
     }
 
-    fn flight(&self, key: &Key) -> Arc<tokio::sync::Mutex<()>> {
+    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-        flights.entry(key.clone()).or_default().clone()
+        if let Some(f) = flights.get(key) {
+            return f.clone();
+        }
+        flights.entry(key.to_owned()).or_default().clone()
     }
 
     /// A miss or an expired value: one caller fetches, the others wait for its answer.
-    async fn fetch(self: &Arc<Self>, key: Key) -> Result<Secret, BackendError> {
+    async fn fetch(
+        self: &Arc<Self>,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Secret, BackendError> {
+        let key = key(name, version);
         let flight = self.flight(&key);
         let _turn = flight.lock().await;
-        if let Lookup::Fresh(r) = self.lookup(&key) {
+        if let Lookup::Fresh(r) = self.lookup(&key, name, version) {
             return r;
         }
-        let result = self.backend.get(&key.0, key.1.as_deref()).await;
-        let answer = self.store(&key, result);
+        let started = Instant::now();
+        let result = self.backend.get(name, version).await;
+        let answer = self.store(&key, result, started);
         drop(_turn);
         self.forget_idle_flights();
         answer
@@ -138,21 +159,25 @@ impl Inner {
     }
 
     /// A background refresh: replaces the value on success, keeps it on failure.
-    async fn refresh(self: Arc<Self>, key: Key) {
+    async fn refresh(self: Arc<Self>, name: String, version: Option<String>) {
+        let key = key(&name, version.as_deref());
         let flight = self.flight(&key);
         let _turn = flight.lock().await;
-        let result = self.backend.get(&key.0, key.1.as_deref()).await;
+        let started = Instant::now();
+        let result = self.backend.get(&name, version.as_deref()).await;
         if let Err(e) = &result {
-            tracing::warn!(secret = %key.0, error = %e, "background refresh failed; keeping the cached value");
+            tracing::warn!(secret = %name, error = %e, "background refresh failed; keeping the cached value");
         }
-        let _ = self.store(&key, result);
+        let _ = self.store(&key, result, started);
     }
 
-    /// Records a backend answer and returns what the caller gets.
+    /// Records a backend answer to a request sent at `started` (a value is as old as the
+    /// request that fetched it) and returns what the caller gets.
     fn store(
         &self,
-        key: &Key,
+        key: &str,
         result: Result<Secret, BackendError>,
+        started: Instant,
     ) -> Result<Secret, BackendError> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,10 +189,10 @@ impl Inner {
                     ..secret.clone()
                 };
                 entries.insert(
-                    key.clone(),
+                    key.to_owned(),
                     Entry {
                         cached: Cached::Value(secret),
-                        fetched: now,
+                        fetched: started,
                         last_used: now,
                         refreshing: false,
                     },
@@ -177,10 +202,10 @@ impl Inner {
             }
             Err(BackendError::NotFound(detail)) => {
                 entries.insert(
-                    key.clone(),
+                    key.to_owned(),
                     Entry {
                         cached: Cached::NotFound(detail.clone()),
-                        fetched: now,
+                        fetched: started,
                         last_used: now,
                         refreshing: false,
                     },
@@ -214,7 +239,7 @@ impl Inner {
     }
 
     /// Drops least-recently-used entries past the bound. Dropping wipes the values.
-    fn evict(&self, entries: &mut HashMap<Key, Entry>) {
+    fn evict(&self, entries: &mut Map<Key, Entry>) {
         while entries.len() > self.config.max_entries {
             let oldest = entries
                 .iter()
@@ -238,10 +263,16 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>> {
-        let key: Key = (name.to_owned(), version.map(str::to_owned));
-        match self.inner.lookup(&key) {
+        match self.inner.lookup(&key(name, version), name, version) {
             Lookup::Fresh(r) => futures::future::ready(r).boxed(),
-            Lookup::Expired => self.inner.fetch(key).boxed(),
+            Lookup::Expired => self.inner.fetch(name, version).boxed(),
+        }
+    }
+
+    fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
+        match self.inner.lookup(&key(name, version), name, version) {
+            Lookup::Fresh(r) => Some(r),
+            Lookup::Expired => None,
         }
     }
 
@@ -259,7 +290,7 @@ impl Backend for CachedBackend {
                 return Ok(meta);
             }
             // Names cannot hold ':', so this key never collides with a value's.
-            let flight = self.inner.flight(&(format!("info:{name}"), None));
+            let flight = self.inner.flight(&format!("info:{name}"));
             let _turn = flight.lock().await;
             if let Some(meta) = fresh() {
                 return Ok(meta);

@@ -156,7 +156,8 @@ pub struct Target<'a> {
 /// The grants of one component: deny by default.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
-    exact: HashMap<String, Grant>,
+    // Looked up on every request with guest-chosen names; foldhash is randomly seeded.
+    exact: HashMap<String, Grant, foldhash::fast::RandomState>,
     patterns: Vec<Grant>,
 }
 

@@ -1,9 +1,11 @@
 //! Secret values in memory that is wiped when dropped and never printed.
 
 use std::fmt;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// A secret value. Its memory is zeroed on drop; `Debug` and `Display` print a placeholder.
+/// A secret value. Its memory is zeroed when the last clone is dropped; `Debug` and `Display`
+/// print a placeholder. Clones share one buffer, so handing a cached value out copies nothing.
 ///
 /// ```
 /// let v = wasm_secrets::SecretValue::new("hunter2".to_string());
@@ -11,12 +13,12 @@ use zeroize::Zeroizing;
 /// assert_eq!(format!("{v:?}"), "SecretValue(<redacted, 7 bytes>)");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(Zeroizing<String>);
+pub struct SecretValue(Arc<Zeroizing<String>>);
 
 impl SecretValue {
     /// Takes ownership of `value`; its buffer is zeroed when the `SecretValue` is dropped.
     pub fn new(value: String) -> Self {
-        Self(Zeroizing::new(value))
+        Self(Arc::new(Zeroizing::new(value)))
     }
 
     /// The value itself. Call this only where the value must leave the host: the guest.

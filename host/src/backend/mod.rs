@@ -8,21 +8,22 @@ pub mod keyvault;
 
 use crate::{BackendError, SecretValue};
 use futures::future::BoxFuture;
+use std::sync::Arc;
 
 /// A secret value with the version it came from.
 #[derive(Debug, Clone)]
 pub struct Secret {
     /// The value, in zeroizing memory.
     pub value: SecretValue,
-    /// The version identifier the backend returned.
-    pub version: String,
+    /// The version identifier the backend returned (shared, so cache hits copy nothing).
+    pub version: Arc<str>,
     /// How the secret cache served it (`Uncached` from a backend itself).
     pub cache: CacheStatus,
 }
 
 impl Secret {
     /// A value straight from a backend.
-    pub fn new(value: SecretValue, version: impl Into<String>) -> Self {
+    pub fn new(value: SecretValue, version: impl Into<Arc<str>>) -> Self {
         Self {
             value,
             version: version.into(),
@@ -91,6 +92,13 @@ pub trait Backend: Send + Sync + 'static {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>>;
+
+    /// The answer for `name` if it is at hand without waiting (a cache hit), else `None`.
+    /// The store tries this before [`Backend::get`]; backends without a cache keep the default.
+    fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
+        let _ = (name, version);
+        None
+    }
 
     /// The metadata of the latest version of `name`.
     fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>>;
