@@ -115,7 +115,7 @@ async fn each_request_reads_its_secret_and_never_shows_a_value_or_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_past_the_concurrency_cap_get_503() {
     let emu = emulator::start().await;
-    emu.set_vault_latency("main", Duration::from_millis(800));
+    emu.set_vault_latency("main", Duration::from_millis(1500));
     let options = ServeOptions {
         max_concurrent: 1,
         ..ServeOptions::default()
@@ -125,7 +125,7 @@ async fn requests_past_the_concurrency_cap_get_503() {
         let url = format!("http://{}/db-password", s.addr);
         tokio::spawn(async move { get(&url).await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = s.get("/db-password").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(slow.await.unwrap().0, 200);
@@ -152,7 +152,7 @@ async fn a_request_past_its_timeout_gets_504_in_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_waits_for_requests_in_flight() {
     let emu = emulator::start().await;
-    emu.set_vault_latency("main", Duration::from_millis(600));
+    emu.set_vault_latency("main", Duration::from_millis(1200));
     let s = start(
         &emu,
         &["db-password"],
@@ -164,7 +164,7 @@ async fn shutdown_waits_for_requests_in_flight() {
         let url = format!("http://{}/db-password", s.addr);
         tokio::spawn(async move { get(&url).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let addr = s.addr;
     s.shutdown().await;
     assert_eq!(
