@@ -15,3 +15,4 @@ mod grants;
 mod hostile;
 mod names;
 mod serve;
+mod wasi_config;
