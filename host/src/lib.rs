@@ -52,6 +52,32 @@
 //! assert_eq!(denied.kind().as_str(), "not-granted");
 //! # Ok(()) }
 //! ```
+//!
+//! Or let [`runtime`] run a wasi:cli command with the same context (here the example guest
+//! `secrets-get`, which prints `name=value` for each name it is given):
+//!
+//! ```
+//! # use wasm_secrets::{backend::file::FileBackend, Grants, SecretsCtx, Vaults};
+//! # use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! # let guest = std::path::Path::new(env!("WASM_SECRETS_GUEST_DIR")).join("secrets-get.wasm");
+//! let vaults = Vaults::new().with("default", FileBackend::new("example", [("db-password".into(), "s3cret".into())]));
+//! let secrets = SecretsCtx::new("secrets-get", Grants::parse(["db-password"])?, vaults);
+//!
+//! let engine = runtime::build_engine(&EngineOptions::default())?;
+//! let (component, _) = runtime::load_component(&engine, &guest, None)?;
+//! let options = CommandOptions {
+//!     args: vec!["secrets-get".into(), "db-password".into(), "api-key".into()],
+//!     capture_output: true,
+//!     ..CommandOptions::default()
+//! };
+//! let result = runtime::run_command(&engine, &component, secrets, &options).await?;
+//! let out = String::from_utf8(result.stdout)?;
+//! assert!(out.starts_with("db-password=s3cret\napi-key: not-granted: "));
+//! assert!(matches!(result.outcome, Outcome::Exited(1)));
+//! # Ok(()) }
+//! ```
 
 #![deny(missing_docs)]
 
