@@ -304,3 +304,38 @@ async fn azure_cli_token_from_a_fake_az_reads_the_vault() {
     let lines = read_both(&emu, &id).await;
     assert_reads_db_password_but_not_restricted(&lines);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entra_throttling_and_server_errors_are_retried() {
+    let emu = start().await;
+    let sp = emu.config().identities.service_principals[0].clone();
+    let identity = Identity::client_secret(&emu, &sp.client_id, &sp.client_secret);
+    emu.set_faults(
+        Endpoint::Entra,
+        vec![
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+                body: None,
+            },
+            Fault::Status {
+                status: 429,
+                retry_after: Some(0),
+                body: None,
+            },
+        ],
+    );
+    let (code, lines) = secrets_get(
+        &["db-password"],
+        vaults_for(&emu, &identity),
+        &["db-password"],
+    )
+    .await;
+    assert_eq!(lines, [format!("db-password={DB_PASSWORD}")]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        emu.count(Endpoint::Entra),
+        3,
+        "two failures, then the token"
+    );
+}

@@ -6,7 +6,7 @@ use reqwest::Method;
 use url::Url;
 
 use super::expiry::parse_token;
-use super::retry::status_error;
+use super::retry::{RetryPolicy, status_error};
 use super::{AccessToken, CredentialError, check_resource};
 use crate::http::HttpClient;
 
@@ -41,6 +41,16 @@ pub(crate) fn scope_for(resource: &str) -> String {
     }
 }
 
+/// Entra is retried on 429, 5xx and transport failures, a few times; it has no 410 rule.
+fn entra_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        gone_window: std::time::Duration::ZERO,
+        attempt_timeout: std::time::Duration::from_secs(10),
+        ..RetryPolicy::default()
+    }
+}
+
 /// POSTs the client-credentials form and reads the token (`expires_in` is a number here).
 pub(crate) async fn request_token(
     http: &HttpClient,
@@ -54,8 +64,11 @@ pub(crate) async fn request_token(
     fields.push(("grant_type", "client_credentials"));
     fields.push(("scope", &scope));
     let now = SystemTime::now();
-    let request = http.request(Method::POST, url.clone()).form(&fields);
-    let resp = http.send(request).await?;
+    let resp = entra_retry()
+        .send(http, || {
+            http.request(Method::POST, url.clone()).form(&fields)
+        })
+        .await?;
     if !resp.status.is_success() {
         return Err(status_error(&resp, "the token endpoint"));
     }
