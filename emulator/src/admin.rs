@@ -2,11 +2,11 @@
 //!
 //! - `GET /health` → `{"status":"ok"}`
 //! - `GET /counters` → `{"imds":N,…,"keyvault":N,"vaults":{"main":N}}`; `POST /counters/reset` → 204
-//! - `PUT /faults/{endpoint}` with a JSON array of faults, e.g. `[{"kind":"status","status":503,"retry_after":1},
+//! - `PUT /faults/{endpoint}` with a JSON array of faults, e.g. `[{"kind":"status","status":503,"retry-after":1},
 //!   {"kind":"delay","ms":100},{"kind":"malformed"},{"kind":"oversized","bytes":100000},{"kind":"drop"}]` → 204
 //! - `PUT /token-lifetime` with `{"secs":N}` → 204
 //! - `PUT /vaults/{vault}/latency` with `{"ms":N}` → 204
-//! - `PUT /throttle` with `{"enabled":true,"max_requests":N,"window_ms":N,"retry_after_secs":N|null}` → 204
+//! - `PUT /throttle` with `{"enabled":true,"max-requests":N,"window-ms":N,"retry-after-secs":N|null}` → 204
 
 use std::time::Duration;
 
@@ -101,7 +101,7 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
                 }
                 done()
             }
-            Ok(_) => bad("window_ms must be at least 1"),
+            Ok(_) => bad("window-ms must be at least 1"),
             Err(err) => bad(&format!("invalid body: {err}")),
         },
         _ => json(StatusCode::NOT_FOUND, &json!({"error": "not found"})),

@@ -10,7 +10,7 @@ use crate::faults::FaultSpec;
 
 /// The whole emulator configuration. `Default` is the demo config shipped as `emulator/emulator.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EmulatorConfig {
     /// The Entra tenant id the emulator pretends to be.
     #[serde(default = "d_tenant")]
@@ -71,7 +71,7 @@ pub enum LegacyDateForm {
 
 /// Ports of the plain-HTTP endpoints and the Entra TLS endpoint. 0 means any free port.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Ports {
     /// IMDS (`/metadata/identity/oauth2/token`, api-version 2018-02-01).
     pub imds: u16,
@@ -91,7 +91,7 @@ pub struct Ports {
 
 /// Key Vault throttling: more than `max_requests` in `window_ms` per vault gives 429.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct ThrottleConfig {
     /// Whether throttling is on.
     pub enabled: bool,
@@ -116,7 +116,7 @@ impl Default for ThrottleConfig {
 
 /// The identities known to the emulator.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Identities {
     /// The system-assigned managed identity (IMDS, App Service, Arc without a selector).
     pub system: SystemIdentity,
@@ -130,7 +130,7 @@ pub struct Identities {
 
 /// The system-assigned managed identity.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SystemIdentity {
     /// Its client (application) id.
     pub client_id: String,
@@ -140,7 +140,7 @@ pub struct SystemIdentity {
 
 /// A user-assigned managed identity.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserAssignedIdentity {
     /// Its client id (`client_id` selector).
     pub client_id: String,
@@ -152,7 +152,7 @@ pub struct UserAssignedIdentity {
 
 /// A service principal with a client secret.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServicePrincipal {
     /// Its client id.
     pub client_id: String,
@@ -164,7 +164,7 @@ pub struct ServicePrincipal {
 
 /// A federated (workload identity) client.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FederatedClient {
     /// Its client id.
     pub client_id: String,
@@ -176,7 +176,7 @@ pub struct FederatedClient {
 
 /// One vault.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct VaultConfig {
     /// Its name (used in the Rust API and the admin endpoint).
     pub name: String,
@@ -196,7 +196,7 @@ pub struct VaultConfig {
 
 /// One seeded secret: either `value` (one version) or `versions` (oldest first).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SecretConfig {
     /// The secret name (`[0-9a-zA-Z-]`, 1..=127 characters).
     pub name: String,
@@ -222,7 +222,7 @@ pub struct SecretConfig {
 
 /// One version of a seeded secret.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct VersionConfig {
     /// The value.
     pub value: String,

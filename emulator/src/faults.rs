@@ -87,10 +87,15 @@ pub enum Fault {
 
 /// The serialized form of a [`Fault`] (config files and the admin endpoint).
 ///
-/// TOML: `{ kind = "status", status = 503, retry_after = 2 }`, `{ kind = "delay", ms = 100 }`,
+/// TOML: `{ kind = "status", status = 503, retry-after = 2 }`, `{ kind = "delay", ms = 100 }`,
 /// `{ kind = "malformed" }`, `{ kind = "oversized", bytes = 100000 }`, `{ kind = "drop" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    deny_unknown_fields
+)]
 pub enum FaultSpec {
     /// See [`Fault::Status`].
     Status {

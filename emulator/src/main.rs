@@ -13,10 +13,10 @@ struct Args {
     /// TOML config file (default: the built-in demo config, same as emulator/emulator.toml).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Write the CA certificate PEM here (overrides ca_cert_path).
+    /// Write the CA certificate PEM here (overrides ca-cert-path).
     #[arg(long)]
     ca_cert_out: Option<PathBuf>,
-    /// The Azure Arc token folder (overrides arc_token_dir).
+    /// The Azure Arc token folder (overrides arc-token-dir).
     #[arg(long)]
     arc_token_dir: Option<PathBuf>,
 }

@@ -190,7 +190,7 @@ async fn admin_endpoint() {
     let admin = emu.admin_url();
     let r = http
         .put(format!("{admin}/faults/imds"))
-        .body(r#"[{"kind":"status","status":503,"retry_after":2},{"kind":"drop"}]"#)
+        .body(r#"[{"kind":"status","status":503,"retry-after":2},{"kind":"drop"}]"#)
         .send()
         .await
         .unwrap();
