@@ -3,7 +3,10 @@
 //! - `GET /health` → `{"status":"ok"}`
 //! - `GET /counters` → `{"imds":N,…,"keyvault":N,"vaults":{"main":N}}`; `POST /counters/reset` → 204
 //! - `PUT /faults/{endpoint}` with a JSON array of faults, e.g. `[{"kind":"status","status":503,"retry-after":1},
-//!   {"kind":"delay","ms":100},{"kind":"malformed"},{"kind":"oversized","bytes":100000},{"kind":"drop"}]` → 204
+//!   {"kind":"delay","ms":100},{"kind":"malformed"},{"kind":"oversized","bytes":100000},{"kind":"drop"},
+//!   {"kind":"reset"},{"kind":"stall"}]` → 204
+//! - `PUT /faults/{endpoint}/standing` with one fault, or `null` to clear it: applied to every
+//!   request once the sequence is used up → 204
 //! - `PUT /token-lifetime` with `{"secs":N}` → 204
 //! - `PUT /vaults/{vault}/latency` with `{"ms":N}` → 204
 //! - `PUT /throttle` with `{"enabled":true,"max-requests":N,"window-ms":N,"retry-after-secs":N|null}` → 204
@@ -71,6 +74,18 @@ pub fn handle(state: &State, r: &Req) -> Response<Body> {
                     done()
                 }
                 Err(err) => bad(&format!("invalid fault list: {err}")),
+            }
+        }
+        (&Method::PUT, ["faults", e, "standing"]) => {
+            let Ok(endpoint) = e.parse::<Endpoint>() else {
+                return bad(&format!("unknown endpoint {e:?}"));
+            };
+            match serde_json::from_slice::<Option<FaultSpec>>(&r.body) {
+                Ok(spec) => {
+                    state.faults.set_standing(endpoint, spec.map(Fault::from));
+                    done()
+                }
+                Err(err) => bad(&format!("invalid fault: {err}")),
             }
         }
         (&Method::PUT, ["token-lifetime"]) => match serde_json::from_slice::<Secs>(&r.body) {

@@ -83,12 +83,17 @@ pub enum Fault {
     OversizedBody(usize),
     /// Close the connection without answering.
     DropConnection,
+    /// Reset the connection (TCP RST) without answering.
+    Reset,
+    /// Read the request and never answer (until the client gives up, or five minutes pass).
+    Stall,
 }
 
 /// The serialized form of a [`Fault`] (config files and the admin endpoint).
 ///
 /// TOML: `{ kind = "status", status = 503, retry-after = 2 }`, `{ kind = "delay", ms = 100 }`,
-/// `{ kind = "malformed" }`, `{ kind = "oversized", bytes = 100000 }`, `{ kind = "drop" }`.
+/// `{ kind = "malformed" }`, `{ kind = "oversized", bytes = 100000 }`, `{ kind = "drop" }`,
+/// `{ kind = "reset" }`, `{ kind = "stall" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(
     tag = "kind",
@@ -122,6 +127,10 @@ pub enum FaultSpec {
     },
     /// See [`Fault::DropConnection`].
     Drop,
+    /// See [`Fault::Reset`].
+    Reset,
+    /// See [`Fault::Stall`].
+    Stall,
 }
 
 impl From<FaultSpec> for Fault {
@@ -140,14 +149,17 @@ impl From<FaultSpec> for Fault {
             FaultSpec::Malformed => Fault::MalformedBody,
             FaultSpec::Oversized { bytes } => Fault::OversizedBody(bytes),
             FaultSpec::Drop => Fault::DropConnection,
+            FaultSpec::Reset => Fault::Reset,
+            FaultSpec::Stall => Fault::Stall,
         }
     }
 }
 
-/// Fault queues and request counters, shared by every listener.
+/// Fault queues, standing faults and request counters, shared by every listener.
 #[derive(Debug, Default)]
 pub struct FaultBoard {
     queues: Mutex<HashMap<Endpoint, VecDeque<Fault>>>,
+    standing: Mutex<HashMap<Endpoint, Fault>>,
     counts: [AtomicU64; 6],
     vault_counts: Mutex<HashMap<String, u64>>,
 }
@@ -160,9 +172,25 @@ impl FaultBoard {
         }
     }
 
-    /// Take the next fault for this endpoint, if any.
+    /// Set (or clear, with `None`) a fault applied to every request of an endpoint once its
+    /// sequence is used up: an outage that lasts until it is cleared.
+    pub fn set_standing(&self, e: Endpoint, fault: Option<Fault>) {
+        if let Ok(mut m) = self.standing.lock() {
+            match fault {
+                Some(f) => m.insert(e, f),
+                None => m.remove(&e),
+            };
+        }
+    }
+
+    /// Take the next fault for this endpoint: from its sequence, else its standing fault.
     pub fn next(&self, e: Endpoint) -> Option<Fault> {
-        self.queues.lock().ok()?.get_mut(&e)?.pop_front()
+        let queued = self
+            .queues
+            .lock()
+            .ok()
+            .and_then(|mut q| q.get_mut(&e)?.pop_front());
+        queued.or_else(|| self.standing.lock().ok()?.get(&e).cloned())
     }
 
     /// Count one request.

@@ -335,6 +335,12 @@ impl Emulator {
         self.state.faults.set(endpoint, faults)
     }
 
+    /// Set (or clear) a fault applied to every request of an endpoint once its sequence is used
+    /// up: an outage that lasts until cleared.
+    pub fn set_standing_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        self.state.faults.set_standing(endpoint, fault)
+    }
+
     /// Add a new version of a secret (creating it if needed); returns the version id, or an empty
     /// string if the vault does not exist or the name is invalid.
     pub fn put_secret(&self, vault: &str, name: &str, value: &str) -> String {

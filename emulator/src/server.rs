@@ -1,7 +1,10 @@
 //! HTTP plumbing: listeners, connections (plain or TLS), body limits, fault application, dispatch.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +22,9 @@ use crate::state::State;
 
 /// Response body type.
 pub type Body = Full<Bytes>;
+
+/// How long a stalled request is held before its connection is dropped.
+const STALL: Duration = Duration::from_secs(300);
 
 /// Largest request body accepted (larger gives 413).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -162,6 +168,51 @@ pub async fn run(
     }
 }
 
+/// A connection that ends with a TCP reset instead of a close once `reset` is set (the
+/// [`Fault::Reset`] fault): the socket lingers for zero seconds when dropped.
+struct Resettable {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for Resettable {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Resettable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Resettable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.reset.load(Ordering::Relaxed) {
+            // No orderly close: the reset happens on drop.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 async fn connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
@@ -178,9 +229,15 @@ async fn connection(
             .map(|a| a.to_string())
             .unwrap_or_else(|| "127.0.0.1".into())
     );
+    let reset = Arc::new(AtomicBool::new(false));
+    let stream = Resettable {
+        stream,
+        reset: reset.clone(),
+    };
     let service = service_fn(move |req| {
-        let (svc, state, fallback) = (svc.clone(), state.clone(), fallback.clone());
-        async move { handle(req, svc, state, scheme, fallback).await }
+        let (svc, state, fallback, reset) =
+            (svc.clone(), state.clone(), fallback.clone(), reset.clone());
+        async move { handle(req, svc, state, scheme, fallback, &reset).await }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -211,6 +268,7 @@ async fn handle(
     state: Arc<State>,
     scheme: &'static str,
     fallback: String,
+    reset: &AtomicBool,
 ) -> Result<Response<Body>, Dropped> {
     let vault = match &svc {
         Service::Vault(v) => Some(v.as_str()),
@@ -250,6 +308,14 @@ async fn handle(
                     return Ok(raw(StatusCode::OK, "application/json", oversized(n)));
                 }
                 Fault::DropConnection => return Err(Dropped),
+                Fault::Reset => {
+                    reset.store(true, Ordering::Relaxed);
+                    return Err(Dropped);
+                }
+                Fault::Stall => {
+                    tokio::time::sleep(STALL).await;
+                    return Err(Dropped);
+                }
             }
         }
     }
@@ -316,6 +382,8 @@ fn fault_name(f: &Fault) -> &'static str {
         Fault::MalformedBody => "malformed",
         Fault::OversizedBody(_) => "oversized",
         Fault::DropConnection => "drop",
+        Fault::Reset => "reset",
+        Fault::Stall => "stall",
     }
 }
 

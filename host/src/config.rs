@@ -13,6 +13,7 @@
 //! ttl = "5m"
 //! stale-if-error = "1h"
 //! negative-ttl = "30s"
+//! refresh-wait = "50ms"                # past the TTL, wait this long for the vault, then serve stale
 //! max-entries = 10000
 //!
 //! [limits]                             # defaults for every component
@@ -107,6 +108,10 @@ pub struct CacheConfig {
     /// How long a not-found is remembered.
     #[serde(deserialize_with = "duration")]
     pub negative_ttl: Duration,
+    /// How long a request holding a value past its TTL (but within stale-if-error) waits for
+    /// the refresh before it gets the stale value (RFC 5861 stale-while-revalidate).
+    #[serde(deserialize_with = "duration")]
+    pub refresh_wait: Duration,
     /// The most entries kept; the least recently used go first.
     pub max_entries: usize,
 }
@@ -117,6 +122,7 @@ impl Default for CacheConfig {
             ttl: Duration::from_secs(300),
             stale_if_error: Duration::from_secs(3600),
             negative_ttl: Duration::from_secs(30),
+            refresh_wait: Duration::from_millis(50),
             max_entries: 10_000,
         }
     }

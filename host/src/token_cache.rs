@@ -4,8 +4,9 @@
 //! lifetime for tokens living 2 hours or more (and at half its lifetime when it lives less
 //! than 5 minutes in all). One fetch per resource is in flight at a time: callers without a
 //! valid token wait for it and share its result; callers holding a valid token that is due
-//! for refresh get that token at once while one of them refreshes. If a refresh fails, the
-//! old token is used while it is still valid, with a warning that names no token.
+//! for refresh get that token at once while a background task refreshes it, so a slow or
+//! failing identity endpoint (IMDS retries a 410 for 70 s) never delays them. If a refresh
+//! fails, the old token is used while it is still valid, with a warning that names no token.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -71,7 +72,7 @@ struct State {
 #[derive(Default)]
 struct Slot {
     state: Mutex<State>,
-    fetch: tokio::sync::Mutex<()>,
+    fetch: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Tokens from one credential, by resource. Share it (`Arc`) among every user of the
@@ -144,24 +145,28 @@ impl TokenCache {
                 if cooling {
                     return Ok(token);
                 }
-                let Ok(_guard) = slot.fetch.try_lock() else {
+                let Ok(guard) = slot.fetch.clone().try_lock_owned() else {
                     return Ok(token);
                 };
                 if lock(&slot.state).generation != generation {
                     // Someone refreshed between our look and the lock; use theirs if good.
                     return Ok(self.current(&slot).unwrap_or(token));
                 }
-                match self.fetch(&slot, resource).await {
-                    Ok(fresh) => Ok(fresh),
-                    Err(e) => {
-                        tracing::warn!(
-                            credential = %self.credential.cache_key(),
-                            resource,
-                            error = %e,
-                            "token refresh failed; using the current token until it expires"
-                        );
+                let refresh = Refresh {
+                    credential: self.credential.clone(),
+                    policy: self.policy,
+                    slot,
+                    resource: resource.to_owned(),
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(async move {
+                            let _guard = guard;
+                            refresh.run_keeping_valid().await;
+                        });
                         Ok(token)
                     }
+                    Err(_) => Ok(refresh.run_keeping_valid().await.unwrap_or(token)),
                 }
             }
             None => {
@@ -182,7 +187,14 @@ impl TokenCache {
                         }
                     }
                 }
-                self.fetch(&slot, resource).await
+                Refresh {
+                    credential: self.credential.clone(),
+                    policy: self.policy,
+                    slot: slot.clone(),
+                    resource: resource.to_owned(),
+                }
+                .run()
+                .await
             }
         }
     }
@@ -199,12 +211,22 @@ impl TokenCache {
             .filter(|e| self.valid(&e.token, SystemTime::now()))
             .map(|e| e.token.clone())
     }
+}
 
-    /// Fetches a token; the caller holds the slot's fetch lock.
-    async fn fetch(&self, slot: &Slot, resource: &str) -> Result<AccessToken, CredentialError> {
+/// One fetch of a token into a slot; whoever runs it holds the slot's fetch lock.
+struct Refresh {
+    credential: Arc<dyn TokenCredential>,
+    policy: TokenCachePolicy,
+    slot: Arc<Slot>,
+    resource: String,
+}
+
+impl Refresh {
+    /// Fetches a token and records the outcome.
+    async fn run(&self) -> Result<AccessToken, CredentialError> {
         let fetched = SystemTime::now();
-        let result = self.credential.get_token(resource).await;
-        let mut state = lock(&slot.state);
+        let result = self.credential.get_token(&self.resource).await;
+        let mut state = lock(&self.slot.state);
         state.generation += 1;
         match &result {
             Ok(token) => {
@@ -217,7 +239,7 @@ impl TokenCache {
                 state.failed_at = None;
                 tracing::debug!(
                     credential = %self.credential.cache_key(),
-                    resource,
+                    resource = %self.resource,
                     lifetime_s = token.remaining_at(fetched).as_secs(),
                     "token fetched"
                 );
@@ -228,6 +250,22 @@ impl TokenCache {
             }
         }
         result
+    }
+
+    /// A refresh while a valid token is held: a failure is only a warning.
+    async fn run_keeping_valid(&self) -> Option<AccessToken> {
+        match self.run().await {
+            Ok(fresh) => Some(fresh),
+            Err(e) => {
+                tracing::warn!(
+                    credential = %self.credential.cache_key(),
+                    resource = %self.resource,
+                    error = %e,
+                    "token refresh failed; using the current token until it expires"
+                );
+                None
+            }
+        }
     }
 }
 

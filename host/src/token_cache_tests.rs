@@ -100,8 +100,30 @@ async fn refreshes_early() {
     assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-0");
     assert_eq!(fake.calls(), 1);
     tokio::time::sleep(Duration::from_millis(900)).await;
+    // Due: the caller gets the valid token at once and the refresh runs behind it.
+    assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-0");
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-1");
     assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_refresh_never_delays_a_caller_holding_a_valid_token() {
+    let fake = Fake::new(Duration::from_secs(2), Duration::from_secs(5));
+    let cache = TokenCache::with_policy(fake.clone(), short_policy(Duration::from_secs(1)));
+    cache.token(RESOURCE).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..20 {
+        let start = Instant::now();
+        assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-0");
+        assert!(
+            start.elapsed() < Duration::from_millis(20),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fake.calls(), 2, "one refresh in flight, not one per caller");
 }
 
 #[tokio::test]
@@ -112,6 +134,8 @@ async fn failed_refresh_keeps_the_valid_token() {
     fake.fail.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // Due, the refresh fails, the old token is still valid: served.
+    assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-0");
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-0");
     assert_eq!(fake.calls(), 2);
     // Once it has expired, the failure shows.
@@ -133,6 +157,7 @@ async fn failure_cooldown_limits_refresh_attempts() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     for _ in 0..10 {
         assert_eq!(cache.token(RESOURCE).await.unwrap().secret(), "tok-0");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(fake.calls(), 2);
 }

@@ -150,6 +150,50 @@ async fn a_request_past_its_timeout_gets_504_in_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn requests_stopped_at_their_timeout_give_their_slots_back() {
+    // Two slots, a vault that takes 3 s, a 300 ms timeout: each wave of two requests gets 504
+    // in time, and the next wave finds both slots free again (not 503 busy), because the
+    // guests of the last wave were stopped at their deadline.
+    let emu = emulator::start().await;
+    emu.set_vault_latency("main", Duration::from_secs(3));
+    let options = ServeOptions {
+        limits: Limits {
+            timeout: Some(Duration::from_millis(300)),
+            ..Limits::default()
+        },
+        max_concurrent: 2,
+        ..ServeOptions::default()
+    };
+    let s = Arc::new(start(&emu, &["db-password"], EgressPolicy::deny_all(), options).await);
+    for wave in 0..3 {
+        let t = Instant::now();
+        let both = futures::future::join_all((0..2).map(|_| {
+            let url = format!("http://{}/db-password", s.addr);
+            async move { get(&url).await }
+        }))
+        .await;
+        for (status, body) in &both {
+            assert_eq!(*status, 504, "wave {wave}: {body}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    // The one vault read those requests shared (a challenge and a GET, 3 s each) went on
+    // without them and fills the cache.
+    let t = Instant::now();
+    while s.get("/db-password").await.0 != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the vault read never landed"
+        );
+    }
+    assert_eq!(
+        emu.vault_count("main"),
+        2,
+        "one challenge and one GET for all requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_waits_for_requests_in_flight() {
     let emu = emulator::start().await;
     emu.set_vault_latency("main", Duration::from_millis(1200));

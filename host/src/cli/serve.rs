@@ -10,7 +10,8 @@ use wasm_secrets::credential::Env;
 use wasm_secrets::http::loopback_only_from_env;
 use wasm_secrets::runtime;
 use wasm_secrets::serve::{
-    EgressKind, EgressPolicy, EgressRule, ServeOptions, Server, serve_engine,
+    DEFAULT_REQUEST_TIMEOUT, EgressKind, EgressPolicy, EgressRule, ServeOptions, Server,
+    serve_engine,
 };
 
 /// Arguments of `serve`.
@@ -60,8 +61,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         &prepared.path,
         runtime::default_cache_dir().as_deref(),
     )?;
+    let mut limits = prepared.limits;
+    limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
     let options = ServeOptions {
-        limits: prepared.limits,
+        limits,
         max_concurrent: args.max_concurrent,
         env: prepared.env,
     };

@@ -27,10 +27,14 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+/// The per-request timeout `serve` uses when none is configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How the server runs guests.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Per-request limits (the timeout covers the whole request).
+    /// Per-request limits. The timeout covers the whole request: at it the guest is stopped,
+    /// its concurrency slot freed, and the client answered 504.
     pub limits: Limits,
     /// Requests handled at once; more get 503.
     pub max_concurrent: usize,
@@ -41,7 +45,10 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
-            limits: Limits::default(),
+            limits: Limits {
+                timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+                ..Limits::default()
+            },
             max_concurrent: 100,
             env: Vec::new(),
         }
@@ -178,38 +185,54 @@ impl Server {
             }
         };
         let pre = self.pre.clone();
+        // The deadline lives inside the guest's task: when it passes, the guest is dropped
+        // wherever it is waiting (a host call, outgoing HTTP), and with it the instance and
+        // its concurrency permit. Compute inside wasm traps at the same time by epoch.
+        let deadline = self
+            .options
+            .limits
+            .timeout
+            .map(|t| tokio::time::Instant::now() + t + TICK * 5);
         let task = tokio::spawn(async move {
             let _permit = permit;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
+            let guest = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, guest)
+                    .await
+                    .unwrap_or_else(|_| Err(wasmtime::Error::new(TimedOut))),
+                None => guest.await,
+            }
         });
-        let timeout = self.options.limits.timeout.map(|t| t + TICK * 5);
-        let answer = async {
-            match receiver.await {
-                Ok(Ok(response)) => response,
-                Ok(Err(code)) => {
-                    tracing::warn!(?code, "the guest answered with an error code");
-                    text(500, "the component failed to produce a response\n")
-                }
-                Err(_) => {
-                    let why = match task.await {
-                        Ok(Ok(())) => "the component returned without a response".to_owned(),
-                        Ok(Err(e)) => crate::runtime::describe_failure(&e, &self.options.limits),
-                        Err(e) => format!("the component's task failed: {e}"),
-                    };
-                    tracing::warn!(%why, "request failed");
-                    text(500, &format!("{why}\n"))
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                tracing::warn!(?code, "the guest answered with an error code");
+                text(500, "the component failed to produce a response\n")
+            }
+            Err(_) => {
+                let failure = match task.await {
+                    Ok(Ok(())) => Err("the component returned without a response".to_owned()),
+                    Ok(Err(e)) if is_timeout(&e) => Ok(()),
+                    Ok(Err(e)) => Err(crate::runtime::describe_failure(&e, &self.options.limits)),
+                    Err(e) => Err(format!("the component's task failed: {e}")),
+                };
+                match failure {
+                    Ok(()) => {
+                        tracing::warn!("request stopped at its time limit");
+                        text(504, "the component ran past its time limit (--timeout)\n")
+                    }
+                    Err(why) => {
+                        tracing::warn!(%why, "request failed");
+                        text(500, &format!("{why}\n"))
+                    }
                 }
             }
-        };
-        match timeout {
-            Some(t) => tokio::time::timeout(t, answer).await.unwrap_or_else(|_| {
-                text(504, "the component ran past its time limit (--timeout)\n")
-            }),
-            None => answer.await,
         }
     }
 
@@ -252,6 +275,27 @@ impl Server {
         drop(ticker);
         Ok(())
     }
+}
+
+/// The request's deadline passed while its guest was waiting.
+#[derive(Debug)]
+struct TimedOut;
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request ran past its time limit")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Whether the guest was stopped by the request's deadline (the timer, or the epoch trap).
+fn is_timeout(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<TimedOut>().is_some()
+        || matches!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        )
 }
 
 fn first_line(e: &wasmtime::Error) -> String {

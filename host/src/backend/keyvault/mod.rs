@@ -65,6 +65,9 @@ pub struct KeyVault {
     tokens: Arc<TokenCache>,
     options: KeyVaultOptions,
     resource: tokio::sync::RwLock<Option<String>>,
+    /// The end of the vault's last `Retry-After`: throttling is per vault, so no request for
+    /// any secret goes out before it.
+    throttled_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for KeyVault {
@@ -117,6 +120,7 @@ impl KeyVault {
             tokens,
             options,
             resource: tokio::sync::RwLock::new(None),
+            throttled_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -178,19 +182,46 @@ impl KeyVault {
         }
     }
 
+    /// Waits out the vault's last `Retry-After`, or fails at once if that is too long.
+    async fn wait_for_throttle(&self) -> Result<(), BackendError> {
+        let until = *self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(until) = until else { return Ok(()) };
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left > self.options.max_retry_after {
+            return Err(BackendError::Unavailable(format!(
+                "Key Vault asked for no requests for another {} s (Retry-After)",
+                left.as_secs()
+            )));
+        }
+        tokio::time::sleep_until(until).await;
+        Ok(())
+    }
+
     /// One request with retries for 429, 5xx and transport failures.
     async fn send(&self, url: &Url, token: Option<&str>) -> Result<HttpResponse, BackendError> {
         let mut throttled = 0;
         let mut failed = 0;
         loop {
+            self.wait_for_throttle().await?;
             let mut request = self.http.request(Method::GET, url.clone());
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
             let wait = match self.http.send(request).await {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
-                    let wait = retry_after(&r)
-                        .or_else(|| self.options.throttle_backoff.get(throttled).copied());
+                    let asked = retry_after(&r);
+                    if let Some(asked) = asked {
+                        *self
+                            .throttled_until
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) =
+                            Some(tokio::time::Instant::now() + asked);
+                    }
+                    let wait =
+                        asked.or_else(|| self.options.throttle_backoff.get(throttled).copied());
                     throttled += 1;
                     match wait {
                         Some(w)

@@ -1,0 +1,474 @@
+//! The secret cache (design section 5): TTL, refresh-ahead, stale-while-revalidate,
+//! stale-if-error, negative caching, single-flight per key, bounded (LRU), values wiped on
+//! eviction.
+//!
+//! [`CachedBackend`] wraps any [`Backend`] and is itself one, so the store does not know it is
+//! there. Every vault call runs in a task of its own (a *flight*), one per key at a time, so a
+//! caller that stops waiting never cancels it. What a caller waits for:
+//!
+//! - a value younger than its TTL: nothing; past its refresh point (80% of the TTL, less up to
+//!   10% jitter) one background flight starts;
+//! - a value past its TTL but within stale-if-error (usable): at most `refresh-wait` from the
+//!   start of the flight, then the stale value while the flight goes on (RFC 5861); nothing
+//!   at all if the vault's last answer for the key was a failure;
+//! - nothing usable: the flight, bounded only by the request's own timeout.
+//!
+//! A failed flight is remembered: no new one starts for the key until a backoff has passed
+//! (0.5 s doubling per failure, capped at the TTL clamped to 1..=30 s, with jitter), so a
+//! failing vault sees one call per key per backoff step while callers get the stale value at
+//! once. Callers with nothing usable get the remembered error at once during the backoff.
+
+mod timing;
+
+use crate::BackendError;
+use crate::backend::{Backend, CacheStatus, Secret, SecretMeta};
+use crate::config::CacheConfig;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use lru::LruCache;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::time::Instant;
+
+/// Keys are granted names only (the store checks grants first), so a fast hash is safe here.
+type Hasher = foldhash::fast::RandomState;
+
+/// `name`, or `name@version`: names cannot hold `@`, so the two never collide.
+type Key = String;
+
+fn key<'a>(name: &'a str, version: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match version {
+        None => std::borrow::Cow::Borrowed(name),
+        Some(v) => std::borrow::Cow::Owned(format!("{name}@{v}")),
+    }
+}
+
+/// A vault call in flight, shared by everyone waiting for it.
+type Flight = Shared<BoxFuture<'static, Result<Secret, BackendError>>>;
+
+enum Cached {
+    Value(Secret),
+    NotFound(String),
+}
+
+struct Entry {
+    /// The last answer worth keeping (a value or a not-found), if any.
+    cached: Option<Cached>,
+    /// When the request that produced `cached` was sent.
+    fetched: Instant,
+    /// When a hit starts a background refresh.
+    refresh_at: Instant,
+    /// The flight for this key and when it started.
+    flight: Option<(Flight, Instant)>,
+    /// Failed flights in a row.
+    failures: u32,
+    /// No new flight before this, after a failure.
+    retry_at: Option<Instant>,
+    /// What the last failed flight said, for callers with nothing usable during the backoff.
+    last_error: Option<BackendError>,
+}
+
+impl Entry {
+    fn empty(now: Instant) -> Self {
+        Self {
+            cached: None,
+            fetched: now,
+            refresh_at: now,
+            flight: None,
+            failures: 0,
+            retry_at: None,
+            last_error: None,
+        }
+    }
+
+    /// Whether a new flight may start now: none in the air and no backoff pending.
+    fn may_start(&self, now: Instant) -> bool {
+        self.flight.is_none() && self.retry_at.is_none_or(|at| now >= at)
+    }
+}
+
+/// What a caller does next.
+enum Plan {
+    /// Answer now.
+    Ready(Result<Secret, BackendError>),
+    /// Wait for the flight; with a usable stale value, only until the deadline.
+    Wait {
+        flight: Flight,
+        stale: Option<(Secret, Instant)>,
+    },
+    /// The answer needs a wait, which a synchronous caller cannot do.
+    Later,
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    config: CacheConfig,
+    entries: Mutex<LruCache<Key, Entry, Hasher>>,
+    info_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>, Hasher>>,
+    infos: Mutex<LruCache<String, (Instant, SecretMeta), Hasher>>,
+    names: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+}
+
+/// A [`Backend`] with the secret cache in front of it.
+#[derive(Clone)]
+pub struct CachedBackend {
+    inner: Arc<Inner>,
+}
+
+impl CachedBackend {
+    /// Caches `backend` with `config`.
+    pub fn new(backend: Arc<dyn Backend>, config: CacheConfig) -> Self {
+        let bound = NonZeroUsize::new(config.max_entries).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                config,
+                entries: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
+                info_flights: Mutex::default(),
+                infos: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
+                names: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.entries).len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn with_status(s: &Secret, cache: CacheStatus) -> Secret {
+    Secret { cache, ..s.clone() }
+}
+
+impl Inner {
+    /// Decides what a caller for `key` gets, starting a flight where one is due.
+    fn plan(self: &Arc<Self>, key: &str, name: &str, version: Option<&str>, wait: bool) -> Plan {
+        let now = Instant::now();
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries.get_mut(key) else {
+            if !wait {
+                return Plan::Later;
+            }
+            let mut entry = Entry::empty(now);
+            let plan = self.start_and_wait(&mut entry, key, name, version, now, None);
+            entries.put(key.to_owned(), entry);
+            return plan;
+        };
+        let age = now.saturating_duration_since(entry.fetched);
+        match &entry.cached {
+            Some(Cached::Value(secret)) if age < self.config.ttl => {
+                let hit = with_status(secret, CacheStatus::Hit);
+                if now >= entry.refresh_at && entry.may_start(now) {
+                    self.start(entry, key, name, version, now);
+                }
+                return Plan::Ready(Ok(hit));
+            }
+            Some(Cached::NotFound(detail)) if age < self.config.negative_ttl => {
+                return Plan::Ready(Err(BackendError::NotFound(detail.clone())));
+            }
+            Some(Cached::Value(secret)) if age < self.config.ttl + self.config.stale_if_error => {
+                let stale = with_status(secret, CacheStatus::Stale);
+                if let Some((flight, started)) = &entry.flight {
+                    let deadline = *started + self.config.refresh_wait;
+                    return if wait && now < deadline && entry.failures == 0 {
+                        Plan::Wait {
+                            flight: flight.clone(),
+                            stale: Some((stale, deadline)),
+                        }
+                    } else {
+                        Plan::Ready(Ok(stale))
+                    };
+                }
+                if !entry.may_start(now) {
+                    return Plan::Ready(Ok(stale));
+                }
+                if entry.failures > 0 {
+                    // The vault failed the last call: try again behind the caller, who gets
+                    // the stale value without waiting on a vault that is likely still down.
+                    self.start(entry, key, name, version, now);
+                    return Plan::Ready(Ok(stale));
+                }
+                if !wait {
+                    return Plan::Later;
+                }
+                let deadline = now + self.config.refresh_wait;
+                return self.start_and_wait(
+                    entry,
+                    key,
+                    name,
+                    version,
+                    now,
+                    Some((stale, deadline)),
+                );
+            }
+            _ => {}
+        }
+        // Nothing usable is held.
+        if let Some((flight, _)) = &entry.flight {
+            return if wait {
+                Plan::Wait {
+                    flight: flight.clone(),
+                    stale: None,
+                }
+            } else {
+                Plan::Later
+            };
+        }
+        if let Some(err) = &entry.last_error
+            && !entry.may_start(now)
+        {
+            return Plan::Ready(Err(err.clone()));
+        }
+        if !wait {
+            return Plan::Later;
+        }
+        self.start_and_wait(entry, key, name, version, now, None)
+    }
+
+    fn start_and_wait(
+        self: &Arc<Self>,
+        entry: &mut Entry,
+        key: &str,
+        name: &str,
+        version: Option<&str>,
+        now: Instant,
+        stale: Option<(Secret, Instant)>,
+    ) -> Plan {
+        match self.start(entry, key, name, version, now) {
+            Some(flight) => Plan::Wait { flight, stale },
+            None => Plan::Ready(Err(BackendError::Unavailable(
+                "the secret cache runs vault calls on a Tokio runtime, and there is none".into(),
+            ))),
+        }
+    }
+
+    /// Starts the flight for `key` in a task of its own and records it in `entry`.
+    fn start(
+        self: &Arc<Self>,
+        entry: &mut Entry,
+        key: &str,
+        name: &str,
+        version: Option<&str>,
+        now: Instant,
+    ) -> Option<Flight> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let guard = FlightGuard {
+            inner: self.clone(),
+            key: key.to_owned(),
+            armed: true,
+        };
+        let (name, version) = (name.to_owned(), version.map(str::to_owned));
+        let task = runtime.spawn(async move {
+            let mut guard = guard;
+            let started = Instant::now();
+            let result = guard.inner.backend.get(&name, version.as_deref()).await;
+            guard.armed = false;
+            guard.inner.settle(&guard.key, &name, result, started)
+        });
+        let flight = async move {
+            task.await.unwrap_or_else(|_| {
+                Err(BackendError::Unavailable(
+                    "the vault request stopped before it answered".into(),
+                ))
+            })
+        }
+        .boxed()
+        .shared();
+        entry.flight = Some((flight.clone(), now));
+        Some(flight)
+    }
+
+    /// Records the answer of a flight sent at `started` and returns what its waiters get.
+    fn settle(
+        &self,
+        key: &str,
+        name: &str,
+        result: Result<Secret, BackendError>,
+        started: Instant,
+    ) -> Result<Secret, BackendError> {
+        let now = Instant::now();
+        let mut entries = lock(&self.entries);
+        let answer = |entry: &mut Entry, cached: Cached| {
+            entry.cached = Some(cached);
+            entry.fetched = started;
+            entry.refresh_at = started + timing::refresh_after(self.config.ttl);
+            entry.flight = None;
+            entry.failures = 0;
+            entry.retry_at = None;
+            entry.last_error = None;
+        };
+        match result {
+            Ok(secret) => {
+                let entry = entries.get_or_insert_mut(key.to_owned(), || Entry::empty(now));
+                answer(
+                    entry,
+                    Cached::Value(with_status(&secret, CacheStatus::Uncached)),
+                );
+                Ok(with_status(&secret, CacheStatus::Miss))
+            }
+            Err(BackendError::NotFound(detail)) => {
+                let entry = entries.get_or_insert_mut(key.to_owned(), || Entry::empty(now));
+                answer(entry, Cached::NotFound(detail.clone()));
+                Err(BackendError::NotFound(detail))
+            }
+            // The vault refused us: do not keep serving what we may no longer read.
+            Err(e @ BackendError::Forbidden(_)) => {
+                entries.pop(key);
+                Err(e)
+            }
+            Err(e @ BackendError::Unavailable(_)) => {
+                if let Some(entry) = entries.peek_mut(key) {
+                    entry.flight = None;
+                    entry.failures = entry.failures.saturating_add(1);
+                    let wait = timing::backoff(self.config.ttl, entry.failures);
+                    entry.retry_at = Some(now + wait);
+                    entry.last_error = Some(e.clone());
+                    tracing::warn!(
+                        secret = %name,
+                        error = %e,
+                        failures = entry.failures,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "vault call failed; the cached value, if any, is served until the retry"
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Called when a flight's task ends without settling (a panic, or the runtime shutting
+    /// down): the key must not stay marked as in flight.
+    fn abandon(&self, key: &str) {
+        if let Some(entry) = lock(&self.entries).peek_mut(key) {
+            entry.flight = None;
+        }
+    }
+
+    fn info_flight(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.info_flights)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops the info flight locks nobody holds or waits on.
+    fn forget_idle_info_flights(&self) {
+        lock(&self.info_flights).retain(|_, f| Arc::strong_count(f) > 1);
+    }
+}
+
+/// Clears a flight whose task ends without settling.
+struct FlightGuard {
+    inner: Arc<Inner>,
+    key: Key,
+    armed: bool,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.abandon(&self.key);
+        }
+    }
+}
+
+/// Waits for a planned answer.
+async fn follow(plan: Plan) -> Result<Secret, BackendError> {
+    match plan {
+        Plan::Ready(answer) => answer,
+        Plan::Later => unreachable!("follow is only given plans made by a caller that can wait"),
+        Plan::Wait {
+            flight,
+            stale: None,
+        } => flight.await,
+        Plan::Wait {
+            flight,
+            stale: Some((stale, deadline)),
+        } => match tokio::time::timeout_at(deadline, flight).await {
+            Ok(Ok(fresh)) => Ok(fresh),
+            // The vault's own answers about the secret win over the stale value.
+            Ok(Err(e @ (BackendError::NotFound(_) | BackendError::Forbidden(_)))) => Err(e),
+            Ok(Err(BackendError::Unavailable(_))) | Err(_) => Ok(stale),
+        },
+    }
+}
+
+impl Backend for CachedBackend {
+    fn describe(&self) -> String {
+        format!("{} (cached)", self.inner.backend.describe())
+    }
+
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, BackendError>> {
+        match self.inner.plan(&key(name, version), name, version, true) {
+            Plan::Ready(answer) => futures::future::ready(answer).boxed(),
+            plan => follow(plan).boxed(),
+        }
+    }
+
+    fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
+        match self.inner.plan(&key(name, version), name, version, false) {
+            Plan::Ready(answer) => Some(answer),
+            Plan::Wait { .. } | Plan::Later => None,
+        }
+    }
+
+    /// Metadata is cached for the TTL too, one fetch per name at a time.
+    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+        async move {
+            let fresh = || {
+                lock(&self.inner.infos)
+                    .get(name)
+                    .filter(|(at, _)| at.elapsed() < self.inner.config.ttl)
+                    .map(|(_, meta)| meta.clone())
+            };
+            if let Some(meta) = fresh() {
+                return Ok(meta);
+            }
+            let flight = self.inner.info_flight(name);
+            let turn = flight.lock().await;
+            if let Some(meta) = fresh() {
+                return Ok(meta);
+            }
+            let meta = self.inner.backend.info(name).await?;
+            lock(&self.inner.infos).put(name.to_owned(), (Instant::now(), meta.clone()));
+            drop(turn);
+            drop(flight);
+            self.inner.forget_idle_info_flights();
+            Ok(meta)
+        }
+        .boxed()
+    }
+
+    /// The name list is cached for the TTL too (listing pages through the whole vault).
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        async move {
+            let mut names = self.inner.names.lock().await;
+            if let Some((at, list)) = names.as_ref()
+                && at.elapsed() < self.inner.config.ttl
+            {
+                return Ok(list.clone());
+            }
+            let list = self.inner.backend.list().await?;
+            *names = Some((Instant::now(), list.clone()));
+            Ok(list)
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests;

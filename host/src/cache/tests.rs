@@ -1,0 +1,360 @@
+//! The cache's timing rules, on a paused clock: what a caller waits for, and how often the
+//! backend is asked, under each kind of backend answer.
+
+use super::*;
+use crate::SecretValue;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A backend whose answer and delay the test sets, counting calls.
+struct Scripted {
+    calls: AtomicUsize,
+    answer: Mutex<Result<&'static str, BackendError>>,
+    delay: Mutex<Duration>,
+}
+
+impl Scripted {
+    fn new(delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            calls: AtomicUsize::new(0),
+            answer: Mutex::new(Ok("v1")),
+            delay: Mutex::new(delay),
+        })
+    }
+    fn set(&self, a: Result<&'static str, BackendError>) {
+        *self.answer.lock().unwrap() = a;
+    }
+    fn set_delay(&self, d: Duration) {
+        *self.delay.lock().unwrap() = d;
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Backend for Scripted {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Secret, BackendError>> {
+        async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = *self.delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            let a = self.answer.lock().unwrap().clone();
+            a.map(|v| Secret::new(SecretValue::from(v), v))
+        }
+        .boxed()
+    }
+    fn info<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        futures::future::ready(Ok(SecretMeta::default())).boxed()
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        futures::future::ready(Ok(vec![])).boxed()
+    }
+}
+
+fn config() -> CacheConfig {
+    CacheConfig {
+        ttl: Duration::from_secs(10),
+        stale_if_error: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(5),
+        refresh_wait: Duration::from_millis(50),
+        max_entries: 3,
+    }
+}
+
+fn down() -> BackendError {
+    BackendError::Unavailable("vault down".into())
+}
+
+fn value(r: &Result<Secret, BackendError>) -> (&str, CacheStatus) {
+    let s = r.as_ref().unwrap();
+    (s.value.expose(), s.cache)
+}
+
+/// Gets `k` and says how long the caller waited.
+async fn timed(c: &CachedBackend) -> (Result<Secret, BackendError>, Duration) {
+    let start = Instant::now();
+    let r = c.get("k", None).await;
+    (r, start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_misses_share_one_fetch() {
+    let b = Scripted::new(Duration::from_millis(200));
+    let c = CachedBackend::new(b.clone(), config());
+    let results = futures::future::join_all((0..100).map(|_| c.get("k", None))).await;
+    assert_eq!(b.calls(), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| value(r) == ("v1", CacheStatus::Miss))
+    );
+    assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Hit));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_ahead_never_makes_a_caller_wait() {
+    let b = Scripted::new(Duration::from_millis(500));
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Ok("v2"));
+    // Before 70% of the TTL nothing is refreshed.
+    tokio::time::advance(Duration::from_millis(6_500)).await;
+    assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Hit));
+    tokio::task::yield_now().await;
+    assert_eq!(b.calls(), 1);
+    // Past 80%: the old value at once, and one refresh behind it.
+    tokio::time::advance(Duration::from_millis(2_000)).await;
+    for _ in 0..5 {
+        let (r, waited) = timed(&c).await;
+        assert_eq!(value(&r), ("v1", CacheStatus::Hit));
+        assert_eq!(waited, Duration::ZERO);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(b.calls(), 2);
+    assert_eq!(value(&c.get("k", None).await), ("v2", CacheStatus::Hit));
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_ttl_a_slow_vault_costs_at_most_the_refresh_wait() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Ok("v2"));
+    b.set_delay(Duration::from_secs(3));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The first caller starts the refresh and waits the budget; then it gets the stale value.
+    let (r, waited) = timed(&c).await;
+    assert_eq!(value(&r), ("v1", CacheStatus::Stale));
+    assert_eq!(waited, Duration::from_millis(50));
+    // Everyone after the budget gets it at once; the one refresh stays the only call.
+    for _ in 0..10 {
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let (r, waited) = timed(&c).await;
+        assert_eq!(value(&r), ("v1", CacheStatus::Stale));
+        assert_eq!(waited, Duration::ZERO);
+    }
+    assert_eq!(b.calls(), 2);
+    // When the slow answer comes, it is served.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(value(&c.get("k", None).await), ("v2", CacheStatus::Hit));
+    assert_eq!(b.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_joining_a_refresh_wait_only_until_its_budget_ends() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set_delay(Duration::from_secs(5));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { timed(&c).await.1 }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let (r, waited) = timed(&c).await;
+    assert_eq!(value(&r), ("v1", CacheStatus::Stale));
+    assert_eq!(waited, Duration::from_millis(20));
+    assert_eq!(first.await.unwrap(), Duration::from_millis(50));
+    assert_eq!(b.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quick_refresh_past_the_ttl_serves_the_new_value() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Ok("v2"));
+    b.set_delay(Duration::from_millis(10));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let (r, waited) = timed(&c).await;
+    assert_eq!(value(&r), ("v2", CacheStatus::Miss));
+    assert_eq!(waited, Duration::from_millis(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_vault_is_asked_once_per_backoff_step_and_never_waited_on() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Err(down()));
+    tokio::time::advance(Duration::from_secs(10)).await;
+    // One caller every 10 ms for 10 s, past the TTL.
+    for _ in 0..1000 {
+        let (r, waited) = timed(&c).await;
+        assert_eq!(value(&r), ("v1", CacheStatus::Stale));
+        assert_eq!(waited, Duration::ZERO);
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    // Backoff steps (jittered to 50-100%) of 0.5, 1, 2, 4, 8 s: the calls after the first
+    // come at least 0.25+0.5+1+2+4 = 7.75 s and at most 0.5+1+2+4 = 7.5 s apart in sum, so
+    // 10 s hold 5 or 6 refreshes (and the first fetch makes one more).
+    let refreshes = b.calls() - 1;
+    assert!((5..=6).contains(&refreshes), "{refreshes} refreshes");
+    // Recovery: the new value is served within one capped backoff (the TTL, 10 s).
+    b.set(Ok("v2"));
+    let mut waited_for = Duration::ZERO;
+    loop {
+        if value(&c.get("k", None).await).0 == "v2" {
+            break;
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+        waited_for += Duration::from_millis(100);
+        assert!(waited_for <= Duration::from_secs(10), "no recovery");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_the_vault_has_failed_no_caller_waits_even_the_budget() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Err(down()));
+    b.set_delay(Duration::from_secs(2));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The first refresh past the TTL gets the budget: the vault was healthy last time.
+    let (r, waited) = timed(&c).await;
+    assert_eq!(value(&r), ("v1", CacheStatus::Stale));
+    assert_eq!(waited, Duration::from_millis(50));
+    // It fails after 2 s; every later refresh starts behind a caller that does not wait.
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let (r, waited) = timed(&c).await;
+        assert_eq!(value(&r), ("v1", CacheStatus::Stale));
+        assert_eq!(waited, Duration::ZERO);
+    }
+    assert!(b.calls() >= 4, "{} calls", b.calls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_if_error_ends_and_then_the_remembered_error_comes_at_once() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Err(down()));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Stale));
+    tokio::time::advance(Duration::from_secs(60)).await;
+    // Past stale-if-error: this caller has nothing usable and waits for the vault's answer.
+    assert_eq!(c.get("k", None).await.unwrap_err(), down());
+    let calls = b.calls();
+    // During the backoff that follows, callers get the same error without a call.
+    b.set_delay(Duration::from_secs(30));
+    let (r, waited) = timed(&c).await;
+    assert_eq!(r.unwrap_err(), down());
+    assert_eq!(waited, Duration::ZERO);
+    assert_eq!(b.calls(), calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_gives_up_does_not_cancel_the_fetch() {
+    let b = Scripted::new(Duration::from_secs(1));
+    let c = CachedBackend::new(b.clone(), config());
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), c.get("k", None)).await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Hit));
+    assert_eq!(b.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn not_found_is_remembered_for_the_negative_ttl() {
+    let b = Scripted::new(Duration::ZERO);
+    b.set(Err(BackendError::NotFound("gone".into())));
+    let c = CachedBackend::new(b.clone(), config());
+    let gone = BackendError::NotFound("gone".into());
+    assert_eq!(c.get("k", None).await.unwrap_err(), gone);
+    assert_eq!(c.get_now("k", None).unwrap().unwrap_err(), gone);
+    assert_eq!(b.calls(), 1);
+    tokio::time::advance(Duration::from_secs(6)).await;
+    b.set(Ok("v1"));
+    assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Miss));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_secret_is_not_served_stale() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Err(BackendError::NotFound("gone".into())));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        c.get("k", None).await.unwrap_err(),
+        BackendError::NotFound("gone".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn forbidden_drops_the_cached_value() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    c.get("k", None).await.unwrap();
+    b.set(Err(BackendError::Forbidden("revoked".into())));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        c.get("k", None).await.unwrap_err(),
+        BackendError::Forbidden("revoked".into())
+    );
+    assert_eq!(c.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_now_answers_only_what_needs_no_wait() {
+    let b = Scripted::new(Duration::from_secs(1));
+    let c = CachedBackend::new(b.clone(), config());
+    assert!(c.get_now("k", None).is_none());
+    assert_eq!(
+        b.calls(),
+        0,
+        "get_now must not start a fetch it cannot wait for"
+    );
+    c.get("k", None).await.unwrap();
+    assert_eq!(
+        value(&c.get_now("k", None).unwrap()),
+        ("v1", CacheStatus::Hit)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn info_is_cached_for_the_ttl() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    let all = futures::future::join_all((0..10).map(|_| c.info("k"))).await;
+    assert!(all.iter().all(Result::is_ok));
+    assert_eq!(b.calls(), 1);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    c.info("k").await.unwrap();
+    assert_eq!(b.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cache_is_bounded_and_drops_the_least_recently_used() {
+    let b = Scripted::new(Duration::ZERO);
+    let c = CachedBackend::new(b.clone(), config());
+    for k in ["a", "b", "c"] {
+        c.get(k, None).await.unwrap();
+    }
+    // Touch "a" so "b" is now the least recently used.
+    c.get("a", None).await.unwrap();
+    for k in ["d", "e"] {
+        c.get(k, None).await.unwrap();
+    }
+    assert_eq!(c.len(), 3);
+    let before = b.calls();
+    c.get("a", None).await.unwrap();
+    assert_eq!(b.calls(), before, "a was used recently and is kept");
+    c.get("b", None).await.unwrap();
+    assert_eq!(
+        b.calls(),
+        before + 1,
+        "b was least recently used and is gone"
+    );
+}

@@ -1,0 +1,284 @@
+//! Vault and identity faults never show in request latency (design sections 5 and 13).
+//!
+//! Each test caches `db-password` through IMDS and the emulator's Key Vault over TLS with a
+//! 500 ms TTL, then holds one fault for 3 s while a request runs every 25 ms. Every request
+//! must get the cached value in under the refresh budget (50 ms) plus a margin, the vault must
+//! see no more calls than the backoff allows, and once the fault clears a value rotated in
+//! the meantime must be served. The Key Vault client keeps retry waits of hundreds of
+//! milliseconds or more, so a request that waited on a refresh would take far longer than
+//! the bound.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::emulator::*;
+use wasm_secrets::backend::keyvault::{KeyVault, KeyVaultOptions};
+use wasm_secrets::cache::CachedBackend;
+use wasm_secrets::config::CacheConfig;
+use wasm_secrets::credential::RetryPolicy;
+use wasm_secrets::credential::imds::ImdsCredential;
+use wasm_secrets::http::HttpClient;
+use wasm_secrets::token_cache::{TokenCache, TokenCachePolicy};
+use wasm_secrets::{SecretsCtx, Vaults};
+
+const TTL: Duration = Duration::from_millis(500);
+/// How long each fault is held.
+const WINDOW: Duration = Duration::from_secs(3);
+/// The refresh budget plus 50 ms (the bound), plus room for a shared, loaded machine.
+/// A request that waited on a failing refresh takes 200 ms or more (the client's first retry
+/// wait), a throttled one 500 ms or more, a stalled one a full second.
+const SLOWEST: Duration = Duration::from_millis(180);
+
+/// The whole stack, built by hand so the waits inside it are known: IMDS with quick retries,
+/// tokens living `token_lifetime` s refreshed at half-life, a 1 s HTTP timeout, and Key Vault
+/// retry waits of 200/800 ms (5xx, resets, timeouts) and 500 ms, 1 s, 2 s (429).
+fn stack(emu: &Emulator, token_policy: TokenCachePolicy, imds_retry: RetryPolicy) -> SecretsCtx {
+    let http = HttpClient::builder()
+        .loopback_only(true)
+        .extra_ca(emu.ca_cert_path())
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("http client");
+    let mut imds = ImdsCredential::new(http.clone(), &emu.imds_base(), None).expect("imds");
+    imds.retry = imds_retry;
+    let tokens = Arc::new(TokenCache::with_policy(Arc::new(imds), token_policy));
+    let options = KeyVaultOptions {
+        throttle_backoff: vec![
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        ],
+        max_retry_after: Duration::from_secs(5),
+        ..KeyVaultOptions::default()
+    };
+    let vault = KeyVault::new(&emu.default_vault_url(), http, tokens, options).expect("vault");
+    let cache = CacheConfig {
+        ttl: TTL,
+        stale_if_error: Duration::from_secs(300),
+        refresh_wait: Duration::from_millis(50),
+        ..CacheConfig::default()
+    };
+    let vaults = Vaults::new().with("default", CachedBackend::new(Arc::new(vault), cache));
+    ctx(&["db-password"], vaults)
+}
+
+fn default_tokens() -> TokenCachePolicy {
+    TokenCachePolicy::default()
+}
+
+/// What a run of requests saw.
+struct Run {
+    slowest: Duration,
+    values: Vec<String>,
+    failures: Vec<String>,
+}
+
+/// One request every 25 ms for `how_long`.
+async fn drive(secrets: &SecretsCtx, how_long: Duration) -> Run {
+    let mut run = Run {
+        slowest: Duration::ZERO,
+        values: Vec::new(),
+        failures: Vec::new(),
+    };
+    let end = Instant::now() + how_long;
+    while Instant::now() < end {
+        let started = Instant::now();
+        let answer = secrets.get("db-password").await;
+        run.slowest = run.slowest.max(started.elapsed());
+        match answer {
+            Ok(v) => run.values.push(v.expose().to_owned()),
+            Err(e) => run.failures.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    run
+}
+
+/// Polls until `want` is served; returns how long that took. Every poll must stay fast.
+async fn until_served(secrets: &SecretsCtx, want: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let asked = Instant::now();
+        let got = secrets.get("db-password").await.expect("a value");
+        assert!(
+            asked.elapsed() < SLOWEST,
+            "a poll took {:?}",
+            asked.elapsed()
+        );
+        if got.expose() == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the new value was not served within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Holds `fault` on `endpoint` for the window and checks latency, answers and vault calls
+/// (`gets` bounds the Key Vault requests seen during the window); then clears it, rotates the
+/// secret and checks the new value arrives within `recovery`.
+async fn holds_under(
+    endpoint: Endpoint,
+    fault: Fault,
+    token_policy: TokenCachePolicy,
+    gets: std::ops::RangeInclusive<u64>,
+    recovery: Duration,
+) {
+    let emu = start().await;
+    let secrets = stack(&emu, token_policy, quick_retry(2, Duration::ZERO));
+    assert_eq!(
+        secrets.get("db-password").await.unwrap().expose(),
+        DB_PASSWORD
+    );
+    // Idle past the TTL, so the first request of the window finds a stale value and no
+    // refresh under way: it is the one that starts the refresh, and must not wait for it.
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    emu.set_standing_fault(endpoint, Some(fault.clone()));
+    emu.reset_counters();
+    let run = drive(&secrets, WINDOW).await;
+    let seen = emu.count(Endpoint::KeyVault);
+    assert!(run.failures.is_empty(), "{fault:?}: {:?}", run.failures);
+    assert!(
+        run.values.len() > 50,
+        "{fault:?}: only {} requests",
+        run.values.len()
+    );
+    assert!(run.values.iter().all(|v| v == DB_PASSWORD), "{fault:?}");
+    assert!(
+        run.slowest < SLOWEST,
+        "{fault:?}: a request waited {:?} on the failing vault",
+        run.slowest
+    );
+    assert!(
+        gets.contains(&seen),
+        "{fault:?}: the vault saw {seen} requests in {WINDOW:?}, expected {gets:?}"
+    );
+
+    emu.set_standing_fault(endpoint, None);
+    let rotated = "rotated-during-the-outage";
+    assert!(!emu.put_secret("main", "db-password", rotated).is_empty());
+    let took = until_served(&secrets, rotated, recovery).await;
+    eprintln!("{fault:?}: {seen} vault requests; new value after {took:?}");
+}
+
+fn status(code: u16, retry_after: Option<u64>) -> Fault {
+    Fault::Status {
+        status: code,
+        retry_after,
+        body: None,
+    }
+}
+
+// The bounds on vault requests: a refresh against a 5xx or a reset makes 3 requests over
+// about 1 s (retry waits 200 and 800 ms); after a failed refresh the cache waits 0.25-0.5 s,
+// then 0.5-1 s (the cap for a 500 ms TTL is 1 s, jittered). In 3 s that is 2 or 3 refreshes.
+
+#[tokio::test]
+async fn a_vault_answering_503_costs_requests_nothing() {
+    holds_under(
+        Endpoint::KeyVault,
+        status(503, None),
+        default_tokens(),
+        4..=9,
+        Duration::from_secs(3),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_vault_resetting_connections_costs_requests_nothing() {
+    holds_under(
+        Endpoint::KeyVault,
+        Fault::Reset,
+        default_tokens(),
+        4..=9,
+        Duration::from_secs(3),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_throttling_vault_with_retry_after_costs_requests_nothing() {
+    // Retry-After: 1 is honoured: at most one request a second reaches the vault.
+    holds_under(
+        Endpoint::KeyVault,
+        status(429, Some(1)),
+        default_tokens(),
+        2..=4,
+        Duration::from_secs(3),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_throttling_vault_without_retry_after_costs_requests_nothing() {
+    // Waits of 0.5, 1 and 2 s between attempts: requests at 0, 0.5, 1.5 and 3.5 s, then the
+    // cache's backoff.
+    holds_under(
+        Endpoint::KeyVault,
+        status(429, None),
+        default_tokens(),
+        2..=4,
+        Duration::from_secs(4),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stalled_vault_costs_requests_nothing() {
+    // Each attempt waits the 1 s client timeout; with the retry waits a refresh takes 4 s,
+    // so the 3 s window sees its first 2 or 3 attempts and nothing more.
+    holds_under(
+        Endpoint::KeyVault,
+        Fault::Stall,
+        default_tokens(),
+        2..=3,
+        Duration::from_secs(6),
+    )
+    .await;
+}
+
+/// IMDS answers 500 while the token held is valid but due for refresh: secret refreshes go on
+/// with the held token, requests never wait, and IMDS sees one attempt per cooldown. IMDS
+/// retries wait 300 and 600 ms here, so a token refresh made in front of a secret refresh
+/// would hold it (and any request waiting on it) for about a second.
+#[tokio::test]
+async fn imds_failing_while_the_token_is_valid_costs_requests_nothing() {
+    let emu = start().await;
+    emu.set_token_lifetime(8);
+    let policy = TokenCachePolicy {
+        refresh_before: Duration::from_secs(3600),
+        half_life_from: Duration::from_secs(7200),
+        expiry_margin: Duration::from_secs(1),
+        failure_cooldown: Duration::from_millis(500),
+    };
+    let slow_imds = RetryPolicy {
+        max_retries: 2,
+        initial_delay: Duration::from_millis(300),
+        max_delay: Duration::from_millis(600),
+        gone_window: Duration::ZERO,
+        attempt_timeout: Duration::from_millis(300),
+    };
+    let secrets = stack(&emu, policy, slow_imds);
+    assert_eq!(
+        secrets.get("db-password").await.unwrap().expose(),
+        DB_PASSWORD
+    );
+    // The token is due for refresh at 4 s and valid until 7 s; the secret is stale by then.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    emu.set_standing_fault(Endpoint::Imds, Some(status(500, None)));
+    emu.reset_counters();
+    let rotated = "rotated-while-imds-fails";
+    assert!(!emu.put_secret("main", "db-password", rotated).is_empty());
+    let run = drive(&secrets, Duration::from_secs(2)).await;
+    assert!(run.failures.is_empty(), "{:?}", run.failures);
+    assert!(run.slowest < SLOWEST, "a request waited {:?}", run.slowest);
+    // The vault kept being read with the held token: the rotated value came through.
+    assert_eq!(run.values.last().map(String::as_str), Some(rotated));
+    // IMDS saw refresh attempts (each 1 + 2 retries over 0.9 s), then a 500 ms cooldown.
+    let imds = emu.count(Endpoint::Imds);
+    assert!((3..=9).contains(&imds), "IMDS saw {imds} requests");
+    assert!(emu.count(Endpoint::KeyVault) >= 3);
+}
