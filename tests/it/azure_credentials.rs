@@ -274,7 +274,6 @@ async fn client_secret_reads_and_a_wrong_secret_is_forbidden() {
 #[cfg(unix)]
 #[tokio::test]
 async fn azure_cli_token_from_a_fake_az_reads_the_vault() {
-    use std::os::unix::fs::PermissionsExt;
     let emu = start().await;
     let system = emu.config().identities.system.clone();
     let token = emu.mint_token(VAULT_RESOURCE, &system.client_id, &system.object_id);
@@ -285,14 +284,23 @@ async fn azure_cli_token_from_a_fake_az_reads_the_vault() {
         + 3000;
     let dir = tempfile::tempdir().unwrap();
     let az = dir.path().join("az");
+    let draft = dir.path().join("az.draft");
     std::fs::write(
-        &az,
+        &draft,
         format!(
             "#!/bin/sh\necho '{{\"accessToken\":\"{token}\",\"expires_on\":{expires_on},\"tokenType\":\"Bearer\"}}'\n"
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Installed by a process of its own: a descriptor open for writing here could leak into a
+    // child forked by another test and make exec fail with "text file busy".
+    let installed = std::process::Command::new("install")
+        .args(["-m", "0755"])
+        .arg(&draft)
+        .arg(&az)
+        .status()
+        .unwrap();
+    assert!(installed.success());
     let id = Identity {
         kind: wasm_secrets::config::CredentialKind::AzureCli,
         user: UserAssigned::default(),

@@ -194,7 +194,8 @@ async fn after_an_imds_outage_the_next_read_fetches_a_token() {
         Some("unavailable"),
         "{lines:?}"
     );
-    // The failure is not remembered: IMDS is back, so is the secret.
+    // IMDS is back: the next read waits out the short backoff after the failure, then
+    // fetches a token and the secret.
     let (code, lines) = secrets_get(&["db-password"], vaults, &["db-password"]).await;
     assert_eq!((code, lines), (0, vec![ok_line()]));
 }

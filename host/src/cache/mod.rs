@@ -16,7 +16,7 @@
 //! A failed flight is remembered: no new one starts for the key until a backoff has passed
 //! (0.5 s doubling per failure, capped at the TTL clamped to 1..=30 s, with jitter), so a
 //! failing vault sees one call per key per backoff step while callers get the stale value at
-//! once. Callers with nothing usable get the remembered error at once during the backoff.
+//! once. Callers with nothing usable wait for the backoff to end and share the next call.
 
 mod timing;
 
@@ -64,8 +64,6 @@ struct Entry {
     failures: u32,
     /// No new flight before this, after a failure.
     retry_at: Option<Instant>,
-    /// What the last failed flight said, for callers with nothing usable during the backoff.
-    last_error: Option<BackendError>,
 }
 
 impl Entry {
@@ -77,7 +75,6 @@ impl Entry {
             flight: None,
             failures: 0,
             retry_at: None,
-            last_error: None,
         }
     }
 
@@ -96,6 +93,9 @@ enum Plan {
         flight: Flight,
         stale: Option<(Secret, Instant)>,
     },
+    /// Nothing usable is held and the vault failed lately: plan again at this time, when
+    /// the backoff ends.
+    Retry(Instant),
     /// The answer needs a wait, which a synchronous caller cannot do.
     Later,
 }
@@ -224,10 +224,10 @@ impl Inner {
                 Plan::Later
             };
         }
-        if let Some(err) = &entry.last_error
-            && !entry.may_start(now)
+        if let Some(at) = entry.retry_at
+            && now < at
         {
-            return Plan::Ready(Err(err.clone()));
+            return if wait { Plan::Retry(at) } else { Plan::Later };
         }
         if !wait {
             return Plan::Later;
@@ -305,7 +305,6 @@ impl Inner {
             entry.flight = None;
             entry.failures = 0;
             entry.retry_at = None;
-            entry.last_error = None;
         };
         match result {
             Ok(secret) => {
@@ -332,7 +331,6 @@ impl Inner {
                     entry.failures = entry.failures.saturating_add(1);
                     let wait = timing::backoff(self.config.ttl, entry.failures);
                     entry.retry_at = Some(now + wait);
-                    entry.last_error = Some(e.clone());
                     tracing::warn!(
                         secret = %name,
                         error = %e,
@@ -382,24 +380,42 @@ impl Drop for FlightGuard {
     }
 }
 
-/// Waits for a planned answer.
-async fn follow(plan: Plan) -> Result<Secret, BackendError> {
-    match plan {
-        Plan::Ready(answer) => answer,
-        Plan::Later => unreachable!("follow is only given plans made by a caller that can wait"),
-        Plan::Wait {
-            flight,
-            stale: None,
-        } => flight.await,
-        Plan::Wait {
-            flight,
-            stale: Some((stale, deadline)),
-        } => match tokio::time::timeout_at(deadline, flight).await {
-            Ok(Ok(fresh)) => Ok(fresh),
-            // The vault's own answers about the secret win over the stale value.
-            Ok(Err(e @ (BackendError::NotFound(_) | BackendError::Forbidden(_)))) => Err(e),
-            Ok(Err(BackendError::Unavailable(_))) | Err(_) => Ok(stale),
-        },
+impl Inner {
+    /// Follows `plan` (and the plans after a backoff) until there is an answer.
+    async fn follow(
+        self: &Arc<Self>,
+        mut plan: Plan,
+        key: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Secret, BackendError> {
+        loop {
+            match plan {
+                Plan::Ready(answer) => return answer,
+                Plan::Retry(at) => {
+                    tokio::time::sleep_until(at).await;
+                    plan = self.plan(key, name, version, true);
+                }
+                Plan::Wait {
+                    flight,
+                    stale: None,
+                } => return flight.await,
+                Plan::Wait {
+                    flight,
+                    stale: Some((stale, deadline)),
+                } => {
+                    return match tokio::time::timeout_at(deadline, flight).await {
+                        Ok(Ok(fresh)) => Ok(fresh),
+                        // The vault's own answers about the secret win over the stale value.
+                        Ok(Err(e @ (BackendError::NotFound(_) | BackendError::Forbidden(_)))) => {
+                            Err(e)
+                        }
+                        Ok(Err(BackendError::Unavailable(_))) | Err(_) => Ok(stale),
+                    };
+                }
+                Plan::Later => unreachable!("a caller that can wait is never told to come later"),
+            }
+        }
     }
 }
 
@@ -413,16 +429,17 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>> {
-        match self.inner.plan(&key(name, version), name, version, true) {
+        let key = key(name, version);
+        match self.inner.plan(&key, name, version, true) {
             Plan::Ready(answer) => futures::future::ready(answer).boxed(),
-            plan => follow(plan).boxed(),
+            plan => async move { self.inner.follow(plan, &key, name, version).await }.boxed(),
         }
     }
 
     fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
         match self.inner.plan(&key(name, version), name, version, false) {
             Plan::Ready(answer) => Some(answer),
-            Plan::Wait { .. } | Plan::Later => None,
+            Plan::Wait { .. } | Plan::Retry(_) | Plan::Later => None,
         }
     }
 

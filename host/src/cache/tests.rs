@@ -235,7 +235,7 @@ async fn once_the_vault_has_failed_no_caller_waits_even_the_budget() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn stale_if_error_ends_and_then_the_remembered_error_comes_at_once() {
+async fn stale_if_error_ends_then_callers_wait_out_the_backoff_and_share_one_call() {
     let b = Scripted::new(Duration::ZERO);
     let c = CachedBackend::new(b.clone(), config());
     c.get("k", None).await.unwrap();
@@ -243,15 +243,22 @@ async fn stale_if_error_ends_and_then_the_remembered_error_comes_at_once() {
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(value(&c.get("k", None).await), ("v1", CacheStatus::Stale));
     tokio::time::advance(Duration::from_secs(60)).await;
-    // Past stale-if-error: this caller has nothing usable and waits for the vault's answer.
+    // Past stale-if-error: this caller has nothing usable and gets the vault's answer.
     assert_eq!(c.get("k", None).await.unwrap_err(), down());
     let calls = b.calls();
-    // During the backoff that follows, callers get the same error without a call.
-    b.set_delay(Duration::from_secs(30));
-    let (r, waited) = timed(&c).await;
-    assert_eq!(r.unwrap_err(), down());
-    assert_eq!(waited, Duration::ZERO);
-    assert_eq!(b.calls(), calls);
+    // Right after a failure, callers with nothing usable wait for the backoff to end, and
+    // then share one call: the vault is not asked once per caller.
+    b.set(Ok("v2"));
+    let start = Instant::now();
+    let all = futures::future::join_all((0..20).map(|_| c.get("k", None))).await;
+    assert!(all.iter().all(|r| value(r) == ("v2", CacheStatus::Miss)));
+    assert_eq!(b.calls(), calls + 1);
+    let waited = start.elapsed();
+    // The second failure in a row: a backoff of 0.5-1 s.
+    assert!(
+        waited >= Duration::from_millis(500) && waited <= Duration::from_secs(1),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

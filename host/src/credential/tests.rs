@@ -453,11 +453,20 @@ async fn client_secret_posts_the_secret() {
 }
 
 #[cfg(unix)]
+/// Writes a fake `az` script. The executable itself is written by `install` in a process of
+/// its own: if this process held it open for writing, a child forked meanwhile by another test
+/// thread could inherit that descriptor and make exec fail with "text file busy".
 fn fake_az(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
+    let draft = dir.join("az.draft");
     let path = dir.join("az");
-    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&draft, format!("#!/bin/sh\n{script}\n")).unwrap();
+    let installed = std::process::Command::new("install")
+        .args(["-m", "0755"])
+        .arg(&draft)
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(installed.success());
     path
 }
 
