@@ -27,6 +27,11 @@ pub struct EmulatorConfig {
     /// When true, secret listings insert one empty page that still carries a `nextLink` (as Azure does).
     #[serde(default)]
     pub empty_page: bool,
+    /// The names the Key Vault TLS certificate is issued for (default `localhost`, `127.0.0.1`
+    /// and `::1`). Tests set another name to show that a client refuses a certificate that does
+    /// not name the host it connected to.
+    #[serde(default = "d_tls_names")]
+    pub tls_names: Vec<String>,
     /// Where to write the CA certificate PEM (default: a file in the emulator's temp state dir).
     #[serde(default)]
     pub ca_cert_path: Option<PathBuf>,
@@ -280,6 +285,9 @@ fn d_tenant() -> String {
 fn d_canary() -> String {
     DEFAULT_CANARY.into()
 }
+fn d_tls_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
 fn d_lifetime() -> u64 {
     3600
 }
@@ -373,6 +381,9 @@ impl EmulatorConfig {
         }
         if self.throttle.window_ms == 0 {
             bail!("throttle.window_ms must be at least 1");
+        }
+        if self.tls_names.is_empty() {
+            bail!("tls-names must name at least one host (such as \"localhost\")");
         }
         if self.vaults.is_empty() {
             bail!("at least one [[vaults]] entry is required");

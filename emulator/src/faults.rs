@@ -87,13 +87,16 @@ pub enum Fault {
     Reset,
     /// Read the request and never answer (until the client gives up, or five minutes pass).
     Stall,
+    /// Answer 401 with a Bearer challenge naming this resource (audience), as a vault that
+    /// wants a token for another service would.
+    Challenge(String),
 }
 
 /// The serialized form of a [`Fault`] (config files and the admin endpoint).
 ///
 /// TOML: `{ kind = "status", status = 503, retry-after = 2 }`, `{ kind = "delay", ms = 100 }`,
 /// `{ kind = "malformed" }`, `{ kind = "oversized", bytes = 100000 }`, `{ kind = "drop" }`,
-/// `{ kind = "reset" }`, `{ kind = "stall" }`.
+/// `{ kind = "reset" }`, `{ kind = "stall" }`, `{ kind = "challenge", resource = "https://…" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(
     tag = "kind",
@@ -131,6 +134,11 @@ pub enum FaultSpec {
     Reset,
     /// See [`Fault::Stall`].
     Stall,
+    /// See [`Fault::Challenge`].
+    Challenge {
+        /// The resource the challenge names.
+        resource: String,
+    },
 }
 
 impl From<FaultSpec> for Fault {
@@ -151,6 +159,7 @@ impl From<FaultSpec> for Fault {
             FaultSpec::Drop => Fault::DropConnection,
             FaultSpec::Reset => Fault::Reset,
             FaultSpec::Stall => Fault::Stall,
+            FaultSpec::Challenge { resource } => Fault::Challenge(resource),
         }
     }
 }

@@ -83,7 +83,7 @@ impl Emulator {
         std::fs::create_dir_all(&arc_dir)
             .with_context(|| format!("cannot create Arc token dir {}", arc_dir.display()))?;
 
-        let tls = tls::generate()?;
+        let tls = tls::generate(&config.tls_names)?;
         std::fs::write(&ca_path, &tls.ca_pem)
             .with_context(|| format!("cannot write CA file {}", ca_path.display()))?;
         let acceptor = TlsAcceptor::from(tls.server_config.clone());

@@ -316,6 +316,18 @@ async fn handle(
                     tokio::time::sleep(STALL).await;
                     return Err(Dropped);
                 }
+                Fault::Challenge(resource) => {
+                    let challenge = format!(
+                        "Bearer authorization=\"{}/{}\", resource=\"{resource}\"",
+                        state.authority_host, state.config.tenant_id
+                    );
+                    let body = serde_json::json!({"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}});
+                    return Ok(with_header(
+                        json(StatusCode::UNAUTHORIZED, &body),
+                        "www-authenticate",
+                        &challenge,
+                    ));
+                }
             }
         }
     }
@@ -384,6 +396,7 @@ fn fault_name(f: &Fault) -> &'static str {
         Fault::DropConnection => "drop",
         Fault::Reset => "reset",
         Fault::Stall => "stall",
+        Fault::Challenge(_) => "challenge",
     }
 }
 

@@ -24,8 +24,8 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// Generate a CA and a server certificate for `127.0.0.1`, `::1` and `localhost`.
-pub fn generate() -> anyhow::Result<Tls> {
+/// Generate a CA and a server certificate for `names` (DNS names or IP addresses).
+pub fn generate(names: &[String]) -> anyhow::Result<Tls> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("CA params")?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "wasm-secrets emulator CA");
@@ -40,14 +40,12 @@ pub fn generate() -> anyhow::Result<Tls> {
     let ca_key = KeyPair::generate().context("CA key")?;
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).context("CA certificate")?;
 
-    let mut leaf = CertificateParams::new(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ])
-    .context("server certificate params")?;
+    let mut leaf = CertificateParams::new(names.to_vec()).context("server certificate params")?;
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "localhost");
+    dn.push(
+        DnType::CommonName,
+        names.first().map_or("localhost", String::as_str),
+    );
     leaf.distinguished_name = dn;
     leaf.use_authority_key_identifier_extension = true;
     leaf.key_usages = vec![

@@ -28,7 +28,7 @@
 //! limits = { timeout = "5s" }
 //! ```
 
-use crate::grants::{Grant, Grants};
+use crate::grants::{Grant, Grants, WholeVault};
 use crate::runtime::Limits;
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer};
@@ -183,6 +183,9 @@ pub struct ComponentConfig {
     /// Where its outgoing wasi:http requests may go (serve); nowhere by default.
     #[serde(default)]
     pub egress: Vec<crate::serve::EgressRule>,
+    /// Whether its grants may cover a whole vault (`*`, `VAULT/*`); refused otherwise.
+    #[serde(default)]
+    pub allow_whole_vault: bool,
 }
 
 impl Config {
@@ -243,7 +246,12 @@ impl Config {
                 g.parse::<Grant>()
                     .map_err(|e| anyhow::anyhow!("[components.{name}] grants: {e}"))?;
             }
-            Grants::parse(&c.grants)
+            let whole_vault = if c.allow_whole_vault {
+                WholeVault::Allow
+            } else {
+                WholeVault::Refuse
+            };
+            Grants::parse_with(&c.grants, whole_vault)
                 .map_err(|e| anyhow::anyhow!("[components.{name}] grants: {e}"))?;
             for rule in &c.egress {
                 rule.check()

@@ -142,6 +142,23 @@ impl fmt::Display for Grant {
     }
 }
 
+impl Grant {
+    /// Whether this grant covers every secret of its vault (`*` or `VAULT/*`).
+    pub fn is_whole_vault(&self) -> bool {
+        self.pattern && self.secret.is_empty()
+    }
+}
+
+/// Whether grants may cover a whole vault (`*`, `VAULT/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WholeVault {
+    /// Refuse such grants (the default).
+    #[default]
+    Refuse,
+    /// Allow them (`allow-whole-vault = true`, `--allow-whole-vault`).
+    Allow,
+}
+
 /// Where a granted name leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target<'a> {
@@ -180,11 +197,40 @@ impl Grants {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        Self::parse_with(grants, WholeVault::Refuse)
+    }
+
+    /// [`Grants::parse`], saying whether `*` and `VAULT/*` (every secret of a vault) are
+    /// allowed. [`Grants::parse`] refuses them: a whole vault must be asked for on purpose.
+    ///
+    /// ```
+    /// use wasm_secrets::grants::{Grants, WholeVault};
+    /// assert!(Grants::parse(["*"]).is_err());
+    /// let all = Grants::parse_with(["payments/*"], WholeVault::Allow).unwrap();
+    /// assert!(all.resolve("anything").is_some());
+    /// ```
+    pub fn parse_with<I, S>(grants: I, whole_vault: WholeVault) -> Result<Self, GrantError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let mut out = Self::default();
         for g in grants {
-            out.add(g.as_ref().parse()?)?;
+            let grant: Grant = g.as_ref().parse()?;
+            if grant.is_whole_vault() && whole_vault == WholeVault::Refuse {
+                return Err(GrantError::new(
+                    g.as_ref(),
+                    "it grants every secret in the vault; if that is meant, set allow-whole-vault = true in the component's config (or pass --allow-whole-vault)",
+                ));
+            }
+            out.add(grant)?;
         }
         Ok(out)
+    }
+
+    /// Whether any grant covers a whole vault (`*` or `VAULT/*`).
+    pub fn has_whole_vault(&self) -> bool {
+        self.patterns.iter().any(Grant::is_whole_vault)
     }
 
     /// Adds one grant.
@@ -284,6 +330,21 @@ impl Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_vault_grants_need_the_opt_in() {
+        for g in ["*", "payments/*"] {
+            let e = Grants::parse([g]).unwrap_err().to_string();
+            assert!(e.contains("allow-whole-vault"), "{g}: {e}");
+            let all = Grants::parse_with([g], WholeVault::Allow).unwrap();
+            assert!(all.has_whole_vault());
+            assert!(all.resolve("anything-at-all").is_some());
+        }
+        // A prefix is not a whole vault.
+        let some = Grants::parse(["feature-*", "db"]).unwrap();
+        assert!(!some.has_whole_vault());
+        assert!(some.resolve("other").is_none());
+    }
 
     fn t<'a>(vault: &'a str, secret: &'a str, version: Option<&'a str>) -> Option<Target<'a>> {
         Some(Target {

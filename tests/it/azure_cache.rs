@@ -105,23 +105,36 @@ async fn forbidden_is_never_served_stale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_guests_cause_one_token_request_and_one_vault_read() {
     let emu = start().await;
-    // Slow the vault a little so that the guests really overlap the first fetch.
-    emu.set_vault_latency("main", Duration::from_millis(200));
-    let vaults = imds_vaults(&emu);
+    // The vault takes 1.5 s a request, far longer than starting 100 guests, so they all ask while the
+    // first fetch is in flight; the audit log proves it: every read is a miss that shared
+    // that fetch (a guest that came after it would be a hit).
+    emu.set_vault_latency("main", Duration::from_millis(1500));
+    let audit = AuditBuffer::default();
+    let secrets = ctx(&["db-password"], imds_vaults(&emu)).with_audit(audit.sink());
+    let started = Instant::now();
     let guests: Vec<_> = (0..100)
         .map(|_| {
-            let vaults = vaults.clone();
-            tokio::spawn(
-                async move { secrets_get(&["db-password"], vaults, &["db-password"]).await },
-            )
+            let secrets = secrets.clone();
+            tokio::spawn(async move {
+                crate::harness::run_guest_with("secrets-get", secrets, &["db-password"]).await
+            })
         })
         .collect();
     for g in guests {
         assert_eq!(
             g.await.unwrap(),
-            (0, vec![format!("db-password={DB_PASSWORD}")])
+            (0, format!("db-password={DB_PASSWORD}\n"))
         );
     }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the guests waited for one fetch (challenge + GET, 1.5 s each), not one each"
+    );
+    assert_eq!(
+        cache_column(&audit),
+        vec!["ok/miss"; 100],
+        "all overlapped the one fetch"
+    );
     assert_eq!(emu.count(Endpoint::Imds), 1, "one token request");
     // The vault counts every request it sees: the unauthenticated first request that gets the
     // 401 challenge, and the one authorized GET. So 2 requests = 1 challenge + 1 read.
@@ -129,36 +142,64 @@ async fn a_hundred_concurrent_guests_cause_one_token_request_and_one_vault_read(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_that_expires_during_a_run_is_refreshed_before_it_expires() {
+async fn a_token_is_refreshed_ahead_of_its_expiry_while_reads_go_on() {
+    use wasm_secrets::backend::keyvault::KeyVault;
+    use wasm_secrets::cache::CachedBackend;
+    use wasm_secrets::credential::imds::ImdsCredential;
+    use wasm_secrets::token_cache::{TokenCache, TokenCachePolicy};
     let emu = start().await;
-    // The host treats a token with less than 10 s left as expired, so a 12 s token is used
-    // for 1 to 2 s and then replaced, 10 s before the vault would refuse it.
-    emu.set_token_lifetime(12);
+    // Tokens live 6 s (5 to 6 s from the fetch: expiry is in whole seconds); refreshed when
+    // 5 s remain but not before half the lifetime (2.5 to 3 s); treated as expired with 1 s
+    // left (4 to 5 s). So the refresh-ahead point comes at least a second before a blocking
+    // re-fetch could, and the run ends before the first token could expire.
+    emu.set_token_lifetime(6);
+    let policy = TokenCachePolicy {
+        refresh_before: Duration::from_secs(5),
+        half_life_from: Duration::from_secs(7200),
+        expiry_margin: Duration::from_secs(1),
+        failure_cooldown: Duration::ZERO,
+    };
+    let http = http(&emu);
+    let imds = ImdsCredential::new(http.clone(), &emu.imds_base(), None).unwrap();
+    let tokens = std::sync::Arc::new(TokenCache::with_policy(std::sync::Arc::new(imds), policy));
+    let vault = KeyVault::new(&emu.default_vault_url(), http, tokens, fast_options()).unwrap();
     let cache = CacheConfig {
         ttl: Duration::from_millis(1),
         ..CacheConfig::default()
     };
-    let vaults: Vaults = connect(&emu, &Identity::imds(&emu), cache, fast_options());
+    let vaults = Vaults::new().with(
+        "default",
+        CachedBackend::new(std::sync::Arc::new(vault), cache),
+    );
     let secrets = ctx(&["db-password"], vaults);
     let started = Instant::now();
     let mut reads = 0u64;
-    while started.elapsed() < Duration::from_millis(3500) {
+    let mut second_token_at = None;
+    while started.elapsed() < Duration::from_millis(3900) {
         let v = secrets
             .get("db-password")
             .await
             .unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
         assert_eq!(v.expose(), DB_PASSWORD);
         reads += 1;
+        if second_token_at.is_none() && emu.count(Endpoint::Imds) >= 2 {
+            second_token_at = Some(started.elapsed());
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let at = second_token_at.expect("the token was refreshed");
     assert!(
-        emu.count(Endpoint::Imds) >= 2,
-        "the token was refreshed: {} requests",
-        emu.count(Endpoint::Imds)
+        at >= Duration::from_millis(2300) && at < Duration::from_millis(3900),
+        "refreshed at {at:?}: ahead of expiry (2.5-3 s), not when it ran out (4-5 s)"
     );
+    assert_eq!(emu.count(Endpoint::Imds), 2, "one fetch, one refresh");
     // Every read was one vault GET (the TTL is 1 ms), plus the first challenge: no request
     // was refused for an expired token and retried.
-    assert_eq!(emu.vault_count("main"), reads + 1, "{reads} reads");
+    let gets = emu.vault_count("main");
+    assert!(
+        (reads..=reads + 1).contains(&gets),
+        "{gets} vault requests for {reads} reads"
+    );
 }
 
 #[tokio::test]

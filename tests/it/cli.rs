@@ -290,3 +290,80 @@ fn serve_answers_requests_with_granted_secrets_from_the_command_line() {
     assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
     assert!(!ok.contains("pw-from-file") && !denied.contains("key-from-file"));
 }
+
+#[test]
+fn a_whole_vault_grant_needs_the_opt_in() {
+    let s = secrets_file();
+    for grant in ["*", "default/*"] {
+        let r = run_cli(
+            cli()
+                .args(["run", "--secrets-file"])
+                .arg(s.path())
+                .args(["--grant", grant])
+                .arg(guest("secrets-get"))
+                .arg("db-password"),
+        );
+        // 2, like every input the host refuses before running anything (1 is the guest's).
+        assert_eq!(r.code, 2, "{grant}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "the guest never ran");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {}", r.stderr);
+        assert!(
+            lines[0].contains("--allow-whole-vault")
+                && lines[0].contains("allow-whole-vault = true"),
+            "{}",
+            lines[0]
+        );
+    }
+    // With the flag: it works, and says so once on stderr.
+    let r = run_cli(
+        cli()
+            .args(["run", "--allow-whole-vault", "--secrets-file"])
+            .arg(s.path())
+            .args(["--grant", "*"])
+            .arg(guest("secrets-get"))
+            .args(["db-password", "api-key"]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "db-password=pw-from-file\napi-key=key-from-file\n"
+    );
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stderr);
+    assert!(warnings[0].contains("allow-whole-vault"), "{}", warnings[0]);
+    // In the config: allow-whole-vault = true on the component.
+    let config = format!(
+        "secrets-file = {:?}\n[components.reader]\nwasm = {:?}\ngrants = [\"*\"]\nallow-whole-vault = true\n",
+        s.path(),
+        guest("secrets-get")
+    );
+    let c = temp_file(".toml", config.as_bytes());
+    let r = run_cli(
+        cli()
+            .args(["run", "-c"])
+            .arg(c.path())
+            .args(["reader", "api-key"]),
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "api-key=key-from-file\n"),
+        "{}",
+        r.stderr
+    );
+    // A prefix grant is not a whole vault and needs nothing.
+    let r = run_cli(
+        cli()
+            .args(["run", "--secrets-file"])
+            .arg(s.path())
+            .args(["--grant", "db-*"])
+            .arg(guest("secrets-get"))
+            .arg("db-password"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
+}

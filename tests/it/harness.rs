@@ -148,6 +148,11 @@ pub async fn run_guest(
     args: &[&str],
 ) -> (i32, String) {
     let ctx = SecretsCtx::new(name, Grants::parse(grants).unwrap(), vaults);
+    run_guest_with(name, ctx, args).await
+}
+
+/// Runs guest `name` in-process with the secrets context `ctx`; returns (exit code, stdout).
+pub async fn run_guest_with(name: &str, ctx: SecretsCtx, args: &[&str]) -> (i32, String) {
     let mut argv = vec![name.to_string()];
     argv.extend(args.iter().map(|s| s.to_string()));
     let options = CommandOptions {

@@ -1,7 +1,8 @@
 //! Invalid names are refused at the boundary, before grants or backends.
 
-use crate::harness::{Counting, run_guest};
-use wasm_secrets::Vaults;
+use crate::harness::{Counting, run_guest, run_guest_with};
+use wasm_secrets::grants::{Grants, WholeVault};
+use wasm_secrets::{SecretsCtx, Vaults};
 
 #[tokio::test]
 async fn invalid_names_are_refused_before_any_backend_call() {
@@ -22,7 +23,9 @@ async fn invalid_names_are_refused_before_any_backend_call() {
         "a b",
     ];
     // A pattern that would cover everything, so that only the name check can refuse.
-    let (code, out) = run_guest("secrets-get", &["*"], v, &bad).await;
+    let everything = Grants::parse_with(["*"], WholeVault::Allow).unwrap();
+    let ctx = SecretsCtx::new("names", everything, v);
+    let (code, out) = run_guest_with("secrets-get", ctx, &bad).await;
     assert_eq!(code, 1);
     let kinds: Vec<&str> = out
         .lines()

@@ -223,7 +223,9 @@ async fn shutdown_waits_for_requests_in_flight() {
 }
 
 /// A loopback upstream that records the Authorization header of each request it gets and
-/// answers `upstream ok` (never echoing the header).
+/// answers `upstream ok`, then echoes the credentials it received, one `name: value` line each
+/// (`Authorization`, `Proxy-Authorization`): what a guest would read back from an upstream that
+/// reflects its request.
 async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -235,14 +237,21 @@ async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap_or("").to_owned());
-                        record.lock().unwrap().push(auth);
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .map(|v| v.to_str().unwrap_or("").to_owned())
+                        };
+                        record.lock().unwrap().push(header("authorization"));
+                        let mut echo = String::from("upstream ok\n");
+                        for name in ["authorization", "proxy-authorization"] {
+                            if let Some(v) = header(name) {
+                                echo.push_str(&format!("{name}: {v}\n"));
+                            }
+                        }
                         async {
                             Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from("upstream ok"),
+                                Bytes::from(echo),
                             )))
                         }
                     },
@@ -270,8 +279,11 @@ async fn egress_goes_only_where_allowed_and_never_carries_the_guests_authorizati
     )
     .await;
 
+    // The guest sets Authorization; it does not arrive, and the echo shows the upstream got
+    // no credential at all. (A guest cannot set Proxy-Authorization: wasi:http refuses it as
+    // a forbidden header; the host removes it too.)
     let (status, body) = s.get(&format!("/egress?url=http://{up}/x")).await;
-    assert_eq!((status, body.as_str()), (200, "upstream ok"));
+    assert_eq!((status, body.as_str()), (200, "upstream ok\n"));
     assert_eq!(
         *seen.lock().unwrap(),
         vec![None],
@@ -308,7 +320,7 @@ async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees()
     )
     .await;
     let (status, body) = s.get(&format!("/egress?url=http://{up}/blob")).await;
-    assert_eq!((status, body.as_str()), (200, "upstream ok"));
+    assert_eq!(status, 200, "{body}");
     let auth = seen.lock().unwrap()[0]
         .clone()
         .expect("an Authorization header");
@@ -317,5 +329,164 @@ async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees()
         "the host's token was attached"
     );
     assert!(!auth.contains("guest-supplied-token"));
-    assert!(!body.contains(&emu.canary()));
+    assert!(!body.contains("guest-supplied") && !body.contains("proxy-authorization"));
+    // What an azure-http rule trusts: the upstream. One that reflects its request shows the
+    // guest the host's token (here, as much of it as the guest's 200-byte excerpt holds).
+    // SECURITY.md says so; grant azure-http only to hosts that do not echo credentials.
+    let shown = body
+        .strip_prefix("upstream ok\nauthorization: ")
+        .expect("the echo of the Authorization header");
+    assert!(shown.len() > 100 && auth.starts_with(shown), "{body}");
+}
+
+/// `wasm-secrets serve` as a process on a free loopback port, killed when dropped.
+struct ServeBinary {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ServeBinary {
+    /// Starts `serve` with `args` (before the component) and waits until it accepts.
+    async fn start(emu: &Emulator, args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = crate::harness::cli()
+            .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+            .args(["serve", "--credential", "managed-identity", "--vault"])
+            .arg(emu.default_vault_url())
+            .arg("--ca-cert")
+            .arg(emu.ca_cert_path())
+            .args(["--addr", &addr.to_string()])
+            .args(args)
+            .arg(guest("http-hello"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start wasm-secrets serve");
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "serve never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, addr }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        get(&format!("http://{}{path}", self.addr)).await
+    }
+
+    /// Sends `signal` (`TERM` or `INT`) and waits for the exit code and stderr.
+    fn signal_and_wait(mut self, signal: &str) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let status = self.child.wait().unwrap();
+        (status.code(), stderr)
+    }
+}
+
+impl Drop for ServeBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_allows_http_egress_only_to_the_hosts_and_ports_it_names() {
+    let emu = emulator::start().await;
+    let (up, seen) = upstream().await;
+    let (other, other_seen) = upstream().await;
+    let with_port = format!("127.0.0.1:{}", up.port());
+    let s = ServeBinary::start(&emu, &["-g", "db-password", "--allow-http", &with_port]).await;
+    let (status, body) = s.get(&format!("/egress?url=http://{up}/x")).await;
+    assert_eq!((status, body.as_str()), (200, "upstream ok\n"));
+    assert_eq!(*seen.lock().unwrap(), vec![None]);
+    let (status, body) = s.get(&format!("/egress?url=http://{other}/x")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(other_seen.lock().unwrap().is_empty());
+    drop(s);
+
+    // A rule without a port allows the scheme's default port only (80 for http).
+    let s = ServeBinary::start(&emu, &["-g", "db-password", "--allow-http", "127.0.0.1"]).await;
+    let (status, body) = s.get(&format!("/egress?url=http://{up}/x")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "nothing more reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_applies_timeout_and_max_concurrent() {
+    let emu = emulator::start().await;
+    emu.set_vault_latency("main", Duration::from_secs(3));
+    let s = Arc::new(
+        ServeBinary::start(
+            &emu,
+            &[
+                "-g",
+                "db-password",
+                "--timeout",
+                "400ms",
+                "--max-concurrent",
+                "1",
+            ],
+        )
+        .await,
+    );
+    let first = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            (s.get("/db-password").await, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, body) = s.get("/db-password").await;
+    assert_eq!(status, 503, "the one slot is taken: {body}");
+    let ((status, body), took) = first.await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The slot came back with the timeout.
+    let (status, body) = s.get("/db-password").await;
+    assert_eq!(status, 504, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_finishes_requests_in_flight_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let emu = emulator::start().await;
+        emu.set_vault_latency("main", Duration::from_millis(1500));
+        let s = ServeBinary::start(&emu, &["-g", "db-password"]).await;
+        let url = format!("http://{}/db-password", s.addr);
+        let in_flight = tokio::spawn(async move { get(&url).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let addr = s.addr;
+        let (code, stderr) = tokio::task::spawn_blocking(move || s.signal_and_wait(signal))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0), "{signal}: {stderr}");
+        assert!(stderr.contains("shutting down"), "{signal}: {stderr}");
+        let (status, body) = in_flight.await.unwrap();
+        assert_eq!(
+            status, 200,
+            "{signal}: the request in flight finished: {body}"
+        );
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
 }

@@ -1,7 +1,9 @@
 //! `wasm-secrets check`: validate the config, reach every vault, resolve every grant.
 
 use super::{HostArgs, host};
+use anyhow::Context as _;
 use clap::Args;
+use wasm_secrets::grants::WholeVault;
 use wasm_secrets::{Grant, Grants};
 
 /// Arguments of `check`.
@@ -19,10 +21,17 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     // Grants: the flags' (for the command line's component) and every config component's.
     let mut grant_sets: Vec<(String, Grants)> = Vec::new();
     if !args.host.grants.is_empty() {
-        grant_sets.push(("(flags)".into(), host::build_grants(&args.host, &[])?));
+        grant_sets.push(("(flags)".into(), host::build_grants(&args.host, None)?));
     }
     for (name, c) in &config.components {
-        grant_sets.push((name.clone(), Grants::parse(&c.grants)?));
+        let whole_vault = if c.allow_whole_vault {
+            WholeVault::Allow
+        } else {
+            WholeVault::Refuse
+        };
+        let grants = Grants::parse_with(&c.grants, whole_vault)
+            .with_context(|| format!("component {name}"))?;
+        grant_sets.push((name.clone(), grants));
     }
 
     for (name, kind) in host::describe_sources(&args.host, &config)? {

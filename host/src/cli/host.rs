@@ -5,10 +5,10 @@ use anyhow::Context as _;
 use std::sync::Arc;
 use wasm_secrets::audit::{AuditSink, JsonLines};
 use wasm_secrets::backend::file::FileBackend;
-use wasm_secrets::config::Config;
+use wasm_secrets::config::{ComponentConfig, Config};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::{Env, UserAssigned};
-use wasm_secrets::grants::DEFAULT_VAULT;
+use wasm_secrets::grants::{DEFAULT_VAULT, WholeVault};
 use wasm_secrets::{Grants, Vaults};
 
 /// The config file named by `--config`, or an empty one.
@@ -139,7 +139,23 @@ pub fn check_grants(vaults: &Vaults, grants: &Grants) -> anyhow::Result<()> {
     vaults.check_grants(grants)
 }
 
-/// Grants from the config's component entry plus `--grant` flags.
-pub fn build_grants(args: &HostArgs, from_config: &[String]) -> anyhow::Result<Grants> {
-    Grants::parse(from_config.iter().chain(args.grants.iter())).context("--grant")
+/// Grants from the config's component entry plus `--grant` flags. Whole-vault grants need
+/// `--allow-whole-vault` or the entry's `allow-whole-vault`.
+pub fn build_grants(args: &HostArgs, entry: Option<&ComponentConfig>) -> anyhow::Result<Grants> {
+    let from_config = entry.map(|c| c.grants.as_slice()).unwrap_or_default();
+    let whole_vault = if args.allow_whole_vault || entry.is_some_and(|c| c.allow_whole_vault) {
+        WholeVault::Allow
+    } else {
+        WholeVault::Refuse
+    };
+    Grants::parse_with(from_config.iter().chain(args.grants.iter()), whole_vault).context("--grant")
+}
+
+/// The one warning line `run` and `serve` print when a component may read a whole vault.
+pub fn warn_whole_vault(component: &str, grants: &Grants) {
+    if grants.has_whole_vault() {
+        eprintln!(
+            "warning: allow-whole-vault is on: component {component} may read every secret of the vaults its * grants name"
+        );
+    }
 }

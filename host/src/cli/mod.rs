@@ -79,6 +79,9 @@ pub struct HostArgs {
     /// Write the audit log (JSON lines) to FILE, or - for stderr.
     #[arg(long, value_name = "FILE|-")]
     pub audit_log: Option<String>,
+    /// Allow grants of a whole vault (`*`, `VAULT/*`), which are refused otherwise.
+    #[arg(long)]
+    pub allow_whole_vault: bool,
 }
 
 /// Logs go to stderr; `WASM_SECRETS_LOG` sets the filter (default `warn`).

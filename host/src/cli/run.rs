@@ -93,10 +93,8 @@ pub fn prepare(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| component.to_owned());
-    let grants = host::build_grants(
-        host_args,
-        entry.map(|c| c.grants.as_slice()).unwrap_or_default(),
-    )?;
+    let grants = host::build_grants(host_args, entry)?;
+    host::warn_whole_vault(&name, &grants);
     let limits = limit_args
         .to_config()
         .or(entry.map(|c| c.limits).unwrap_or_default())

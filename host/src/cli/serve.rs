@@ -79,14 +79,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
     eprintln!(
-        "serving {} on http://{} (Ctrl-C to stop)",
+        "serving {} on http://{} (Ctrl-C or SIGTERM to stop)",
         prepared.path.display(),
         listener.local_addr()?
     );
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         eprintln!("shutting down: waiting for requests in flight");
     };
     server.serve(listener, shutdown).await?;
     Ok(0)
+}
+
+/// Ctrl-C (SIGINT) or, on Unix, SIGTERM (what Kubernetes and systemd send).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -598,18 +598,35 @@ fn detection_order() {
         object_id: Some("o".into()),
         resource_id: None,
     };
-    assert!(pick(CredentialKind::ManagedIdentity, &two, &pod).is_err());
+    let err = pick(CredentialKind::ManagedIdentity, &two, &pod).unwrap_err();
+    assert!(matches!(err, CredentialError::NotConfigured(_)), "{err}");
     // The default IMDS address is refused under the loopback guard, before any request.
     let err = pick(CredentialKind::ManagedIdentity, &none, &[]).unwrap_err();
     assert!(matches!(err, CredentialError::NotConfigured(_)), "{err}");
-    // Plain http to a remote token endpoint is refused even without the guard.
-    let open = HttpClient::builder().build().unwrap();
-    if !open.loopback_only() {
+    // A remote identity endpoint over plain http is refused when the credential is built,
+    // before any request: by the loopback guard when it is on (as under tests/run), else by
+    // the https rule (whose own test, `plain_http_only_to_loopback_and_imds` in http/tests.rs,
+    // runs with the guard off).
+    let http = HttpClient::builder().build().unwrap();
+    let why = if http.loopback_only() {
+        "not a loopback address"
+    } else {
+        "plain http"
+    };
+    for (endpoint, kind) in [
+        ("IDENTITY_ENDPOINT", "app-service"),
+        ("MSI_ENDPOINT", "app-service-2017"),
+    ] {
         let env = Env::from_pairs([
-            ("IDENTITY_ENDPOINT", "http://10.0.0.1/msi"),
+            (endpoint, "http://10.0.0.1/msi"),
             ("IDENTITY_HEADER", "h"),
+            ("MSI_SECRET", "s"),
         ]);
-        assert!(from_env_with(CredentialKind::Auto, &none, &open, &env).is_err());
+        let err = from_env_with(CredentialKind::Auto, &none, &http, &env).unwrap_err();
+        assert!(
+            matches!(&err, CredentialError::NotConfigured(m) if m.contains(why)),
+            "{kind}: {err:?}"
+        );
     }
 }
 

@@ -335,9 +335,16 @@ impl HttpClient {
 fn transport(e: reqwest::Error) -> HttpError {
     let e = e.without_url();
     if e.is_timeout() {
-        HttpError::Transport("timed out".into())
+        return HttpError::Transport("timed out".into());
+    }
+    let chain = error_chain(&e);
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
+        // Say so plainly: an untrusted root or a certificate for another name is a TLS
+        // refusal, not a network outage.
+        HttpError::Transport(format!("TLS refused the server: {chain}"))
     } else {
-        HttpError::Transport(error_chain(&e))
+        HttpError::Transport(chain)
     }
 }
 

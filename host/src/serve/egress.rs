@@ -1,6 +1,8 @@
 //! Egress: a guest's outgoing wasi:http requests go only where its config allows.
 //!
-//! Every other destination is refused (`HTTP-request-denied`). An `azure-http` rule makes the
+//! Every other destination is refused (`HTTP-request-denied`). A rule names a host and a port;
+//! without a port it means the scheme's default one. `Authorization` and `Proxy-Authorization`
+//! set by the guest are removed on every rule. An `azure-http` rule makes the
 //! host attach `Authorization: Bearer <token>` for the rule's resource itself, replacing any
 //! Authorization the guest set: the guest calls an Azure API with the host's identity and
 //! still never holds the token. With the loopback guard on, nothing outside loopback is
@@ -8,7 +10,7 @@
 
 use crate::http::{is_localhost_name, is_loopback_ip};
 use crate::token_cache::TokenCache;
-use http::header::{AUTHORIZATION, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderValue, PROXY_AUTHORIZATION};
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EgressRule {
-    /// `host` or `host:port`, as in the request URL.
+    /// `host:port`, or `host` for the scheme's default port only (443 for https, 80 for http).
     pub host: String,
     /// `http` (plain pass-through) or `azure-http` (the host attaches its token).
     #[serde(default)]
@@ -93,12 +95,16 @@ impl EgressPolicy {
         Self::new(Vec::new(), None, true)
     }
 
-    fn rule_for(&self, host: &str, port: Option<u16>) -> Option<&EgressRule> {
+    /// The rule allowing `host` on `port` (the URL's port, else the scheme's default). A rule
+    /// without a port allows the scheme's default port only: 443 for https, 80 for http.
+    fn rule_for(&self, host: &str, port: Option<u16>, https: bool) -> Option<&EgressRule> {
+        let default_port = if https { 443 } else { 80 };
+        let port = port.unwrap_or(default_port);
         self.rules.iter().find(|r| match r.host.rsplit_once(':') {
             Some((h, p)) if p.parse::<u16>().is_ok() => {
-                h.eq_ignore_ascii_case(host) && port.map(|x| x.to_string()).as_deref() == Some(p)
+                h.eq_ignore_ascii_case(host) && p.parse::<u16>() == Ok(port)
             }
-            _ => r.host.eq_ignore_ascii_case(host),
+            _ => r.host.eq_ignore_ascii_case(host) && port == default_port,
         })
     }
 }
@@ -142,7 +148,7 @@ impl WasiHttpHooks for EgressHooks {
             let uri = request.uri().clone();
             let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
             let https = uri.scheme_str() == Some("https");
-            let Some(rule) = policy.rule_for(host, uri.port_u16()) else {
+            let Some(rule) = policy.rule_for(host, uri.port_u16(), https) else {
                 tracing::info!(host, "egress refused: no rule allows this host");
                 return Err(Error::HttpRequestDenied);
             };
@@ -150,7 +156,9 @@ impl WasiHttpHooks for EgressHooks {
                 tracing::info!(host, "egress refused: loopback only");
                 return Err(Error::HttpRequestDenied);
             }
+            // Credentials the guest set never leave: not to a plain rule, not to a proxy.
             request.headers_mut().remove(AUTHORIZATION);
+            request.headers_mut().remove(PROXY_AUTHORIZATION);
             if rule.kind == EgressKind::AzureHttp {
                 // Bearer tokens go over https only (plain http to loopback alone).
                 if !https && !is_loopback_host(host) {
@@ -174,5 +182,48 @@ impl WasiHttpHooks for EgressHooks {
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(hosts: &[&str]) -> EgressPolicy {
+        EgressPolicy::new(
+            hosts.iter().map(|h| EgressRule::http(*h)).collect(),
+            None,
+            false,
+        )
+    }
+
+    #[test]
+    fn a_rule_without_a_port_allows_the_schemes_default_port_only() {
+        let p = policy(&["api.example.com"]);
+        assert!(p.rule_for("api.example.com", None, true).is_some());
+        assert!(p.rule_for("api.example.com", Some(443), true).is_some());
+        assert!(p.rule_for("api.example.com", None, false).is_some());
+        assert!(p.rule_for("api.example.com", Some(80), false).is_some());
+        for port in [8080, 22, 6379, 80] {
+            assert!(
+                p.rule_for("api.example.com", Some(port), true).is_none(),
+                "{port}"
+            );
+        }
+        assert!(p.rule_for("api.example.com", Some(443), false).is_none());
+        assert!(
+            p.rule_for("API.example.com", None, true).is_some(),
+            "hosts ignore case"
+        );
+        assert!(p.rule_for("other.example.com", None, true).is_none());
+    }
+
+    #[test]
+    fn a_rule_with_a_port_allows_that_port_only() {
+        let p = policy(&["127.0.0.1:8081"]);
+        assert!(p.rule_for("127.0.0.1", Some(8081), false).is_some());
+        assert!(p.rule_for("127.0.0.1", Some(8082), false).is_none());
+        assert!(p.rule_for("127.0.0.1", None, false).is_none());
+        assert!(p.rule_for("127.0.0.1", None, true).is_none());
     }
 }

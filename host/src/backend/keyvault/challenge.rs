@@ -45,24 +45,43 @@ fn split_params(s: &str) -> Vec<&str> {
     out
 }
 
-/// Whether a vault at `vault` may ask for tokens for `resource`: its host must end with `.`
-/// plus the resource's host (`x.vault.azure.net` for `https://vault.azure.net`), as the Azure
-/// SDKs check. Loopback vaults (the emulator) are exempt.
+/// The audiences of Key Vault and Managed HSM in the Azure clouds (public, China, US
+/// Government, Germany): the only resources a vault's challenge may name.
+pub const KEY_VAULT_RESOURCES: &[&str] = &[
+    "https://vault.azure.net",
+    "https://vault.azure.cn",
+    "https://vault.usgovcloudapi.net",
+    "https://vault.microsoftazure.de",
+    "https://managedhsm.azure.net",
+    "https://managedhsm.azure.cn",
+    "https://managedhsm.usgovcloudapi.net",
+    "https://managedhsm.microsoftazure.de",
+];
+
+/// Whether a vault at `vault` may ask for tokens for `resource`. The resource must be one of
+/// [`KEY_VAULT_RESOURCES`], so no vault, loopback included, can make the host get a token for
+/// another service; and the vault's host must end with `.` plus the resource's host
+/// (`x.vault.azure.net` for `https://vault.azure.net`), as the Azure SDKs check. Loopback vaults
+/// (the emulator) have no such host and skip that second check only.
 pub fn vault_may_ask_for(vault: &Url, resource: &str, vault_is_loopback: bool) -> bool {
+    let resource = resource.trim_end_matches('/');
+    let Some(known) = KEY_VAULT_RESOURCES
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(resource))
+    else {
+        return false;
+    };
     if vault_is_loopback {
         return true;
     }
-    let (Some(vault_host), Some(resource_host)) = (
-        vault.host_str(),
-        Url::parse(resource)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned)),
-    ) else {
+    let (Some(vault_host), Some(resource_host)) =
+        (vault.host_str(), known.strip_prefix("https://"))
+    else {
         return false;
     };
     vault_host
         .to_ascii_lowercase()
-        .ends_with(&format!(".{}", resource_host.to_ascii_lowercase()))
+        .ends_with(&format!(".{resource_host}"))
 }
 
 #[cfg(test)]
@@ -96,5 +115,31 @@ mod tests {
         let local = Url::parse("https://127.0.0.1:8443").unwrap();
         assert!(!vault_may_ask_for(&local, "https://vault.azure.net", false));
         assert!(vault_may_ask_for(&local, "https://vault.azure.net", true));
+        // A loopback vault still may name only a Key Vault audience.
+        for other in [
+            "https://management.azure.com",
+            "https://storage.azure.com",
+            "https://graph.microsoft.com",
+            "https://vault.azure.net.evil.com",
+        ] {
+            assert!(!vault_may_ask_for(&local, other, true), "{other}");
+        }
+        // Sovereign clouds and Managed HSM.
+        let cn = Url::parse("https://x.vault.azure.cn").unwrap();
+        assert!(vault_may_ask_for(&cn, "https://vault.azure.cn", false));
+        assert!(!vault_may_ask_for(&cn, "https://vault.azure.net", false));
+        let hsm = Url::parse("https://h.managedhsm.azure.net").unwrap();
+        assert!(vault_may_ask_for(
+            &hsm,
+            "https://managedhsm.azure.net/",
+            false
+        ));
+        // An audience that only looks like one: another host that ends the same way.
+        let tricky = Url::parse("https://evilvault.azure.net").unwrap();
+        assert!(!vault_may_ask_for(
+            &tricky,
+            "https://vault.azure.net",
+            false
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! The Azure Key Vault client: a [`Backend`] over the Key Vault REST API.
 //!
 //! The first request goes without a token; the vault's 401 challenge names the resource to
-//! get a token for, which must match the vault's domain (loopback vaults excepted). Tokens
+//! get a token for, which must be a Key Vault audience matching the vault's domain (loopback
+//! vaults skip the domain match, never the audience check). Tokens
 //! come from a [`TokenCache`] and go only over https (plain http to loopback alone). 429s are
 //! retried after `Retry-After`, or after 1, 2, 4, 8, 16 s; 5xx and transport failures a few
 //! times. Every failure maps to a [`BackendError`] whose text holds a status and Key Vault's
@@ -10,7 +11,7 @@
 mod challenge;
 mod wire;
 
-pub use challenge::{parse_resource, vault_may_ask_for};
+pub use challenge::{KEY_VAULT_RESOURCES, parse_resource, vault_may_ask_for};
 
 use crate::BackendError;
 use crate::backend::{Backend, Secret, SecretMeta};
@@ -173,8 +174,8 @@ impl KeyVault {
                 continue;
             }
             if !vault_may_ask_for(&self.url, &named, self.loopback) {
-                return Err(BackendError::Unavailable(format!(
-                    "the vault's challenge asks for a token for {named}, which does not match the vault's domain; refusing to send one"
+                return Err(BackendError::Forbidden(format!(
+                    "the vault's challenge asks for a token for {named}, which is not this vault's own Key Vault audience; no token was requested"
                 )));
             }
             tracing::debug!(vault = %self.url, resource = %named, "Key Vault challenge");
