@@ -1,4 +1,5 @@
-//! The audit log: one JSON line per secret request. Never a value, never a token.
+//! The audit log: one JSON line per secret request. Never a value, never a token. A request
+//! whose event cannot be written is refused.
 //!
 //! ```json
 //! {"time":"2026-11-23T15:04:05.123Z","component":"hello","op":"get","name":"db","vault":"default",
@@ -18,8 +19,12 @@ pub struct AuditEvent<'a> {
     pub component: &'a str,
     /// `get`, `get-version`, `info` or `list`.
     pub op: &'a str,
-    /// The name the guest used.
+    /// The name the guest used. An invalid name is escaped and cut to 160 bytes (see
+    /// [`name_for_log`]), with its length in `name_bytes`.
     pub name: &'a str,
+    /// The length in bytes of an invalid name, whose `name` is only a safe excerpt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_bytes: Option<usize>,
     /// The vault the grant led to, if it led anywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vault: Option<&'a str>,
@@ -41,7 +46,35 @@ pub struct AuditEvent<'a> {
 /// Where audit events go.
 pub trait AuditSink: Send + Sync + 'static {
     /// Records one event. Must not block for long: it is called on the request path.
-    fn record(&self, event: &AuditEvent<'_>);
+    ///
+    /// An error means the event was not recorded; the request is then refused
+    /// (`unavailable`) rather than served unrecorded, as HashiCorp Vault does.
+    fn record(&self, event: &AuditEvent<'_>) -> std::io::Result<()>;
+}
+
+/// The longest excerpt of an invalid name that is logged.
+pub const MAX_LOGGED_NAME: usize = 160;
+
+/// How a name the guest sent appears in logs: a valid name as it is; anything else escaped
+/// (control and non-ASCII characters as `\u{..}`, quotes and backslashes escaped) and cut to
+/// [`MAX_LOGGED_NAME`] bytes, so a guest cannot write a megabyte, or forge lines, in the log.
+pub fn name_for_log(name: &str) -> std::borrow::Cow<'_, str> {
+    if crate::is_valid_name(name) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(MAX_LOGGED_NAME);
+    for c in name.chars() {
+        let piece: String = if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+            c.to_string()
+        } else {
+            c.escape_default().to_string()
+        };
+        if out.len() + piece.len() > MAX_LOGGED_NAME {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Writes events as JSON lines to a file or stderr.
@@ -78,15 +111,11 @@ impl JsonLines {
 }
 
 impl AuditSink for JsonLines {
-    fn record(&self, event: &AuditEvent<'_>) {
-        let Ok(mut line) = serde_json::to_vec(event) else {
-            return;
-        };
+    fn record(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = out.write_all(&line).and_then(|_| out.flush()) {
-            tracing::warn!(error = %e, "cannot write the audit log");
-        }
+        out.write_all(&line).and_then(|_| out.flush())
     }
 }
 
@@ -97,4 +126,21 @@ pub(crate) fn now_rfc3339() -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
     now.format(&format).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_are_escaped_and_cut() {
+        assert_eq!(name_for_log("db-password"), "db-password");
+        assert_eq!(name_for_log("a\nb\"c"), "a\\nb\\\"c");
+        assert_eq!(name_for_log("é"), "\\u{e9}");
+        let huge = "x".repeat(1 << 20);
+        assert_eq!(name_for_log(&huge).len(), MAX_LOGGED_NAME);
+        let escapes = "\u{1}".repeat(1000);
+        let cut = name_for_log(&escapes);
+        assert!(cut.len() <= MAX_LOGGED_NAME && cut.ends_with('}'), "{cut}");
+    }
 }

@@ -219,8 +219,7 @@ impl SecretsCtx {
             Ok(secret.value)
         }
         .await;
-        self.record(&trail, result.as_ref().err());
-        result
+        self.audited(&trail, result)
     }
 
     /// Metadata of the secret granted as `name`. Never the value.
@@ -245,8 +244,7 @@ impl SecretsCtx {
             })
         }
         .await;
-        self.record(&trail, result.as_ref().err());
-        result
+        self.audited(&trail, result)
     }
 
     /// The granted names that exist, sorted. Only vaults this component has grants in are asked.
@@ -271,8 +269,7 @@ impl SecretsCtx {
                 .visible_names(|vault| listed.get(vault).map(Vec::as_slice)))
         }
         .await;
-        self.record(&trail, result.as_ref().err());
-        result
+        self.audited(&trail, result)
     }
 
     fn backend_error(&self, name: &str, target: &Target<'_>, e: BackendError) -> SecretError {
@@ -280,17 +277,26 @@ impl SecretsCtx {
         SecretError::from_backend(name, &e)
     }
 
-    fn record(&self, trail: &Trail<'_>, error: Option<&SecretError>) {
-        let outcome = error.map_or("ok", |e| e.kind().as_str());
-        tracing::debug!(component = %self.component, op = trail.op, name = trail.name, outcome, "secret request");
+    /// Records `result` in the audit log and returns it; if the log cannot be written, a
+    /// value is not handed out: the request is refused as `unavailable` instead.
+    fn audited<T>(
+        &self,
+        trail: &Trail<'_>,
+        result: Result<T, SecretError>,
+    ) -> Result<T, SecretError> {
+        let outcome = result.as_ref().err().map_or("ok", |e| e.kind().as_str());
+        let name = crate::audit::name_for_log(trail.name);
+        tracing::debug!(component = %self.component, op = trail.op, name = %name, outcome, "secret request");
         let Some(sink) = &self.audit else {
-            return;
+            return result;
         };
-        sink.record(&AuditEvent {
+        let written = sink.record(&AuditEvent {
             time: crate::audit::now_rfc3339(),
             component: &self.component,
             op: trail.op,
-            name: trail.name,
+            name: &name,
+            name_bytes: (name.len() != trail.name.len() || *name != *trail.name)
+                .then_some(trail.name.len()),
             vault: trail.target.map(|t| t.vault),
             secret: trail.target.map(|t| t.secret),
             version: trail.version.as_deref(),
@@ -300,6 +306,22 @@ impl SecretsCtx {
                 u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
             }),
         });
+        match (written, result) {
+            (Ok(()), result) => result,
+            (Err(e), Ok(_)) => {
+                tracing::error!(component = %self.component, error = %e, "cannot write the audit log; refusing the request");
+                Err(SecretError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "the request for \"{name}\" was refused: the host cannot write its audit log"
+                    ),
+                ))
+            }
+            (Err(e), Err(refused)) => {
+                tracing::error!(component = %self.component, error = %e, "cannot write the audit log");
+                Err(refused)
+            }
+        }
     }
 }
 

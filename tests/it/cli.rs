@@ -367,3 +367,47 @@ fn a_whole_vault_grant_needs_the_opt_in() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
 }
+
+#[test]
+fn a_request_that_cannot_be_audited_is_refused() {
+    // /dev/full takes the open and fails every write (ENOSPC): a full disk.
+    let s = secrets_file();
+    let r = run_cli(
+        cli()
+            .args(["run", "--audit-log", "/dev/full", "--secrets-file"])
+            .arg(s.path())
+            .args(["--grant", "db-password"])
+            .arg(guest("secrets-get"))
+            .arg("db-password"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("db-password: unavailable: the request for \"db-password\" was refused: the host cannot write its audit log"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("pw-from-file") && !r.stderr.contains("pw-from-file"));
+    // The same request with a writable log is served.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let r = run_cli(
+        cli()
+            .args(["run", "--audit-log"])
+            .arg(log.path())
+            .arg("--secrets-file")
+            .arg(s.path())
+            .args(["--grant", "db-password"])
+            .arg(guest("secrets-get"))
+            .arg("db-password"),
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "db-password=pw-from-file\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(log.path()).unwrap().lines().count(),
+        1
+    );
+}

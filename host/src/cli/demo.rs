@@ -25,10 +25,10 @@ pub struct DemoArgs {}
 struct Lines(Mutex<Vec<String>>);
 
 impl AuditSink for Lines {
-    fn record(&self, e: &AuditEvent<'_>) {
-        if let Ok(line) = serde_json::to_string(e) {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        }
+    fn record(&self, e: &AuditEvent<'_>) -> std::io::Result<()> {
+        let line = serde_json::to_string(e)?;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        Ok(())
     }
 }
 
