@@ -335,6 +335,11 @@ impl Emulator {
         self.state.faults.set(endpoint, faults)
     }
 
+    /// Every token minted so far (the last thousand): leak tests look for any piece of them.
+    pub fn minted_tokens(&self) -> Vec<String> {
+        self.state.tokens.minted()
+    }
+
     /// Set (or clear) a fault applied to every request of an endpoint once its sequence is used
     /// up: an outage that lasts until cleared.
     pub fn set_standing_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {

@@ -71,7 +71,12 @@ pub struct TokenAuthority {
     tenant: String,
     canary: String,
     lifetime: AtomicU64,
+    /// The last tokens minted, so leak tests can look for every piece of them.
+    minted: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many minted tokens [`TokenAuthority::minted`] remembers.
+const REMEMBERED: usize = 1000;
 
 impl std::fmt::Debug for TokenAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +102,16 @@ impl TokenAuthority {
             tenant: tenant.to_string(),
             canary: canary.to_string(),
             lifetime: AtomicU64::new(lifetime_secs),
+            minted: Default::default(),
         }
+    }
+
+    /// The tokens minted so far (the last thousand), oldest first.
+    pub fn minted(&self) -> Vec<String> {
+        self.minted
+            .lock()
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The issuer of our tokens.
@@ -142,8 +156,15 @@ impl TokenAuthority {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signed = format!("{header}.{payload}");
         let sig = URL_SAFE_NO_PAD.encode(hmac_sha256(&self.key, signed.as_bytes()));
+        let token = format!("{signed}.{}{sig}", self.canary);
+        if let Ok(mut m) = self.minted.lock() {
+            if m.len() == REMEMBERED {
+                m.pop_front();
+            }
+            m.push_back(token.clone());
+        }
         Minted {
-            token: format!("{signed}.{}{sig}", self.canary),
+            token,
             not_before: claims.nbf,
             expires_on: claims.exp,
             expires_in: life,

@@ -232,3 +232,169 @@ async fn no_token_reaches_guest_output_host_logs_or_the_audit_log() {
         o.run.stdout
     );
 }
+
+/// Every 12-character piece of `token`.
+fn pieces(token: &str) -> impl Iterator<Item = &str> {
+    (0..token.len().saturating_sub(11)).filter_map(move |i| token.get(i..i + 12))
+}
+
+/// Fails if any 12-character piece of any of `tokens` appears in any of `texts`.
+fn assert_no_piece(tokens: &[String], texts: &[(&str, &str)]) {
+    assert!(
+        !tokens.is_empty(),
+        "no token was minted, so this proves nothing"
+    );
+    for token in tokens {
+        for piece in pieces(token) {
+            for (what, text) in texts {
+                assert!(
+                    !text.contains(piece),
+                    "{what} holds {piece:?}, a piece of a minted token:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// A loopback upstream that answers `ok` and never echoes anything.
+async fn quiet_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(hyper::body::Bytes::from("ok")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_at_trace_level_shows_no_piece_of_any_token() {
+    let emu = start().await;
+    let up = quiet_upstream().await;
+    let audit = tempfile::NamedTempFile::new().unwrap();
+    let config = format!(
+        "[components.api]\nwasm = {:?}\ngrants = [\"db-password\", \"restricted\"]\negress = [{{ host = \"{up}\", kind = \"azure-http\", resource = \"https://storage.azure.com\" }}]\n",
+        guest("http-hello")
+    );
+    let config_file = crate::harness::temp_file(".toml", config.as_bytes());
+    let args: Vec<std::ffi::OsString> = vec![
+        "-c".into(),
+        config_file.path().into(),
+        "--audit-log".into(),
+        audit.path().into(),
+        "api".into(),
+    ];
+    let serve =
+        crate::serve::ServeBinary::start_with(&emu, &args, &[("WASM_SECRETS_LOG", "trace")]).await;
+    let mut answers = Vec::new();
+    for path in [
+        "/db-password".to_owned(),
+        "/restricted".to_owned(),
+        "/api-key".to_owned(),
+        format!("/egress?url=http://{up}/blob"),
+        "/db-password".to_owned(),
+    ] {
+        eprintln!("GET {path}");
+        answers.push(serve.get(&path).await);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, [200, 500, 403, 200, 200], "{answers:?}");
+    let (code, stderr) = tokio::task::spawn_blocking(move || serve.signal_and_wait("TERM"))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("TRACE"), "not at trace level: {stderr}");
+    let bodies = answers
+        .iter()
+        .map(|(_, b)| b.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let audit = std::fs::read_to_string(audit.path()).unwrap();
+    // Two audiences were minted for: the vault's, and storage's for the egress call.
+    let minted = emu.minted_tokens();
+    assert!(minted.len() >= 2, "{} tokens", minted.len());
+    assert_no_piece(
+        &minted,
+        &[
+            ("the answers", &bodies),
+            ("the host log", &stderr),
+            ("the audit log", &audit),
+        ],
+    );
+    for value in ALL_VALUES {
+        assert!(!stderr.contains(value) && !audit.contains(value) && !bodies.contains(value));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_at_trace_level_shows_no_piece_of_any_token() {
+    let emu = start().await;
+    let mut cmd = cli();
+    for v in AZURE_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.env("WASM_SECRETS_LOG", "trace")
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .args(["check", "--credential", "managed-identity", "--vault"])
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path())
+        .args(["-g", "db-password", "-g", "restricted", "-g", "feature-*"]);
+    let run = tokio::task::spawn_blocking(move || run_cli(&mut cmd))
+        .await
+        .unwrap();
+    assert!(
+        run.stderr.contains("TRACE"),
+        "not at trace level: {}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("db-password"), "{}", run.stdout);
+    assert_no_piece(
+        &emu.minted_tokens(),
+        &[
+            ("check's output", &run.stdout),
+            ("check's log", &run.stderr),
+        ],
+    );
+}
+
+#[test]
+fn the_demo_at_trace_level_shows_no_piece_of_a_token() {
+    // The demo runs its own emulator in its own process, so its tokens are not at hand here:
+    // every one starts with the same JWT header and carries the default canary, and every
+    // 12-character piece of those must stay out of what it prints.
+    let run = run_cli(cli().env("WASM_SECRETS_LOG", "trace").arg("demo"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("TRACE"), "not at trace level");
+    let header =
+        URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"HS256","kid":"wasm-secrets-emulator"}"#);
+    let canary = wasm_secrets_emulator::config::DEFAULT_CANARY.to_owned();
+    // The demo names the marker itself, in one line saying nothing else holds it.
+    let output: String = run
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("Every token it minted carries the marker"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        run.stdout.len() > output.len() + 1,
+        "the demo no longer names its marker"
+    );
+    assert_no_piece(
+        &[format!("{header}."), canary],
+        &[
+            ("the demo's output", &output),
+            ("the demo's log", &run.stderr),
+        ],
+    );
+}

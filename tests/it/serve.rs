@@ -340,21 +340,34 @@ async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees()
 }
 
 /// `wasm-secrets serve` as a process on a free loopback port, killed when dropped.
-struct ServeBinary {
+pub struct ServeBinary {
     child: std::process::Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
+    /// Its stderr, read all along (a full pipe would stall a chatty server).
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl ServeBinary {
-    /// Starts `serve` with `args` (before the component) and waits until it accepts.
+    /// Starts `serve` with `args` (before the component, http-hello) and waits until it accepts.
     async fn start(emu: &Emulator, args: &[&str]) -> Self {
+        let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        all.push(guest("http-hello").into());
+        Self::start_with(emu, &all, &[]).await
+    }
+
+    /// Starts `serve` with `args` (the component last) and `envs`, and waits until it accepts.
+    pub async fn start_with(
+        emu: &Emulator,
+        args: &[std::ffi::OsString],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = crate::harness::cli()
+        let mut child = crate::harness::cli()
             .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
             .args(["serve", "--credential", "managed-identity", "--vault"])
             .arg(emu.default_vault_url())
@@ -362,11 +375,17 @@ impl ServeBinary {
             .arg(emu.ca_cert_path())
             .args(["--addr", &addr.to_string()])
             .args(args)
-            .arg(guest("http-hello"))
+            .envs(envs.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start wasm-secrets serve");
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        });
         let started = Instant::now();
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             assert!(
@@ -375,24 +394,27 @@ impl ServeBinary {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            stderr: Some(stderr),
+        }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         get(&format!("http://{}{path}", self.addr)).await
     }
 
     /// Sends `signal` (`TERM` or `INT`) and waits for the exit code and stderr.
-    fn signal_and_wait(mut self, signal: &str) -> (Option<i32>, String) {
+    pub fn signal_and_wait(mut self, signal: &str) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
         let sent = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &pid])
             .status()
             .unwrap();
         assert!(sent.success());
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
         let status = self.child.wait().unwrap();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
         (status.code(), stderr)
     }
 }
