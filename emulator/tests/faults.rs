@@ -420,3 +420,56 @@ fn shell_quoting() {
     assert_eq!(shell_quote("a b"), "'a b'");
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
 }
+
+#[tokio::test]
+async fn reset_stall_challenge_and_standing_faults() {
+    let emu = start().await;
+    let http = client(&emu);
+    let get = || http.get(imds_url(&emu)).header("Metadata", "true").send();
+
+    emu.set_faults(
+        Endpoint::Imds,
+        vec![Fault::Challenge("https://management.azure.com".into())],
+    );
+    let r = get().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Bearer ")
+            && challenge.contains("resource=\"https://management.azure.com\""),
+        "{challenge}"
+    );
+
+    emu.set_faults(Endpoint::Imds, vec![Fault::Reset]);
+    let e = get().await.unwrap_err();
+    assert!(!e.is_timeout(), "{e:?}");
+
+    emu.set_faults(Endpoint::Imds, vec![Fault::Stall]);
+    let stalled = tokio::time::timeout(Duration::from_millis(800), get()).await;
+    assert!(stalled.is_err(), "a stalled request gets no answer");
+
+    // A standing fault holds for every request until cleared; a sequence goes first.
+    emu.set_faults(
+        Endpoint::Imds,
+        vec![Fault::Status {
+            status: 429,
+            retry_after: None,
+            body: None,
+        }],
+    );
+    emu.set_standing_fault(
+        Endpoint::Imds,
+        Some(Fault::Status {
+            status: 503,
+            retry_after: None,
+            body: None,
+        }),
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [429, 503, 503, 503]);
+    emu.set_standing_fault(Endpoint::Imds, None);
+    assert_eq!(get().await.unwrap().status(), 200);
+}

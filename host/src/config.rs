@@ -270,9 +270,11 @@ impl Config {
     }
 }
 
+/// ` (line N)` for the line where the error's span starts, counting from 1.
 fn line_of(text: &str, e: &toml::de::Error) -> String {
     e.span()
-        .map(|s| format!(" (line {})", text[..s.start].lines().count().max(1)))
+        .and_then(|s| text.get(..s.start))
+        .map(|before| format!(" (line {})", before.matches('\n').count() + 1))
         .unwrap_or_default()
 }
 

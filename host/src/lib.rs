@@ -91,6 +91,8 @@ mod error;
 pub mod grants;
 pub mod http;
 mod name;
+#[cfg(test)]
+mod proptests;
 pub mod runtime;
 pub mod serve;
 mod store;

@@ -19,7 +19,7 @@ pub mod client_secret;
 mod detect;
 mod entra;
 mod env;
-mod expiry;
+pub(crate) mod expiry;
 pub mod imds;
 mod retry;
 pub mod workload_identity;

@@ -9,7 +9,7 @@
 //! error code, never a body.
 
 mod challenge;
-mod wire;
+pub(crate) mod wire;
 
 pub use challenge::{KEY_VAULT_RESOURCES, parse_resource, vault_may_ask_for};
 

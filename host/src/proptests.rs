@@ -1,0 +1,172 @@
+//! Property tests of every parser of outside input (design section 13): names, grants, the
+//! config file, and the JSON and `expires_on` forms identity endpoints and Key Vault send.
+//! Any input gets a value or a typed error, never a panic.
+
+use crate::backend::keyvault::wire::{ErrorBody, Page, SecretBundle, id_parts};
+use crate::config::Config;
+use crate::credential::expiry::{parse_cli_local, parse_epoch, parse_expires_on, parse_token};
+use crate::grants::{Grant, Grants, WholeVault};
+use crate::http::HttpResponse;
+use crate::is_valid_name;
+use proptest::prelude::*;
+use std::time::SystemTime;
+
+/// A valid secret name.
+const NAME: &str = "[0-9A-Za-z-]{1,40}";
+
+fn response(body: Vec<u8>) -> HttpResponse {
+    HttpResponse {
+        status: reqwest::StatusCode::OK,
+        headers: Default::default(),
+        body: zeroize::Zeroizing::new(body),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_name_is_valid_exactly_when_it_follows_the_rule(s in any::<String>()) {
+        let rule = (1..=127).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        prop_assert_eq!(is_valid_name(&s), rule);
+    }
+
+    #[test]
+    fn names_built_by_the_rule_are_valid(s in "[0-9A-Za-z-]{1,127}") {
+        prop_assert!(is_valid_name(&s));
+    }
+
+    #[test]
+    fn any_grant_text_parses_or_is_refused_with_the_text_named(s in any::<String>()) {
+        match s.parse::<Grant>() {
+            Ok(g) => prop_assert!(g.pattern || is_valid_name(&g.guest_name)),
+            Err(e) => prop_assert!(e.to_string().starts_with("invalid grant")),
+        }
+    }
+
+    #[test]
+    fn a_pattern_grant_never_matches_outside_its_prefix(
+        prefix in "[a-z-]{1,8}",
+        name in "[a-z0-9-]{1,20}",
+    ) {
+        let grants = Grants::parse([format!("{prefix}*")]).unwrap();
+        let inside = name.starts_with(&prefix) && name.len() > prefix.len();
+        match grants.resolve(&name) {
+            Some(t) => {
+                prop_assert!(inside);
+                prop_assert_eq!(t.secret, name.as_str());
+            }
+            None => prop_assert!(!inside),
+        }
+    }
+
+    #[test]
+    fn an_alias_reaches_its_secret_and_nothing_else(
+        alias in NAME,
+        secret in NAME,
+        other in NAME,
+    ) {
+        prop_assume!(other != alias);
+        let grants = Grants::parse([format!("{alias}={secret}")]).unwrap();
+        let t = grants.resolve(&alias).unwrap();
+        prop_assert_eq!(t.secret, secret.as_str());
+        prop_assert!(grants.resolve(&other).is_none());
+    }
+
+    #[test]
+    fn a_pinned_grant_names_only_its_version(
+        name in NAME,
+        version in "[0-9a-f]{32}",
+    ) {
+        let grants = Grants::parse([format!("{name}@{version}")]).unwrap();
+        prop_assert_eq!(grants.resolve(&name).unwrap().version, Some(version.as_str()));
+    }
+
+    #[test]
+    fn only_an_opt_in_allows_a_whole_vault(vault in "[a-z]{1,10}") {
+        let refused = Grants::parse([format!("{vault}/*")]).is_err();
+        prop_assert!(refused);
+        let all = Grants::parse_with([format!("{vault}/*")], WholeVault::Allow).unwrap();
+        prop_assert!(all.has_whole_vault());
+    }
+
+    #[test]
+    fn any_config_text_is_a_config_or_a_one_line_error(s in any::<String>()) {
+        if let Err(e) = Config::parse(&s) {
+            prop_assert!(!format!("{e:#}").contains('\n'), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn config_like_text_is_a_config_or_a_one_line_error(
+        s in r#"(\[(cache|limits|vaults\.[a-z]{1,5}|components\.[a-z]{1,5})\]\n|[a-z-]{1,12} = ("[a-z0-9 ]{0,8}"|[0-9]{1,4}|true)\n){0,8}"#
+    ) {
+        if let Err(e) = Config::parse(&s) {
+            prop_assert!(!format!("{e:#}").contains('\n'), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_on_its_own_line(blank in 0usize..12, comments in 0usize..4) {
+        let mut text = String::new();
+        for _ in 0..blank {
+            text.push('\n');
+        }
+        for _ in 0..comments {
+            text.push_str("# a comment\n");
+        }
+        text.push_str("[cache]\nbogus = 1\n");
+        let line = blank + comments + 2;
+        let e = Config::parse(&text).unwrap_err().to_string();
+        prop_assert!(e.ends_with(&format!("(line {line})")), "{e}");
+    }
+
+    #[test]
+    fn any_token_response_is_a_token_or_a_typed_error(body in any::<Vec<u8>>()) {
+        let _ = parse_token(&response(body), SystemTime::now());
+    }
+
+    #[test]
+    fn token_like_json_is_a_token_or_a_typed_error(
+        token in "[A-Za-z0-9._-]{0,20}",
+        expires in prop_oneof![
+            "[0-9]{1,12}".prop_map(|s| s.to_string()),
+            any::<String>(),
+            r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}:[0-9]{2} (AM |PM )?[+-][0-9]{2}:[0-9]{2}"
+                .prop_map(|s| s.to_string()),
+        ],
+        quoted in any::<bool>(),
+    ) {
+        let value = if quoted { serde_json::json!(expires) } else {
+            serde_json::from_str::<serde_json::Value>(&expires).unwrap_or(serde_json::json!(expires))
+        };
+        let body = serde_json::json!({"access_token": token, "expires_on": value, "expires_in": value});
+        let _ = parse_token(&response(body.to_string().into_bytes()), SystemTime::now());
+    }
+
+    #[test]
+    fn every_expires_on_form_is_a_time_or_nothing(s in any::<String>()) {
+        let _ = parse_expires_on(&s);
+        let _ = parse_epoch(&s);
+        let _ = parse_cli_local(&s);
+    }
+
+    #[test]
+    fn any_key_vault_answer_is_parsed_or_refused(body in any::<Vec<u8>>()) {
+        let r = response(body);
+        if let Ok(b) = r.json::<SecretBundle>() {
+            let _ = b.meta();
+        }
+        let _ = r.json::<Page>();
+        if let Ok(e) = r.json::<ErrorBody>() {
+            let codes = e.codes();
+            prop_assert!(codes.len() <= 129 && !codes.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn any_secret_id_splits_or_is_refused(id in any::<String>()) {
+        let _ = id_parts(&id);
+    }
+}
