@@ -21,9 +21,10 @@ fn main() -> ExitCode {
     match runtime.block_on(cli.run()) {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
         Err(e) => {
-            // One line: the error and its causes, joined.
+            // One line: the error and its causes, joined. Exit 1, as the wasmtime CLI does
+            // (clap's own usage errors exit 2).
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
 }
