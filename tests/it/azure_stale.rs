@@ -24,10 +24,11 @@ use wasm_secrets::{SecretsCtx, Vaults};
 const TTL: Duration = Duration::from_millis(500);
 /// How long each fault is held.
 const WINDOW: Duration = Duration::from_secs(3);
-/// The refresh budget plus 50 ms (the bound), plus room for a shared, loaded machine.
-/// A request that waited on a failing refresh takes 200 ms or more (the client's first retry
-/// wait), a throttled one 500 ms or more, a stalled one a full second.
-const SLOWEST: Duration = Duration::from_millis(180);
+/// The refresh budget plus 50 ms is the goal (the soak bench measures it: 23 ms at most); this
+/// bound leaves room for a shared, loaded machine (the suite runs the soak beside these) and
+/// still fails every request that waited on the vault: on a 503 or a reset that is a second
+/// (the client's retry waits of 200 and 800 ms), on a 429 at least 500 ms, on a stall a second.
+const SLOWEST: Duration = Duration::from_millis(400);
 
 /// The whole stack, built by hand so the waits inside it are known: IMDS with quick retries,
 /// tokens living `token_lifetime` s refreshed at half-life, a 1 s HTTP timeout, and Key Vault
