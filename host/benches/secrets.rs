@@ -416,6 +416,27 @@ async fn cache_at_bound(n: usize) -> (u64, u64) {
     (miss, hit)
 }
 
+type Empty = http_body_util::Empty<hyper::body::Bytes>;
+
+/// One keep-alive HTTP/1.1 connection to `addr`.
+async fn keep_alive(addr: std::net::SocketAddr) -> hyper::client::conn::http1::SendRequest<Empty> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// `GET /db-password`, as both load generators send it.
+fn db_password_request() -> hyper::Request<Empty> {
+    hyper::Request::get("/db-password")
+        .header("host", "bench")
+        .body(Empty::new())
+        .unwrap()
+}
+
 /// Drives `connections` keep-alive HTTP/1.1 connections at `addr` for `duration`, each sending
 /// a request every 2 ms; returns every request's latency.
 async fn latencies(
@@ -426,18 +447,10 @@ async fn latencies(
     let deadline = Instant::now() + duration;
     let workers = (0..connections).map(|_| {
         tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
+            let mut sender = keep_alive(addr).await;
             let mut all = Vec::new();
             while Instant::now() < deadline {
-                let req = hyper::Request::get("/db-password")
-                    .header("host", "bench")
-                    .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-                    .unwrap();
+                let req = db_password_request();
                 let started = Instant::now();
                 let res = sender.send_request(req).await.unwrap();
                 assert_eq!(res.status(), 200);
@@ -463,18 +476,10 @@ async fn load(addr: std::net::SocketAddr, connections: usize, duration: Duration
     let deadline = Instant::now() + duration;
     let workers = (0..connections).map(|_| {
         tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
+            let mut sender = keep_alive(addr).await;
             let mut ok = 0u64;
             while Instant::now() < deadline {
-                let req = hyper::Request::get("/db-password")
-                    .header("host", "bench")
-                    .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-                    .unwrap();
+                let req = db_password_request();
                 let res = sender.send_request(req).await.unwrap();
                 let status = res.status();
                 http_body_util::BodyExt::collect(res.into_body())

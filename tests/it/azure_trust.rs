@@ -131,14 +131,10 @@ fn vaults_with(emu: &Emulator, http: HttpClient) -> Vaults {
     Vaults::new().with("default", CachedBackend::new(Arc::new(vault), long_cache()))
 }
 
-#[tokio::test]
-async fn a_vault_certificate_from_an_untrusted_root_is_refused() {
-    let emu = start().await;
-    // No extra CA: the emulator's root is not in the trust store.
-    let http = HttpClient::builder().loopback_only(true).build().unwrap();
-    let line = read(vaults_with(&emu, http), "db-password").await;
+/// The guest got `unavailable` naming TLS, and no request reached the vault.
+fn assert_refused_by_tls(emu: &Emulator, line: &str) {
     assert_eq!(
-        error_kind(&line, "db-password"),
+        error_kind(line, "db-password"),
         Some("unavailable"),
         "{line}"
     );
@@ -150,19 +146,19 @@ async fn a_vault_certificate_from_an_untrusted_root_is_refused() {
 }
 
 #[tokio::test]
+async fn a_vault_certificate_from_an_untrusted_root_is_refused() {
+    let emu = start().await;
+    // No extra CA: the emulator's root is not in the trust store.
+    let http = HttpClient::builder().loopback_only(true).build().unwrap();
+    let line = read(vaults_with(&emu, http), "db-password").await;
+    assert_refused_by_tls(&emu, &line);
+}
+
+#[tokio::test]
 async fn a_vault_certificate_for_another_hostname_is_refused() {
     let emu = start_with(|c| c.tls_names = vec!["vault.example.test".into()]).await;
     let line = read(vaults_with(&emu, http(&emu)), "db-password").await;
-    assert_eq!(
-        error_kind(&line, "db-password"),
-        Some("unavailable"),
-        "{line}"
-    );
-    assert!(
-        line.to_ascii_lowercase().contains("tls"),
-        "the error names TLS: {line}"
-    );
-    assert_eq!(emu.vault_count("main"), 0, "no request got through");
+    assert_refused_by_tls(&emu, &line);
 }
 
 #[tokio::test]
