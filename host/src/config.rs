@@ -182,7 +182,7 @@ pub struct ComponentConfig {
     pub limits: LimitsConfig,
     /// Where its outgoing wasi:http requests may go (serve); nowhere by default.
     #[serde(default)]
-    pub egress: Vec<crate::serve::EgressRule>,
+    pub egress: Vec<crate::egress::EgressRule>,
     /// Whether its grants may cover a whole vault (`*`, `VAULT/*`); refused otherwise.
     #[serde(default)]
     pub allow_whole_vault: bool,

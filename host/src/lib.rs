@@ -87,6 +87,7 @@ pub mod cache;
 pub mod config;
 pub mod connect;
 pub mod credential;
+pub mod egress;
 mod error;
 pub mod grants;
 pub mod http;

@@ -1,5 +1,7 @@
 //! `wasi:config/store` over the same grants, so components written for wasi:config (Spin,
-//! wasmtime's wasi-config) read granted secrets unchanged.
+//! wasmtime's wasi-config, wasmCloud) read granted secrets unchanged. Both versions guests are
+//! built against today are linked: `0.2.0-rc.1` (wasmtime-wasi-config, wasmCloud) and
+//! `0.2.0-draft-2024-09-27` (Spin). They have the same shape and the same answers.
 //!
 //! A key is a secret name; `_` is read as `-` when the key is not a valid name as it stands
 //! (wasi:config keys are conventionally `snake_case`, vault names `kebab-case`). A key that is
@@ -12,21 +14,33 @@ use wasmtime::component::{HasData, Linker};
 
 #[allow(missing_docs)]
 mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit/deps/config",
-        world: "wasi:config/imports",
-        imports: { default: async | trappable },
-    });
+    pub mod rc1 {
+        wasmtime::component::bindgen!({
+            path: "../wit/deps/config",
+            world: "wasi:config/imports",
+            imports: { default: async | trappable },
+        });
+    }
+    pub mod draft {
+        wasmtime::component::bindgen!({
+            path: "../wit/deps/config-draft",
+            world: "wasi:config/imports",
+            imports: { default: async | trappable },
+        });
+    }
 }
 
-use generated::wasi::config::store as wit;
+use generated::draft::wasi::config::store as draft;
+use generated::rc1::wasi::config::store as rc1;
 
-/// Adds `wasi:config/store` to `linker`, answering from the component's [`SecretsCtx`].
+/// Adds `wasi:config/store` (both versions) to `linker`, answering from the component's
+/// [`SecretsCtx`](crate::SecretsCtx).
 pub fn add_wasi_config_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     f: fn(&mut T) -> SecretsView<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasConfig>(linker, f)
+    rc1::add_to_linker::<T, HasConfig>(linker, f)?;
+    draft::add_to_linker::<T, HasConfig>(linker, f)
 }
 
 struct HasConfig;
@@ -43,50 +57,79 @@ fn key_to_name(key: &str) -> Cow<'_, str> {
     }
 }
 
+/// An `upstream` error's message: the vault refused or could not be reached.
+struct Upstream(String);
+
 /// `Ok(None)` for what a config store would call missing; an upstream error otherwise.
-fn absent_or_error<T>(e: SecretError) -> Result<Option<T>, wit::Error> {
+fn absent_or_error<T>(e: SecretError) -> Result<Option<T>, Upstream> {
     match e.kind() {
         ErrorKind::InvalidName | ErrorKind::NotGranted | ErrorKind::NotFound => Ok(None),
-        ErrorKind::Forbidden | ErrorKind::Unavailable => {
-            Err(wit::Error::Upstream(e.message().to_owned()))
-        }
+        ErrorKind::Forbidden | ErrorKind::Unavailable => Err(Upstream(e.message().to_owned())),
     }
 }
 
-impl wit::Host for SecretsView<'_> {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, wit::Error>> {
-        let name = key_to_name(&key);
-        Ok(match self.ctx.get(&name).await {
+impl SecretsView<'_> {
+    async fn config_get(&mut self, key: &str) -> Result<Option<String>, Upstream> {
+        let name = key_to_name(key);
+        match self.ctx.get(&name).await {
             Ok(v) => Ok(Some(v.expose().to_owned())),
             Err(e) => absent_or_error(e),
-        })
+        }
     }
 
-    async fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, wit::Error>> {
-        let names = match self.ctx.list().await {
-            Ok(n) => n,
-            Err(e) => return Ok(Err(wit::Error::Upstream(e.message().to_owned()))),
-        };
+    async fn config_get_all(&mut self) -> Result<Vec<(String, String)>, Upstream> {
+        let names = self
+            .ctx
+            .list()
+            .await
+            .map_err(|e| Upstream(e.message().to_owned()))?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             match self.ctx.get(&name).await {
                 Ok(v) => out.push((name, v.expose().to_owned())),
-                Err(e) => match absent_or_error::<()>(e) {
-                    Ok(_) => {}
-                    Err(upstream) => return Ok(Err(upstream)),
-                },
+                Err(e) => {
+                    absent_or_error::<()>(e)?;
+                }
             }
         }
-        Ok(Ok(out))
+        Ok(out)
     }
 }
+
+/// The `Host` trait of one version of `wasi:config/store`, over the shared answers.
+macro_rules! impl_store_host {
+    ($version:ident) => {
+        impl $version::Host for SecretsView<'_> {
+            async fn get(
+                &mut self,
+                key: String,
+            ) -> wasmtime::Result<Result<Option<String>, $version::Error>> {
+                Ok(self
+                    .config_get(&key)
+                    .await
+                    .map_err(|Upstream(m)| $version::Error::Upstream(m)))
+            }
+
+            async fn get_all(
+                &mut self,
+            ) -> wasmtime::Result<Result<Vec<(String, String)>, $version::Error>> {
+                Ok(self
+                    .config_get_all()
+                    .await
+                    .map_err(|Upstream(m)| $version::Error::Upstream(m)))
+            }
+        }
+    };
+}
+
+impl_store_host!(rc1);
+impl_store_host!(draft);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::file::FileBackend;
     use crate::{Grants, SecretsCtx, Vaults};
-    use wit::Host as _;
 
     fn ctx() -> SecretsCtx {
         let file = FileBackend::new(
@@ -104,18 +147,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn granted_keys_read_and_the_rest_are_absent() {
+    async fn granted_keys_read_and_the_rest_are_absent_in_both_versions() {
         let ctx = ctx();
         let mut view = SecretsView::new(&ctx);
-        let get = async |view: &mut SecretsView<'_>, key: &str| {
-            view.get(key.into()).await.unwrap().ok().unwrap()
-        };
-        assert_eq!(get(&mut view, "db-password").await.as_deref(), Some("pw"));
-        assert_eq!(get(&mut view, "db_password").await.as_deref(), Some("pw"));
-        for absent in ["api-key", "api_key", "missing", "../x", ""] {
-            assert_eq!(get(&mut view, absent).await, None, "{absent}");
+        for key in ["db-password", "db_password"] {
+            let rc1 = rc1::Host::get(&mut view, key.into()).await.unwrap();
+            let draft = draft::Host::get(&mut view, key.into()).await.unwrap();
+            assert_eq!(rc1.ok().flatten().as_deref(), Some("pw"), "{key}");
+            assert_eq!(draft.ok().flatten().as_deref(), Some("pw"), "{key}");
         }
-        let all = view.get_all().await.unwrap().ok().unwrap();
-        assert_eq!(all, vec![("db-password".to_string(), "pw".to_string())]);
+        for absent in ["api-key", "api_key", "missing", "../x", ""] {
+            let rc1 = rc1::Host::get(&mut view, absent.into()).await.unwrap();
+            let draft = draft::Host::get(&mut view, absent.into()).await.unwrap();
+            assert_eq!(rc1.ok().unwrap(), None, "{absent}");
+            assert_eq!(draft.ok().unwrap(), None, "{absent}");
+        }
+        let expected = vec![("db-password".to_string(), "pw".to_string())];
+        let rc1 = rc1::Host::get_all(&mut view).await.unwrap();
+        let draft = draft::Host::get_all(&mut view).await.unwrap();
+        assert_eq!(rc1.ok().unwrap(), expected);
+        assert_eq!(draft.ok().unwrap(), expected);
     }
 }

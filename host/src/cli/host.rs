@@ -5,10 +5,12 @@ use anyhow::Context as _;
 use std::sync::Arc;
 use wasm_secrets::audit::{AuditSink, JsonLines};
 use wasm_secrets::backend::file::FileBackend;
-use wasm_secrets::config::{ComponentConfig, Config};
+use wasm_secrets::config::{CacheConfig, ComponentConfig, Config};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::{Env, UserAssigned};
+use wasm_secrets::egress::{EgressKind, EgressPolicy, EgressRule};
 use wasm_secrets::grants::{DEFAULT_VAULT, WholeVault};
+use wasm_secrets::http::loopback_only_from_env;
 use wasm_secrets::{Grants, Vaults};
 
 /// The config file named by `--config`, or an empty one.
@@ -120,6 +122,26 @@ pub fn token_settings(args: &HostArgs, config: &Config) -> anyhow::Result<VaultS
         ca_cert: args.ca_cert.clone(),
         api_version: None,
     })
+}
+
+/// The egress policy for `rules`: checked, with a token cache when an `azure-http` rule needs
+/// one (the identity of the default vault), and the loopback guard from the environment.
+pub fn egress_policy(
+    args: &HostArgs,
+    config: &Config,
+    rules: Vec<EgressRule>,
+) -> anyhow::Result<EgressPolicy> {
+    for rule in &rules {
+        rule.check()?;
+    }
+    let tokens = if rules.iter().any(|r| r.kind == EgressKind::AzureHttp) {
+        let settings = token_settings(args, config)?;
+        let mut connector = Connector::new(Env::process(), CacheConfig::default());
+        Some(connector.token_cache(&settings)?)
+    } else {
+        None
+    };
+    Ok(EgressPolicy::new(rules, tokens, loopback_only_from_env()))
 }
 
 /// The audit sink the flags or config ask for.

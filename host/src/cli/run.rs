@@ -4,9 +4,11 @@ use super::{HostArgs, host};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use wasm_secrets::SecretsCtx;
 use wasm_secrets::config::{LimitsConfig, parse_bytes, parse_duration};
+use wasm_secrets::egress::{EgressPolicy, EgressRule};
 use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
 
 /// Arguments of `run`.
@@ -16,6 +18,8 @@ pub struct RunArgs {
     host: HostArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    egress: EgressArgs,
     /// Give the guest a host directory: HOST or HOST::GUEST.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<String>,
@@ -54,6 +58,15 @@ pub struct LimitArgs {
     pub env: Vec<String>,
 }
 
+/// Egress flags shared by `run` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct EgressArgs {
+    /// Let the guest's outgoing wasi:http requests reach HOST (its scheme's default port) or
+    /// HOST:PORT; repeatable. Every other destination is refused inside the guest.
+    #[arg(long = "allow-http", value_name = "HOST[:PORT]")]
+    pub allow_http: Vec<String>,
+}
+
 impl LimitArgs {
     fn to_config(&self) -> LimitsConfig {
         LimitsConfig {
@@ -72,8 +85,7 @@ pub struct Prepared {
     pub secrets: SecretsCtx,
     pub limits: wasm_secrets::runtime::Limits,
     pub env: Vec<(String, String)>,
-    pub egress: Vec<wasm_secrets::serve::EgressRule>,
-    pub config: wasm_secrets::config::Config,
+    pub egress: EgressPolicy,
 }
 
 /// Resolves COMPONENT (a file, or a `[components.NAME]` entry), its grants, limits, env and
@@ -81,6 +93,7 @@ pub struct Prepared {
 pub fn prepare(
     host_args: &HostArgs,
     limit_args: &LimitArgs,
+    egress_args: &EgressArgs,
     component: &str,
 ) -> anyhow::Result<Prepared> {
     let config = host::load_config(host_args)?;
@@ -103,6 +116,9 @@ pub fn prepare(
     let env = guest_env(&limit_args.env)?;
     let vaults = host::build_vaults(host_args, &config)?;
     host::check_grants(&vaults, &grants)?;
+    let mut rules = entry.map(|c| c.egress.clone()).unwrap_or_default();
+    rules.extend(egress_args.allow_http.iter().map(EgressRule::http));
+    let egress = host::egress_policy(host_args, &config, rules)?;
     let mut secrets = SecretsCtx::new(name, grants, vaults);
     if let Some(sink) = host::audit_sink(host_args, &config)? {
         secrets = secrets.with_audit(sink);
@@ -113,13 +129,12 @@ pub fn prepare(
         secrets,
         limits,
         env,
-        egress: entry.map(|c| c.egress.clone()).unwrap_or_default(),
-        config,
+        egress,
     })
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let prepared = prepare(&args.host, &args.limits, &args.component)?;
+    let prepared = prepare(&args.host, &args.limits, &args.egress, &args.component)?;
     let dirs = args
         .dirs
         .iter()
@@ -142,6 +157,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         dirs,
         limits: prepared.limits,
         capture_output: false,
+        egress: Arc::new(prepared.egress),
     };
     let outcome = runtime::run_command(&engine, &component, prepared.secrets, &options)
         .await?

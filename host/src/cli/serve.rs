@@ -1,18 +1,11 @@
 //! `wasm-secrets serve`: a wasi:http proxy component, a fresh instance per request.
 
 use super::HostArgs;
-use super::run::{LimitArgs, prepare};
+use super::run::{EgressArgs, LimitArgs, prepare};
 use clap::Args;
 use std::sync::Arc;
-use wasm_secrets::config::CacheConfig;
-use wasm_secrets::connect::Connector;
-use wasm_secrets::credential::Env;
-use wasm_secrets::http::loopback_only_from_env;
 use wasm_secrets::runtime;
-use wasm_secrets::serve::{
-    DEFAULT_REQUEST_TIMEOUT, EgressKind, EgressPolicy, EgressRule, ServeOptions, Server,
-    serve_engine,
-};
+use wasm_secrets::serve::{DEFAULT_REQUEST_TIMEOUT, ServeOptions, Server, serve_engine};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -27,30 +20,15 @@ pub struct ServeArgs {
     /// Requests handled at once; more are answered 503.
     #[arg(long, value_name = "N", default_value_t = 100)]
     max_concurrent: usize,
-    /// Let the guest's outgoing wasi:http requests reach HOST (or HOST:PORT); repeatable.
-    #[arg(long = "allow-http", value_name = "HOST")]
-    allow_http: Vec<String>,
+    #[command(flatten)]
+    egress: EgressArgs,
     /// The component (.wasm), or the name of a [components.NAME] entry in the config.
     #[arg(value_name = "COMPONENT")]
     component: String,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let prepared = prepare(&args.host, &args.limits, &args.component)?;
-    let mut rules = prepared.egress.clone();
-    rules.extend(args.allow_http.iter().map(EgressRule::http));
-    for rule in &rules {
-        rule.check()?;
-    }
-    let tokens = if rules.iter().any(|r| r.kind == EgressKind::AzureHttp) {
-        let settings = super::host::token_settings(&args.host, &prepared.config)?;
-        let mut connector = Connector::new(Env::process(), CacheConfig::default());
-        Some(connector.token_cache(&settings)?)
-    } else {
-        None
-    };
-    let egress = EgressPolicy::new(rules, tokens, loopback_only_from_env());
-
+    let prepared = prepare(&args.host, &args.limits, &args.egress, &args.component)?;
     let engine = serve_engine(
         args.max_concurrent,
         prepared.engine_fuel,
@@ -72,7 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         &engine,
         &component,
         prepared.secrets,
-        egress,
+        prepared.egress,
         options,
     )?);
     let listener = tokio::net::TcpListener::bind(args.addr)

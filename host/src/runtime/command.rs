@@ -3,14 +3,17 @@
 use super::limits::{Limits, LimitsError, StoreLimiter};
 use super::state::HostState;
 use crate::SecretsCtx;
+use crate::egress::{EgressHooks, EgressPolicy};
 use anyhow::Context as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 /// What the command sees of the outside world.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +28,8 @@ pub struct CommandOptions {
     pub limits: Limits,
     /// Capture stdout and stderr (up to 1 MiB each) instead of inheriting them.
     pub capture_output: bool,
+    /// Where outgoing wasi:http requests may go (by default nowhere).
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// How a command ended, and what it printed when output was captured.
@@ -57,10 +62,12 @@ impl Outcome {
     }
 }
 
-/// Links WASI (p2, async), the secrets interfaces and `wasi:config/store` for commands.
+/// Links WASI (p2, async), outgoing wasi:http (through the egress rules), the secrets
+/// interfaces and `wasi:config/store` for commands.
 pub fn command_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     crate::add_to_linker(&mut linker, HostState::secrets_view)?;
     crate::add_wasi_config_to_linker(&mut linker, HostState::secrets_view)?;
     Ok(linker)
@@ -109,6 +116,8 @@ pub async fn run_command_with(
     let state = HostState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        hooks: EgressHooks::new(options.egress.clone()),
         secrets,
         limiter: StoreLimiter::new(&limits),
     };

@@ -2,10 +2,9 @@
 //! pre-instantiated component, per-request limits, a cap on concurrent requests, egress rules,
 //! and graceful shutdown.
 
-mod egress;
 mod state;
 
-pub use egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
+pub use crate::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
 pub use state::ProxyState;
 
 use crate::SecretsCtx;

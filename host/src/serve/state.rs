@@ -1,6 +1,6 @@
 //! What one request's store holds.
 
-use super::egress::EgressHooks;
+use crate::egress::EgressHooks;
 use crate::runtime::StoreLimiter;
 use crate::{SecretsCtx, SecretsView};
 use wasmtime::component::ResourceTable;

@@ -1,10 +1,11 @@
-//! `config-get KEY...`: a command written against `wasi:config/store` only, with no knowledge
-//! of wasm-secrets. For each key it prints `KEY=VALUE`, `KEY: absent`, or `KEY: error: MESSAGE`;
-//! with no keys it prints the keys of `get-all`, one per line. Exits 1 if any key was absent or
-//! failed.
+//! `config-get KEY...`: a command written against `wasi:config/store@0.2.0-rc.1` (wasmtime's
+//! wasi-config, wasmCloud) only, with no knowledge of wasm-secrets. For each key it prints
+//! `KEY=VALUE`, `KEY: absent`, or `KEY: error: MESSAGE`; with no keys it prints the keys of
+//! `get-all`, one per line. Exits 1 if any key was absent or failed.
 //!
 //! Under `wasm-secrets run`, the keys are the secrets this component was granted (a key such as
-//! `db_password` also finds `db-password`).
+//! `db_password` also finds `db-password`). `config-get-draft` is the same command built against
+//! Spin's `wasi:config@0.2.0-draft-2024-09-27`.
 
 wit_bindgen::generate!({
     path: "../../../wit/deps/config",
@@ -12,39 +13,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use wasi::config::store;
+mod app;
 
 fn main() {
-    let keys: Vec<String> = std::env::args().skip(1).collect();
-    if keys.is_empty() {
-        match store::get_all() {
-            Ok(pairs) => pairs.iter().for_each(|(k, _)| println!("{k}")),
-            Err(e) => {
-                println!("get-all: error: {}", message(&e));
-                std::process::exit(1);
-            }
-        }
-        return;
-    }
-    let mut failed = false;
-    for key in keys {
-        match store::get(&key) {
-            Ok(Some(value)) => println!("{key}={value}"),
-            Ok(None) => {
-                failed = true;
-                println!("{key}: absent");
-            }
-            Err(e) => {
-                failed = true;
-                println!("{key}: error: {}", message(&e));
-            }
-        }
-    }
-    std::process::exit(i32::from(failed));
-}
-
-fn message(e: &store::Error) -> &str {
-    match e {
-        store::Error::Upstream(m) | store::Error::Io(m) => m,
-    }
+    app::main();
 }

@@ -73,9 +73,10 @@ fn egress(query: &str) -> (u16, String) {
     }
 }
 
-/// Sends `GET url` through `wasi:http/outgoing-handler`; returns the status and at most
+/// Sends `GET url` through `wasi:http/outgoing-handler` (with the guest's own `Authorization`
+/// header, which a host must never pass on); returns the status and at most
 /// [`EXCERPT_BYTES`] of the body.
-fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+pub fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("not an absolute URL: {url}"))?;

@@ -1,4 +1,5 @@
-//! Egress: a guest's outgoing wasi:http requests go only where its config allows.
+//! Egress: a guest's outgoing wasi:http requests go only where its config allows, the same
+//! for `run` and `serve`.
 //!
 //! Every other destination is refused (`HTTP-request-denied`). A rule names a host and a port;
 //! without a port it means the scheme's default one. `Authorization` and `Proxy-Authorization`
@@ -70,6 +71,7 @@ impl EgressRule {
 }
 
 /// The egress rules of one component, with the token cache `azure-http` rules use.
+/// The default policy allows nothing.
 pub struct EgressPolicy {
     rules: Vec<EgressRule>,
     tokens: Option<Arc<TokenCache>>,
@@ -106,6 +108,22 @@ impl EgressPolicy {
             }
             _ => r.host.eq_ignore_ascii_case(host) && port == default_port,
         })
+    }
+}
+
+impl Default for EgressPolicy {
+    fn default() -> Self {
+        Self::deny_all()
+    }
+}
+
+impl std::fmt::Debug for EgressPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressPolicy")
+            .field("rules", &self.rules)
+            .field("tokens", &self.tokens.is_some())
+            .field("loopback_only", &self.loopback_only)
+            .finish()
     }
 }
 
