@@ -17,6 +17,7 @@ mod grants;
 mod hostile;
 mod names;
 mod noisy;
+mod run_egress;
 mod serve;
 mod soak;
 mod wasi_config;

@@ -226,7 +226,7 @@ async fn shutdown_waits_for_requests_in_flight() {
 /// answers `upstream ok`, then echoes the credentials it received, one `name: value` line each
 /// (`Authorization`, `Proxy-Authorization`): what a guest would read back from an upstream that
 /// reflects its request.
-async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+pub async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

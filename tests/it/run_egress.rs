@@ -1,0 +1,127 @@
+//! `wasm-secrets run` links outgoing wasi:http with the egress rules `serve` has: deny by
+//! default, `--allow-http HOST[:PORT]`, config `egress` rules, `azure-http` token injection, the
+//! guest's Authorization removed, the loopback guard. A refused request is an error value in
+//! the guest (`HTTP-request-denied`), never a trap: the command goes on.
+//!
+//! The guest is `http-get` (one `GET` per argument; one line per URL: `URL: STATUS: BODY` or
+//! `URL: error: ERROR`), which sends `Authorization: Bearer guest-supplied-token` itself.
+
+use crate::emulator::{self, Emulator};
+use crate::harness::{Run, cli, guest, run_cli};
+use crate::serve::upstream;
+use std::process::Command;
+
+/// `run http-get` with the emulator's identity and vault, `args` before the component, off the
+/// test's async threads (the emulator and the upstreams answer there).
+async fn run_http_get(emu: &Emulator, args: &[&str], urls: &[String]) -> Run {
+    let mut cmd: Command = cli();
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .args(["run", "--credential", "managed-identity", "--vault"])
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path())
+        .args(args)
+        .arg(guest("http-get"))
+        .args(urls);
+    blocking(cmd).await
+}
+
+async fn blocking(mut cmd: Command) -> Run {
+    tokio::task::spawn_blocking(move || run_cli(&mut cmd))
+        .await
+        .unwrap()
+}
+
+/// The line `http-get` printed for `url`.
+fn line_for<'a>(out: &'a str, url: &str) -> &'a str {
+    let prefix = format!("{url}: ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no line for {url} in:\n{out}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_reaches_only_allowed_hosts_and_a_refusal_is_an_error_in_the_guest() {
+    let emu = emulator::start().await;
+    let (allowed, allowed_seen) = upstream().await;
+    let (other, other_seen) = upstream().await;
+    let urls = [
+        format!("http://{other}/first"),
+        format!("http://{allowed}/ok"),
+        format!("http://localhost:{}/by-name", other.port()),
+        format!("http://{allowed}/again"),
+    ];
+    let r = run_http_get(&emu, &["--allow-http", &allowed.to_string()], &urls).await;
+    for denied in [&urls[0], &urls[2]] {
+        assert_eq!(
+            line_for(&r.stdout, denied),
+            "error: ErrorCode::HttpRequestDenied",
+            "{}",
+            r.stderr
+        );
+    }
+    // The run went on after the refusal, and the guest's own credentials never left.
+    for ok in [&urls[1], &urls[3]] {
+        assert_eq!(line_for(&r.stdout, ok), "200: upstream ok", "{}", r.stderr);
+    }
+    assert_eq!(
+        r.code, 1,
+        "a refused request fails the command, not the run"
+    );
+    assert_eq!(*allowed_seen.lock().unwrap(), vec![None, None]);
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "nothing reached a host without a rule"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_with_no_rules_reaches_nothing() {
+    let emu = emulator::start().await;
+    let (up, seen) = upstream().await;
+    let url = format!("http://{up}/");
+    let r = run_http_get(&emu, &[], std::slice::from_ref(&url)).await;
+    assert_eq!(
+        line_for(&r.stdout, &url),
+        "error: ErrorCode::HttpRequestDenied"
+    );
+    assert_eq!(r.code, 1);
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
+    let emu = emulator::start().await;
+    let (up, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("app.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[components.http-get]\nwasm = {:?}\negress = [{{ host = \"{up}\", kind = \"azure-http\", resource = \"https://storage.azure.com\" }}]\n",
+            guest("http-get")
+        ),
+    )
+    .unwrap();
+    let url = format!("http://{up}/blob");
+    let mut cmd = cli();
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .args(["run", "--credential", "managed-identity", "-c"])
+        .arg(&config)
+        .args(["http-get", &url]);
+    let r = blocking(cmd).await;
+    assert!(
+        line_for(&r.stdout, &url).starts_with("200: upstream ok"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let auth = seen.lock().unwrap()[0]
+        .clone()
+        .expect("an Authorization header");
+    assert!(
+        auth.starts_with("Bearer ") && auth.contains(&emu.canary()),
+        "the host's token was attached"
+    );
+    assert!(!auth.contains("guest-supplied-token"));
+}
