@@ -167,11 +167,18 @@ impl WasiHttpHooks for EgressHooks {
             let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
             let https = uri.scheme_str() == Some("https");
             let Some(rule) = policy.rule_for(host, uri.port_u16(), https) else {
-                tracing::info!(host, "egress refused: no rule allows this host");
+                tracing::warn!(
+                    host,
+                    port = uri.port_u16(),
+                    "egress refused: no rule allows this host and port (allow it with --allow-http HOST:PORT or an egress rule)"
+                );
                 return Err(Error::HttpRequestDenied);
             };
             if policy.loopback_only && !is_loopback_host(host) {
-                tracing::info!(host, "egress refused: loopback only");
+                tracing::warn!(
+                    host,
+                    "egress refused: WASM_SECRETS_LOOPBACK_ONLY allows loopback only"
+                );
                 return Err(Error::HttpRequestDenied);
             }
             // Credentials the guest set never leave: not to a plain rule, not to a proxy.

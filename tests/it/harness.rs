@@ -85,11 +85,18 @@ pub fn engine_for_serve() -> Engine {
 }
 
 pub fn component(name: &str) -> Component {
-    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Component>>> = OnceLock::new();
+    component_at(&guest(name))
+}
+
+/// The component at `path`, compiled once per test binary into the shared on-disk cache, which
+/// `wasm-secrets run` (same engine settings) then reads instead of compiling it again: a
+/// Python or JavaScript component takes most of a minute to compile here.
+pub fn component_at(path: &Path) -> Component {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<PathBuf, Component>>> = OnceLock::new();
     let mut map = CACHE.get_or_init(Default::default).lock().unwrap();
-    map.entry(name.to_owned())
+    map.entry(path.to_owned())
         .or_insert_with(|| {
-            runtime::load_component(engine(), &guest(name), Some(&cache_dir()))
+            runtime::load_component(engine(), path, Some(&cache_dir()))
                 .unwrap()
                 .0
         })

@@ -15,6 +15,7 @@ mod azure_trust;
 mod cli;
 mod grants;
 mod hostile;
+mod languages;
 mod names;
 mod noisy;
 mod run_egress;

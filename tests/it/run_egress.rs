@@ -9,11 +9,16 @@
 use crate::emulator::{self, Emulator};
 use crate::harness::{Run, cli, guest, run_cli};
 use crate::serve::upstream;
+use std::path::PathBuf;
 use std::process::Command;
 
 /// `run http-get` with the emulator's identity and vault, `args` before the component, off the
 /// test's async threads (the emulator and the upstreams answer there).
 async fn run_http_get(emu: &Emulator, args: &[&str], urls: &[String]) -> Run {
+    run_component(emu, guest("http-get"), args, urls).await
+}
+
+async fn run_component(emu: &Emulator, component: PathBuf, args: &[&str], urls: &[String]) -> Run {
     let mut cmd: Command = cli();
     cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
         .args(["run", "--credential", "managed-identity", "--vault"])
@@ -21,7 +26,7 @@ async fn run_http_get(emu: &Emulator, args: &[&str], urls: &[String]) -> Run {
         .arg("--ca-cert")
         .arg(emu.ca_cert_path())
         .args(args)
-        .arg(guest("http-get"))
+        .arg(component)
         .args(urls);
     blocking(cmd).await
 }
@@ -124,4 +129,64 @@ async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
         "the host's token was attached"
     );
     assert!(!auth.contains("guest-supplied-token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_component_with_default_features_fetches_only_where_allowed() {
+    let js = crate::languages::Lang::JavaScript.guest("http-get");
+    // componentize-js's default features import wasi:http (for `fetch`): the case the wasmtime
+    // CLI needs `-S http` for, and `run` once refused.
+    let compiled = tokio::task::spawn_blocking({
+        let js = js.clone();
+        move || crate::harness::component_at(&js)
+    })
+    .await
+    .unwrap();
+    let imports: Vec<String> = compiled
+        .component_type()
+        .imports(crate::harness::engine())
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:http/outgoing-handler@")),
+        "{imports:?}"
+    );
+
+    let emu = emulator::start().await;
+    let (allowed, allowed_seen) = upstream().await;
+    let (other, other_seen) = upstream().await;
+    let urls = [
+        format!("http://{other}/denied"),
+        format!("http://{allowed}/ok"),
+    ];
+    let r = run_component(&emu, js, &["--allow-http", &allowed.to_string()], &urls).await;
+    // The refused fetch rejects inside the guest (StarlingMonkey reports every wasi:http error
+    // as a NetworkError); the host says why on stderr; the run goes on to the next URL.
+    assert_eq!(
+        line_for(&r.stdout, &urls[0]),
+        "error: NetworkError when attempting to fetch resource",
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("egress refused: no rule allows this host"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        line_for(&r.stdout, &urls[1]),
+        "200: upstream ok",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        *allowed_seen.lock().unwrap(),
+        vec![None],
+        "the guest's Authorization was removed"
+    );
+    assert!(other_seen.lock().unwrap().is_empty());
 }
