@@ -9,7 +9,9 @@
 //!
 //! A failure prints `NAME: <error-kind>: <message>` (or `list: ...`), on stdout like the values so
 //! that the output keeps the order of the arguments. The exit code is 1 if anything failed, 2 for a
-//! usage error, 0 otherwise. `--` ends the options, for names that start with `-`.
+//! usage error, 0 otherwise. `--` ends the options, for names that start with `-`. (Rust's std for
+//! wasm32-wasip2 reports every non-zero code as 1 today: its WASI bindings predate
+//! `exit-with-code`. The Python and JavaScript twins call it and exit 2.)
 
 use std::io::{self, Write};
 use std::process::ExitCode;
