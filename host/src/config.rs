@@ -56,6 +56,9 @@ pub struct Config {
     /// Components by name.
     #[serde(default)]
     pub components: BTreeMap<String, ComponentConfig>,
+    /// `serve`'s admin listener (`/metrics`, `/healthz`, `/readyz`): `ADDR:PORT`, or a port alone
+    /// for loopback. Off unless set.
+    pub admin_addr: Option<String>,
 }
 
 /// Which identity the host uses to get tokens.
@@ -186,6 +189,9 @@ pub struct ComponentConfig {
     /// Whether its grants may cover a whole vault (`*`, `VAULT/*`); refused otherwise.
     #[serde(default)]
     pub allow_whole_vault: bool,
+    /// For `serve -c`: the path prefix it answers (`/api`: that path and everything below it;
+    /// `/`: everything no longer route takes). Components without a route are not served.
+    pub route: Option<String>,
 }
 
 impl Config {
@@ -256,6 +262,25 @@ impl Config {
             for rule in &c.egress {
                 rule.check()
                     .map_err(|e| anyhow::anyhow!("[components.{name}] egress: {e}"))?;
+            }
+            if let Some(route) = &c.route {
+                crate::serve::check_route(route)
+                    .map_err(|e| anyhow::anyhow!("[components.{name}] route: {e}"))?;
+                anyhow::ensure!(
+                    c.wasm.is_some(),
+                    "[components.{name}] has a route but no wasm file: add wasm = \"FILE.wasm\""
+                );
+            }
+        }
+        let mut routes = BTreeMap::new();
+        for (name, c) in &self.components {
+            if let Some(route) = &c.route {
+                let route = crate::serve::normalize_route(route);
+                if let Some(other) = routes.insert(route.clone(), name) {
+                    anyhow::bail!(
+                        "[components.{name}] and [components.{other}] both have route {route:?}: give each its own"
+                    );
+                }
             }
         }
         anyhow::ensure!(

@@ -44,6 +44,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the WIT variant's order.
+    pub const ALL: [ErrorKind; 5] = [
+        Self::InvalidName,
+        Self::NotGranted,
+        Self::NotFound,
+        Self::Forbidden,
+        Self::Unavailable,
+    ];
+
     /// The WIT spelling of this kind.
     pub fn as_str(self) -> &'static str {
         match self {

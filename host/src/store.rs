@@ -92,6 +92,7 @@ pub struct SecretsCtx {
     grants: Arc<Grants>,
     component: Arc<str>,
     audit: Option<Arc<dyn AuditSink>>,
+    reads: Arc<crate::metrics::ReadCounters>,
 }
 
 impl fmt::Debug for SecretsCtx {
@@ -126,10 +127,12 @@ struct Trail<'a> {
 impl SecretsCtx {
     /// The context of component `component` with `grants` over `vaults`.
     pub fn new(component: impl Into<Arc<str>>, grants: Grants, vaults: Vaults) -> Self {
+        let component = component.into();
         Self {
             vaults,
             grants: Arc::new(grants),
-            component: component.into(),
+            reads: Arc::new(crate::metrics::global().read_counters(&component)),
+            component,
             audit: None,
         }
     }
@@ -284,6 +287,12 @@ impl SecretsCtx {
         trail: &Trail<'_>,
         result: Result<T, SecretError>,
     ) -> Result<T, SecretError> {
+        if matches!(trail.op, "get" | "get-version") {
+            match &result {
+                Ok(_) => self.reads.ok(trail.cache),
+                Err(e) => self.reads.error(e.kind()),
+            }
+        }
         let outcome = result.as_ref().err().map_or("ok", |e| e.kind().as_str());
         let name = crate::audit::name_for_log(trail.name);
         tracing::debug!(component = %self.component, op = trail.op, name = %name, outcome, "secret request");

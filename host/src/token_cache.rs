@@ -226,6 +226,7 @@ impl Refresh {
     async fn run(&self) -> Result<AccessToken, CredentialError> {
         let fetched = SystemTime::now();
         let result = self.credential.get_token(&self.resource).await;
+        crate::metrics::global().token_request(self.credential.kind(), result.is_ok());
         let mut state = lock(&self.slot.state);
         state.generation += 1;
         match &result {

@@ -90,17 +90,25 @@ pub fn component(name: &str) -> Component {
 
 /// The component at `path`, compiled once per test binary into the shared on-disk cache, which
 /// `wasm-secrets run` (same engine settings) then reads instead of compiling it again: a
-/// Python or JavaScript component takes most of a minute to compile here.
+/// Python or JavaScript component takes most of a minute to compile here. The table is locked
+/// only to find a path's slot, never during a compile: a test waiting on another component's
+/// compile would stall its whole (single-threaded) runtime.
 pub fn component_at(path: &Path) -> Component {
-    static CACHE: OnceLock<std::sync::Mutex<HashMap<PathBuf, Component>>> = OnceLock::new();
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap();
-    map.entry(path.to_owned())
-        .or_insert_with(|| {
-            runtime::load_component(engine(), path, Some(&cache_dir()))
-                .unwrap()
-                .0
-        })
-        .clone()
+    type Slot = Arc<OnceLock<Component>>;
+    static SLOTS: OnceLock<std::sync::Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
+    let slot = SLOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(path.to_owned())
+        .or_default()
+        .clone();
+    slot.get_or_init(|| {
+        runtime::load_component(engine(), path, Some(&cache_dir()))
+            .unwrap()
+            .0
+    })
+    .clone()
 }
 
 /// A backend over in-memory secrets that counts every call it gets.

@@ -54,7 +54,7 @@ impl Running {
     }
 }
 
-async fn get(url: &str) -> (u16, String) {
+pub async fn get(url: &str) -> (u16, String) {
     let client = wasm_secrets::http::HttpClient::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -403,6 +403,15 @@ impl ServeBinary {
 
     pub async fn get(&self, path: &str) -> (u16, String) {
         get(&format!("http://{}{path}", self.addr)).await
+    }
+
+    /// Sends `signal` (`HUP`, say) and goes on.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
     }
 
     /// Sends `signal` (`TERM` or `INT`) and waits for the exit code and stderr.

@@ -115,20 +115,27 @@ pub struct CachedBackend {
     inner: Arc<Inner>,
 }
 
+impl crate::metrics::CountEntries for Inner {
+    fn entries(&self) -> usize {
+        lock(&self.entries).len()
+    }
+}
+
 impl CachedBackend {
     /// Caches `backend` with `config`.
     pub fn new(backend: Arc<dyn Backend>, config: CacheConfig) -> Self {
         let bound = NonZeroUsize::new(config.max_entries).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            inner: Arc::new(Inner {
-                backend,
-                config,
-                entries: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
-                info_flights: Mutex::default(),
-                infos: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
-                names: tokio::sync::Mutex::new(None),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            backend,
+            config,
+            entries: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
+            info_flights: Mutex::default(),
+            infos: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
+            names: tokio::sync::Mutex::new(None),
+        });
+        let counted: Arc<dyn crate::metrics::CountEntries> = inner.clone();
+        crate::metrics::global().track_cache(Arc::downgrade(&counted));
+        Self { inner }
     }
 
     /// Entries held now.

@@ -1,6 +1,16 @@
 //! Subcommands and the options they share.
 
+/// An operator notice (serving on, reloaded, shutting down): shown by default, and a JSON
+/// object like every log line with `--log-format json`.
+macro_rules! notice {
+    ($($arg:tt)*) => {
+        tracing::info!(target: "wasm_secrets::notice", $($arg)*)
+    };
+}
+
+mod app;
 mod check;
+mod compile;
 mod demo;
 mod emulator;
 mod host;
@@ -17,6 +27,18 @@ use wasm_secrets::config::CredentialKind;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text, or as JSON objects (one per line, for log pipelines).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +53,8 @@ enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Validate the config, reach every vault, resolve every grant: one line each.
     Check(check::CheckArgs),
+    /// Compile components ahead of time into the cache run and serve read.
+    Compile(compile::CompileArgs),
 }
 
 impl Cli {
@@ -42,6 +66,7 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
             Command::Check(args) => check::run(args).await,
+            Command::Compile(args) => compile::run(args).await,
         }
     }
 }
@@ -84,14 +109,24 @@ pub struct HostArgs {
     pub allow_whole_vault: bool,
 }
 
-/// Logs go to stderr; `WASM_SECRETS_LOG` sets the filter (default `warn`).
-pub fn init_logging() {
+/// Logs go to stderr; `WASM_SECRETS_LOG` sets the filter (default: warnings, and the
+/// operator notices of `serve`).
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WASM_SECRETS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wasm_secrets::notice=info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

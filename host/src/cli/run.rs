@@ -68,7 +68,7 @@ pub struct EgressArgs {
 }
 
 impl LimitArgs {
-    fn to_config(&self) -> LimitsConfig {
+    pub fn to_config(&self) -> LimitsConfig {
         LimitsConfig {
             timeout: self.timeout,
             fuel: self.fuel,
@@ -168,7 +168,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     Ok(outcome.exit_code())
 }
 
-fn guest_env(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+pub fn guest_env(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     specs
         .iter()
         .map(|s| match s.split_once('=') {

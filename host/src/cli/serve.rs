@@ -1,72 +1,158 @@
-//! `wasm-secrets serve`: a wasi:http proxy component, a fresh instance per request.
+//! `wasm-secrets serve`: wasi:http proxy components, a fresh instance per request.
+//!
+//! `serve COMPONENT.wasm` serves one component at `/`; `serve -c app.toml` serves every
+//! `[components.NAME]` with a `route`. All components share one engine, one token cache and one
+//! secret cache per vault; each keeps its own grants, limits and egress rules. SIGHUP re-reads
+//! the config: the new components, routes, grants, limits and egress serve new requests, the
+//! requests in flight finish on the old, the caches survive; a config that does not load
+//! leaves the running one in place.
 
 use super::HostArgs;
-use super::run::{EgressArgs, LimitArgs, prepare};
+use super::app::{App, Plan};
+use super::run::{EgressArgs, LimitArgs};
 use clap::Args;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use wasm_secrets::runtime;
-use wasm_secrets::serve::{DEFAULT_REQUEST_TIMEOUT, ServeOptions, Server, serve_engine};
+use std::time::Duration;
+use wasm_secrets::serve::{Readiness, Server, serve_admin};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    host: HostArgs,
+    pub host: HostArgs,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    addr: std::net::SocketAddr,
-    /// Requests handled at once; more are answered 503.
+    pub addr: SocketAddr,
+    /// Requests handled at once, across all components; more are answered 503.
     #[arg(long, value_name = "N", default_value_t = 100)]
-    max_concurrent: usize,
-    #[command(flatten)]
-    egress: EgressArgs,
-    /// The component (.wasm), or the name of a [components.NAME] entry in the config.
+    pub max_concurrent: usize,
+    /// Serve /metrics, /healthz and /readyz on ADDR:PORT (a port alone means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_addr: Option<String>,
+    /// The component (.wasm), or the name of a [components.NAME] entry in the config. Without
+    /// it, every [components.NAME] with a route is served.
     #[arg(value_name = "COMPONENT")]
-    component: String,
+    pub component: Option<String>,
+}
+
+/// Where to listen for admin requests: `ADDR:PORT`, or `PORT` on loopback.
+pub fn parse_admin_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "admin address {text:?}: expected ADDR:PORT (such as 0.0.0.0:9090) or a port"
+        )
+    })
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let prepared = prepare(&args.host, &args.limits, &args.egress, &args.component)?;
-    let engine = serve_engine(
+    let config = super::host::load_config(&args.host)?;
+    let plan = Plan::from_args(&args, &config)?;
+    let app = Arc::new(App::start(&args, &config, &plan)?);
+    let routes = app.build(&config, &plan)?;
+    let server = Arc::new(Server::with_routes(
+        app.engine(),
+        routes,
         args.max_concurrent,
-        prepared.engine_fuel,
-        prepared.limits.max_memory,
-    )?;
-    let (component, _) = runtime::load_component(
-        &engine,
-        &prepared.path,
-        runtime::default_cache_dir().as_deref(),
-    )?;
-    let mut limits = prepared.limits;
-    limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
-    let options = ServeOptions {
-        limits,
-        max_concurrent: args.max_concurrent,
-        env: prepared.env,
-    };
-    let server = Arc::new(Server::new(
-        &engine,
-        &component,
-        prepared.secrets,
-        prepared.egress,
-        options,
-    )?);
+    ));
+
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
-    eprintln!(
-        "serving {} on http://{} (Ctrl-C or SIGTERM to stop)",
-        prepared.path.display(),
+    let admin = match args.admin_addr.as_deref().or(config.admin_addr.as_deref()) {
+        Some(text) => {
+            let addr = parse_admin_addr(text)?;
+            let admin = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--admin-addr): {e}"))?;
+            Some(admin)
+        }
+        None => None,
+    };
+    let readiness = Arc::new(Readiness::default());
+    tokio::spawn({
+        let (readiness, routes) = (readiness.clone(), server.routes());
+        async move { readiness.check(routes, READINESS_RETRY).await }
+    });
+    if let Some(admin) = admin {
+        notice!(
+            "admin endpoints on http://{}/metrics, /healthz and /readyz",
+            admin.local_addr()?
+        );
+        tokio::spawn(serve_admin(
+            admin,
+            server.clone(),
+            readiness.clone(),
+            std::future::pending(),
+        ));
+    }
+    for (route, component) in server.routes().iter() {
+        notice!("route {route} -> component {}", component.name());
+    }
+    notice!(
+        "serving on http://{} (Ctrl-C or SIGTERM to stop; SIGHUP reloads the config)",
         listener.local_addr()?
     );
+    tokio::spawn(reload_on_sighup(args, app, server.clone(), readiness));
     let shutdown = async {
         stop_signal().await;
-        eprintln!("shutting down: waiting for requests in flight");
+        notice!("shutting down: waiting for requests in flight");
     };
     server.serve(listener, shutdown).await?;
     Ok(0)
+}
+
+/// How often readiness tries again to resolve the grants that failed.
+const READINESS_RETRY: Duration = Duration::from_secs(2);
+
+/// Reloads the config on every SIGHUP, all or nothing.
+async fn reload_on_sighup(
+    args: ServeArgs,
+    app: Arc<App>,
+    server: Arc<Server>,
+    readiness: Arc<Readiness>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: config reload is off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let reloaded = super::host::load_config(&args.host).and_then(|config| {
+                let plan = Plan::from_args(&args, &config)?;
+                app.check_unchanged(&config, &plan)?;
+                app.build(&config, &plan)
+            });
+            match reloaded {
+                Ok(routes) => {
+                    let n = routes.len();
+                    server.set_routes(routes);
+                    wasm_secrets::metrics::global().reload(true);
+                    notice!("config reloaded: {n} components served");
+                    let (readiness, routes) = (readiness.clone(), server.routes());
+                    tokio::spawn(async move { readiness.check(routes, READINESS_RETRY).await });
+                }
+                Err(e) => {
+                    wasm_secrets::metrics::global().reload(false);
+                    tracing::error!(
+                        "config reload failed, the running config stays: {}",
+                        format!("{e:#}").replace('\n', " ")
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (args, app, server, readiness);
 }
 
 /// Ctrl-C (SIGINT) or, on Unix, SIGTERM (what Kubernetes and systemd send).

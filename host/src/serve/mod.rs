@@ -1,29 +1,32 @@
-//! Serving a `wasi:http/proxy` component: a fresh instance per request from one
-//! pre-instantiated component, per-request limits, a cap on concurrent requests, egress rules,
-//! and graceful shutdown.
+//! Serving `wasi:http/proxy` components: each pre-instantiated once, a fresh instance per
+//! request, per-request limits, a cap on concurrent requests, egress rules, routes (the longest
+//! matching prefix picks the component), a route table that can be replaced while serving, and
+//! graceful shutdown.
 
+mod admin;
+mod component;
+mod routes;
 mod state;
 
 pub use crate::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
+pub use admin::{Readiness, serve_admin};
+pub use component::{ComponentOptions, ServedComponent};
+pub use routes::{Routes, check_route, normalize_route};
 pub use state::ProxyState;
 
 use crate::SecretsCtx;
-use crate::runtime::{Limits, StoreLimiter};
+use crate::runtime::Limits;
 use anyhow::Context as _;
 use bytes_body::text;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::WasiHttpCtx;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime::Engine;
+use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The per-request timeout `serve` uses when none is configured.
@@ -57,12 +60,10 @@ impl Default for ServeOptions {
 /// The tick of the epoch clock that enforces per-request timeouts.
 const TICK: Duration = Duration::from_millis(10);
 
-/// A `wasi:http/proxy` component, ready to serve.
+/// An HTTP server for one or more components, each at its route.
 pub struct Server {
-    pre: ProxyPre<ProxyState>,
-    secrets: SecretsCtx,
-    egress: Arc<EgressPolicy>,
-    options: ServeOptions,
+    engine: Engine,
+    routes: RwLock<Arc<Routes>>,
     permits: Arc<Semaphore>,
 }
 
@@ -91,8 +92,7 @@ pub fn serve_engine(
 }
 
 impl Server {
-    /// Links WASI, wasi:http, the secrets interfaces and wasi:config, and pre-instantiates
-    /// `component`, which must be a `wasi:http/proxy`.
+    /// One component (which must be a `wasi:http/proxy`) answering every path.
     pub fn new(
         engine: &Engine,
         component: &Component,
@@ -100,139 +100,80 @@ impl Server {
         egress: EgressPolicy,
         options: ServeOptions,
     ) -> anyhow::Result<Self> {
-        let mut linker: Linker<ProxyState> = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)?;
-        crate::add_to_linker(&mut linker, ProxyState::secrets_view).map_err(anyhow::Error::from)?;
-        crate::add_wasi_config_to_linker(&mut linker, ProxyState::secrets_view)
-            .map_err(anyhow::Error::from)?;
-        let pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| anyhow::anyhow!("the component cannot be served: {}", first_line(&e)))?;
-        let pre = ProxyPre::new(pre).map_err(|e| {
-            anyhow::anyhow!(
-                "the component is not a wasi:http proxy (it must export wasi:http/incoming-handler): {}",
-                first_line(&e)
-            )
-        })?;
-        Ok(Self {
-            pre,
+        let served = ServedComponent::new(
+            secrets.component().to_owned(),
+            engine,
+            component,
             secrets,
-            egress: Arc::new(egress),
-            permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
-            options,
-        })
+            egress,
+            ComponentOptions {
+                limits: options.limits,
+                env: options.env,
+            },
+        )?;
+        Ok(Self::with_routes(
+            engine,
+            Routes::single(served),
+            options.max_concurrent,
+        ))
     }
 
-    fn new_store(&self) -> Store<ProxyState> {
-        let limits = self.options.limits;
-        let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout()
-            .inherit_stderr()
-            .envs(&self.options.env);
-        wasi.socket_addr_check(|_, _| Box::pin(async { false }));
-        wasi.allow_ip_name_lookup(false);
-        let state = ProxyState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
-            hooks: EgressHooks::new(self.egress.clone()),
-            secrets: self.secrets.clone(),
-            limiter: StoreLimiter::new(&limits),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_hostcall_fuel(limits.max_hostcall_bytes);
-        if let Some(fuel) = limits.fuel {
-            let _ = store.set_fuel(fuel);
+    /// Components at their routes, all compiled with `engine`; at most `max_concurrent`
+    /// requests at once across all of them.
+    pub fn with_routes(engine: &Engine, routes: Routes, max_concurrent: usize) -> Self {
+        Self {
+            engine: engine.clone(),
+            routes: RwLock::new(Arc::new(routes)),
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
-        let ticks = limits.timeout.map_or(u64::MAX / 2, |t| {
-            (t.as_millis() / TICK.as_millis()).max(1) as u64 + 1
-        });
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        store
     }
 
-    /// Handles one request in a fresh instance.
+    /// The route table requests are served from now.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.routes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Serves new requests from `routes` (its components compiled with this server's engine);
+    /// requests in flight finish on the table they started with.
+    pub fn set_routes(&self, routes: Routes) {
+        *self
+            .routes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routes);
+    }
+
+    /// Handles one request: the component at the longest matching route, in a fresh instance.
     pub async fn handle(
         &self,
         req: hyper::Request<Incoming>,
     ) -> hyper::Response<HyperOutgoingBody> {
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return text(
-                503,
-                "busy: the server is at its limit of concurrent requests; retry later\n",
-            );
+        let started = std::time::Instant::now();
+        let routes = self.routes();
+        let (label, response) = match routes.route(req.uri().path()) {
+            None => (
+                "none",
+                text(404, "not found: no component serves this path\n"),
+            ),
+            Some(component) => match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => (component.name(), component.handle(req, permit).await),
+                Err(_) => (
+                    component.name(),
+                    text(
+                        503,
+                        "busy: the server is at its limit of concurrent requests; retry later\n",
+                    ),
+                ),
+            },
         };
-        let mut store = self.new_store();
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let prepared = store
-            .data_mut()
-            .http_view()
-            .new_incoming_request(Scheme::Http, req)
-            .and_then(|req| {
-                let out = store.data_mut().http_view().new_response_outparam(sender)?;
-                Ok((req, out))
-            });
-        let (req, out) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pass the request to the guest");
-                return text(400, "bad request\n");
-            }
-        };
-        let pre = self.pre.clone();
-        // The deadline lives inside the guest's task: when it passes, the guest is dropped
-        // wherever it is waiting (a host call, outgoing HTTP), and with it the instance and
-        // its concurrency permit. Compute inside wasm traps at the same time by epoch.
-        let deadline = self
-            .options
-            .limits
-            .timeout
-            .map(|t| tokio::time::Instant::now() + t + TICK * 5);
-        let task = tokio::spawn(async move {
-            let _permit = permit;
-            let guest = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            match deadline {
-                Some(d) => tokio::time::timeout_at(d, guest)
-                    .await
-                    .unwrap_or_else(|_| Err(wasmtime::Error::new(TimedOut))),
-                None => guest.await,
-            }
-        });
-        match receiver.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(code)) => {
-                tracing::warn!(?code, "the guest answered with an error code");
-                text(500, "the component failed to produce a response\n")
-            }
-            Err(_) => {
-                let failure = match task.await {
-                    Ok(Ok(())) => Err("the component returned without a response".to_owned()),
-                    Ok(Err(e)) if is_timeout(&e) => Ok(()),
-                    Ok(Err(e)) => Err(crate::runtime::describe_failure(&e, &self.options.limits)),
-                    Err(e) => Err(format!("the component's task failed: {e}")),
-                };
-                match failure {
-                    Ok(()) => {
-                        tracing::warn!("request stopped at its time limit");
-                        text(504, "the component ran past its time limit (--timeout)\n")
-                    }
-                    Err(why) => {
-                        tracing::warn!(%why, "request failed");
-                        text(500, &format!("{why}\n"))
-                    }
-                }
-            }
-        }
+        crate::metrics::global().http_request(
+            label,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+        response
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then stops accepting and
@@ -242,7 +183,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let ticker = EpochTicker::start(self.pre.engine().clone());
+        let ticker = EpochTicker::start(self.engine.clone());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {

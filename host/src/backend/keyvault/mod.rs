@@ -211,7 +211,12 @@ impl KeyVault {
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
-            let wait = match self.http.send(request).await {
+            let sent = self.http.send(request).await;
+            crate::metrics::global().vault_request(
+                url.host_str().unwrap_or(""),
+                sent.as_ref().ok().map(|r| r.status.as_u16()),
+            );
+            let wait = match sent {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
                     let asked = retry_after(&r);
                     if let Some(asked) = asked {

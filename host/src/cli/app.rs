@@ -1,0 +1,225 @@
+//! What `serve` serves: the components the flags and config describe ([`Plan`]), built into a
+//! route table over one engine and one set of vaults ([`App`]), again on every reload.
+
+use super::run::guest_env;
+use super::serve::ServeArgs;
+use super::{HostArgs, host};
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasm_secrets::audit::AuditSink;
+use wasm_secrets::config::Config;
+use wasm_secrets::egress::EgressRule;
+use wasm_secrets::runtime::{self, Limits};
+use wasm_secrets::serve::{
+    ComponentOptions, DEFAULT_REQUEST_TIMEOUT, Routes, ServedComponent, serve_engine,
+};
+use wasm_secrets::{Grants, SecretsCtx, Vaults};
+
+/// One component to serve.
+pub struct ComponentPlan {
+    name: String,
+    path: PathBuf,
+    route: String,
+    grants: Grants,
+    limits: Limits,
+    egress: Vec<EgressRule>,
+}
+
+/// Every component to serve, as the flags and the config say now.
+pub struct Plan {
+    components: Vec<ComponentPlan>,
+    env: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// `serve COMPONENT`: that one component at `/`. `serve -c FILE`: every component of the
+    /// config with a route.
+    pub fn from_args(args: &ServeArgs, config: &Config) -> anyhow::Result<Self> {
+        let mut components = Vec::new();
+        match &args.component {
+            Some(component) => {
+                let entry = config.components.get(component);
+                let path = entry
+                    .and_then(|c| c.wasm.clone())
+                    .unwrap_or_else(|| PathBuf::from(component));
+                let name = match entry {
+                    Some(_) => component.clone(),
+                    None => path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| component.clone()),
+                };
+                components.push(Self::component(args, config, name, path, "/".into())?);
+            }
+            None => {
+                anyhow::ensure!(
+                    args.host.grants.is_empty(),
+                    "--grant gives one component its grants; with routed components, put them in [components.NAME] grants"
+                );
+                for (name, entry) in &config.components {
+                    let Some(route) = &entry.route else { continue };
+                    let path = entry.wasm.clone().unwrap_or_default();
+                    components.push(Self::component(
+                        args,
+                        config,
+                        name.clone(),
+                        path,
+                        route.clone(),
+                    )?);
+                }
+                anyhow::ensure!(
+                    !components.is_empty(),
+                    "nothing to serve: give COMPONENT.wasm, or a config (-c) whose [components.NAME] have a route"
+                );
+            }
+        }
+        Ok(Self {
+            components,
+            env: guest_env(&args.limits.env)?,
+        })
+    }
+
+    fn component(
+        args: &ServeArgs,
+        config: &Config,
+        name: String,
+        path: PathBuf,
+        route: String,
+    ) -> anyhow::Result<ComponentPlan> {
+        let entry = config.components.get(&name);
+        let grants =
+            host::build_grants(&args.host, entry).with_context(|| format!("component {name}"))?;
+        host::warn_whole_vault(&name, &grants);
+        let mut limits = args
+            .limits
+            .to_config()
+            .or(entry.map(|c| c.limits).unwrap_or_default())
+            .or(config.limits)
+            .to_limits();
+        limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
+        let mut egress = entry.map(|c| c.egress.clone()).unwrap_or_default();
+        egress.extend(args.egress.allow_http.iter().map(EgressRule::http));
+        Ok(ComponentPlan {
+            name,
+            path,
+            route,
+            grants,
+            limits,
+            egress,
+        })
+    }
+
+    fn needs_fuel(&self) -> bool {
+        self.components.iter().any(|c| c.limits.fuel.is_some())
+    }
+
+    /// The largest memory limit, or `None` when some component has none.
+    fn max_memory(&self) -> Option<usize> {
+        self.components
+            .iter()
+            .map(|c| c.limits.max_memory)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|m| m.into_iter().max())
+    }
+}
+
+/// What lives as long as the server: the engine, the vaults (and so every cache), the audit
+/// log; and what of the config they were made from, which a reload may not change.
+pub struct App {
+    host_args: HostArgs,
+    engine: wasmtime::Engine,
+    vaults: Vaults,
+    audit: Option<Arc<dyn AuditSink>>,
+    cache_dir: Option<PathBuf>,
+    fuel: bool,
+    max_memory: Option<usize>,
+    fixed: String,
+}
+
+/// The parts of the config that are read once, at start.
+fn fixed_part(config: &Config) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?}",
+        config.vaults, config.cache, config.secrets_file, config.audit_log
+    )
+}
+
+impl App {
+    /// The engine (sized for `plan`), the vaults and the audit log.
+    pub fn start(args: &ServeArgs, config: &Config, plan: &Plan) -> anyhow::Result<Self> {
+        let fuel = plan.needs_fuel();
+        let max_memory = plan.max_memory();
+        Ok(Self {
+            host_args: args.host.clone(),
+            engine: serve_engine(args.max_concurrent, fuel, max_memory)?,
+            vaults: host::build_vaults(&args.host, config)?,
+            audit: host::audit_sink(&args.host, config)?,
+            cache_dir: runtime::default_cache_dir(),
+            fuel,
+            max_memory,
+            fixed: fixed_part(config),
+        })
+    }
+
+    /// The engine every component is compiled with.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// Refuses a reload that needs what only a restart gives.
+    pub fn check_unchanged(&self, config: &Config, plan: &Plan) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            fixed_part(config) == self.fixed,
+            "[vaults], [cache], secrets-file and audit-log are read at start: restart to change them"
+        );
+        anyhow::ensure!(
+            !plan.needs_fuel() || self.fuel,
+            "a component now has a fuel limit, and the server started without fuel metering: restart to apply it"
+        );
+        let fits = match (self.max_memory, plan.max_memory()) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(have), Some(want)) => want <= have,
+        };
+        anyhow::ensure!(
+            fits,
+            "a component's memory limit is now above what the server started with: restart to apply it"
+        );
+        Ok(())
+    }
+
+    /// Compiles (or loads from the cache) and pre-instantiates every component of `plan`.
+    pub fn build(&self, config: &Config, plan: &Plan) -> anyhow::Result<Routes> {
+        let mut routes = Routes::new();
+        for c in &plan.components {
+            host::check_grants(&self.vaults, &c.grants)
+                .with_context(|| format!("component {}", c.name))?;
+            let (component, _) =
+                runtime::load_component(&self.engine, &c.path, self.cache_dir.as_deref())
+                    .with_context(|| format!("component {}", c.name))?;
+            let mut secrets =
+                SecretsCtx::new(c.name.as_str(), c.grants.clone(), self.vaults.clone());
+            if let Some(sink) = &self.audit {
+                secrets = secrets.with_audit(sink.clone());
+            }
+            let egress = host::egress_policy(&self.host_args, config, c.egress.clone())?;
+            let served = ServedComponent::new(
+                c.name.clone(),
+                &self.engine,
+                &component,
+                secrets,
+                egress,
+                ComponentOptions {
+                    limits: c.limits,
+                    env: plan.env.clone(),
+                },
+            )
+            .with_context(|| format!("component {}", c.name))?;
+            routes
+                .add(&c.route, Arc::new(served))
+                .with_context(|| format!("component {}", c.name))?;
+        }
+        Ok(routes)
+    }
+}

@@ -1,0 +1,79 @@
+//! `wasm-secrets compile`: compiles components ahead of time into the cache `run` and `serve`
+//! read (`WASM_SECRETS_CACHE_DIR`, else `~/.cache/wasm-secrets`), so that they start without
+//! compiling (a container image ships them this way).
+//!
+//! A compiled form is only used by an engine with the same settings on a CPU with the same
+//! features, so `--serve` compiles for `serve`'s engine: the same `--max-concurrent` and, from
+//! the config, whether any routed component has a fuel limit and the largest memory limit.
+
+use anyhow::Context as _;
+use clap::Args;
+use std::path::PathBuf;
+use wasm_secrets::config::Config;
+use wasm_secrets::runtime::{self, EngineOptions};
+use wasm_secrets::serve::serve_engine;
+
+/// Arguments of `compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Compile for `serve` (its pooling engine) rather than `run`.
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: the config `serve -c` will run; its routed components are compiled too.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// With --serve: the --max-concurrent `serve` will run with.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_concurrent: usize,
+    /// Component files to compile.
+    #[arg(value_name = "WASM")]
+    components: Vec<PathBuf>,
+}
+
+pub async fn run(args: CompileArgs) -> anyhow::Result<i32> {
+    let cache = runtime::default_cache_dir().context(
+        "no cache folder: set WASM_SECRETS_CACHE_DIR (or HOME) to say where compiled components go",
+    )?;
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let mut files = args.components.clone();
+    let routed: Vec<_> = config
+        .components
+        .values()
+        .filter(|c| c.route.is_some())
+        .collect();
+    files.extend(routed.iter().filter_map(|c| c.wasm.clone()));
+    anyhow::ensure!(
+        !files.is_empty(),
+        "nothing to compile: give WASM files, or --serve -c CONFIG with routed components"
+    );
+    let engine = if args.serve {
+        let limits: Vec<_> = routed
+            .iter()
+            .map(|c| c.limits.or(config.limits).to_limits())
+            .collect();
+        let fuel = limits.iter().any(|l| l.fuel.is_some());
+        let max_memory = limits
+            .iter()
+            .map(|l| l.max_memory)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|m| m.into_iter().max());
+        serve_engine(args.max_concurrent, fuel, max_memory)?
+    } else {
+        runtime::build_engine(&EngineOptions::default())?
+    };
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create the cache folder {}", cache.display()))?;
+    for file in &files {
+        let started = std::time::Instant::now();
+        runtime::load_component(&engine, file, Some(&cache))?;
+        eprintln!(
+            "compiled {} in {:.1} s",
+            file.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(0)
+}

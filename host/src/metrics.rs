@@ -1,0 +1,297 @@
+//! Prometheus metrics (design section 12): what the host does, never what it holds.
+//!
+//! One process-wide registry, as a Prometheus client's default registry is: the lower layers
+//! (the Key Vault client, credential sources) count into it without being handed anything, and
+//! `serve`'s admin listener encodes it at `/metrics`. Metric names start with `wasm_secrets_`,
+//! carry their unit, and counters end in `_total`. Labels are component, status, outcome,
+//! cache, vault (the vault's host) and source (the credential source): never a secret value, a
+//! token, or a secret name (names go to the audit log).
+//!
+//! Counting costs an atomic add: the read counters of a component are looked up once, when its
+//! [`SecretsCtx`](crate::SecretsCtx) is made, so the cached `get` path pays no label lookup.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::{Mutex, OnceLock, Weak};
+
+use crate::ErrorKind;
+use crate::backend::CacheStatus;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabel {
+    component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    component: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    component: String,
+    outcome: String,
+    cache: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VaultLabels {
+    vault: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    source: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+/// Something whose size `/metrics` reports as `wasm_secrets_cache_entries` (summed).
+pub trait CountEntries: Send + Sync {
+    /// How many entries it holds now.
+    fn entries(&self) -> usize;
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<RequestLabels, Counter>,
+    http_duration: Family<ComponentLabel, Histogram>,
+    secret_reads: Family<ReadLabels, Counter>,
+    vault_requests: Family<VaultLabels, Counter>,
+    token_requests: Family<TokenLabels, Counter>,
+    cache_entries: Gauge,
+    in_flight: Gauge,
+    reloads: Family<OutcomeLabel, Counter>,
+    caches: Mutex<Vec<Weak<dyn CountEntries>>>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 100 µs to about 52 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("wasm_secrets");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by component and response status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<ComponentLabel, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from a request's arrival to its response head, by component",
+            http_duration.clone(),
+        );
+        let secret_reads = Family::<ReadLabels, Counter>::default();
+        registry.register(
+            "secret_reads",
+            "Secret reads by guests, by component, outcome (ok or the error kind) and cache status",
+            secret_reads.clone(),
+        );
+        let vault_requests = Family::<VaultLabels, Counter>::default();
+        registry.register(
+            "vault_requests",
+            "HTTP requests to Key Vault, by vault host and status (or `error` for no answer)",
+            vault_requests.clone(),
+        );
+        let token_requests = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "token_requests",
+            "Access-token requests, by credential source and outcome",
+            token_requests.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register(
+            "cache_entries",
+            "Entries in the secret caches",
+            cache_entries.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "instances_in_flight",
+            "Guest instances handling a request now",
+            in_flight.clone(),
+        );
+        let reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP), by outcome",
+            reloads.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            secret_reads,
+            vault_requests,
+            token_requests,
+            cache_entries,
+            in_flight,
+            reloads,
+            caches: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let entries: usize = {
+            let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+            caches.retain(|c| c.strong_count() > 0);
+            caches
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|c| c.entries())
+                .sum()
+        };
+        self.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts one HTTP request answered by `component` with `status` after `seconds`.
+    pub fn http_request(&self, component: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&RequestLabels {
+                component: component.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&ComponentLabel {
+                component: component.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts one request to a Key Vault at `vault` (its host) answered `status` (`None`: no
+    /// answer, such as a reset or a timeout).
+    pub fn vault_request(&self, vault: &str, status: Option<u16>) {
+        self.vault_requests
+            .get_or_create(&VaultLabels {
+                vault: vault.to_owned(),
+                status: status.map_or_else(|| "error".to_owned(), |s| s.to_string()),
+            })
+            .inc();
+    }
+
+    /// Counts one token request to credential source `source` (`imds`, `workload-identity`, ...).
+    pub fn token_request(&self, source: &str, ok: bool) {
+        self.token_requests
+            .get_or_create(&TokenLabels {
+                source: source.to_owned(),
+                outcome: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one config reload.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&OutcomeLabel {
+                outcome: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The gauge of guest instances handling a request: one more while the guard lives.
+    pub fn instance_in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Reports `cache`'s entries in `wasm_secrets_cache_entries` for as long as it lives.
+    pub fn track_cache(&self, cache: Weak<dyn CountEntries>) {
+        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        if caches.len() >= 64 && caches.len().is_power_of_two() {
+            caches.retain(|c| c.strong_count() > 0);
+        }
+        caches.push(cache);
+    }
+
+    /// The read counters of `component`, looked up once.
+    pub fn read_counters(&self, component: &str) -> ReadCounters {
+        let counter = |outcome: &str, cache: &str| {
+            self.secret_reads.get_or_create_owned(&ReadLabels {
+                component: component.to_owned(),
+                outcome: outcome.to_owned(),
+                cache: cache.to_owned(),
+            })
+        };
+        ReadCounters {
+            ok: [
+                counter("ok", "hit"),
+                counter("ok", "miss"),
+                counter("ok", "stale"),
+                counter("ok", "none"),
+            ],
+            errors: ErrorKind::ALL.map(|kind| counter(kind.as_str(), "none")),
+        }
+    }
+}
+
+/// Holds one count in `wasm_secrets_instances_in_flight`.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// One component's `wasm_secrets_secret_reads_total` counters.
+#[derive(Clone)]
+pub struct ReadCounters {
+    ok: [Counter; 4],
+    errors: [Counter; 5],
+}
+
+impl std::fmt::Debug for ReadCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadCounters")
+    }
+}
+
+impl ReadCounters {
+    /// Counts one read that returned a value, served as `cache` says (`None`: not cached).
+    pub fn ok(&self, cache: Option<CacheStatus>) {
+        let i = match cache {
+            Some(CacheStatus::Hit) => 0,
+            Some(CacheStatus::Miss) => 1,
+            Some(CacheStatus::Stale) => 2,
+            Some(CacheStatus::Uncached) | None => 3,
+        };
+        self.ok[i].inc();
+    }
+
+    /// Counts one read that failed with `kind`.
+    pub fn error(&self, kind: ErrorKind) {
+        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
+            self.errors[i].inc();
+        }
+    }
+}
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}

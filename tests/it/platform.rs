@@ -1,0 +1,426 @@
+//! `serve` as a platform part: many routed components in one server, each with only its own
+//! grants; the admin listener (`/metrics`, `/healthz`, `/readyz`); SIGHUP reload, all or
+//! nothing; JSON log lines; the environment the AKS workload-identity webhook injects.
+
+use crate::emulator::{self, Emulator};
+use crate::harness::guest;
+use crate::serve::{ServeBinary, get};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A config file with `components` (`[components.NAME]` bodies, without the header).
+fn write_config(dir: &Path, components: &[(&str, &str)]) -> PathBuf {
+    let mut text = String::new();
+    for (name, body) in components {
+        text.push_str(&format!(
+            "[components.{name}]\nwasm = {:?}\n{body}\n\n",
+            guest("http-hello")
+        ));
+    }
+    let path = dir.join("app.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `serve -c CONFIG --admin-addr PORT` on the emulator; returns the server and its admin address.
+async fn serve_config(
+    emu: &Emulator,
+    config: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> (ServeBinary, String) {
+    let admin = free_port();
+    let mut args: Vec<OsString> = vec!["-c".into(), config.into()];
+    args.push("--admin-addr".into());
+    args.push(admin.to_string().into());
+    args.extend(extra.iter().map(OsString::from));
+    let s = ServeBinary::start_with(emu, &args, envs).await;
+    (s, format!("http://127.0.0.1:{admin}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `url` (once its port accepts) until it answers `status`, for up to 60 s (a cold
+/// start compiles the component); returns the last answer.
+async fn wait_for(url: &str, status: u16) -> (u16, String) {
+    let start = Instant::now();
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    while tokio::net::TcpStream::connect(&authority).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{url} never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        let answer = get(url).await;
+        if answer.0 == status || start.elapsed() > Duration::from_secs(60) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly) in a Prometheus text page.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_route_reaches_only_its_own_components_grants() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // `app` at / reads db-password (http-hello's GET /); `other` takes /db-password and
+    // everything below it, and holds no grant for it; `api` reads its alias.
+    let config = write_config(
+        dir.path(),
+        &[
+            ("app", "route = \"/\"\ngrants = [\"db-password\"]"),
+            (
+                "other",
+                "route = \"/db-password\"\ngrants = [\"feature-alpha\"]",
+            ),
+            ("api", "route = \"/api/\"\ngrants = [\"api=api-key\"]"),
+        ],
+    );
+    let (s, _) = serve_config(&emu, &config, &[], &[]).await;
+    let (status, body) = s.get("/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello: read secret 'db-password' (18 characters)\n")
+    );
+    // The longest route wins: /db-password belongs to `other`, which was not granted it.
+    for path in ["/db-password", "/db-password/", "/db-password/x"] {
+        let (status, body) = s.get(path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.starts_with("not-granted: "), "{path}: {body}");
+    }
+    let (status, body) = s.get("/api").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello: read secret 'api' (16 characters)\n")
+    );
+    // A whole segment only: /apix is not under /api, so `app` answers (and holds no `apix`).
+    let (status, _) = s.get("/apix").await;
+    assert_eq!(status, 403);
+    drop(s);
+
+    // No route for a path: 404 from the host.
+    let config = write_config(
+        dir.path(),
+        &[("api", "route = \"/api\"\ngrants = [\"api=api-key\"]")],
+    );
+    let (s, _) = serve_config(&emu, &config, &[], &[]).await;
+    let (status, body) = s.get("/elsewhere").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(s.get("/api").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_reports_health_readiness_and_metrics_without_names() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[
+            ("app", "route = \"/\"\ngrants = [\"db-password\"]"),
+            ("other", "route = \"/other\"\ngrants = []"),
+        ],
+    );
+    let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    assert_eq!(get(&format!("{admin}/healthz")).await.0, 200);
+    let (status, body) = wait_for(&format!("{admin}/readyz"), 200).await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let before = get(&format!("{admin}/metrics")).await.1;
+
+    for _ in 0..3 {
+        assert_eq!(s.get("/").await.0, 200);
+    }
+    assert_eq!(s.get("/other").await.0, 403);
+    let (status, page) = get(&format!("{admin}/metrics")).await;
+    assert_eq!(status, 200);
+    let reads = "wasm_secrets_secret_reads_total{component=\"app\",outcome=\"ok\",cache=\"hit\"}";
+    assert!(
+        sample(&page, reads) >= sample(&before, reads) + 3.0,
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "wasm_secrets_secret_reads_total{component=\"other\",outcome=\"not-granted\",cache=\"none\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "wasm_secrets_http_requests_total{component=\"app\",status=\"200\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "wasm_secrets_http_requests_total{component=\"other\",status=\"403\"}"
+        ),
+        1.0
+    );
+    let vault = format!(
+        "wasm_secrets_vault_requests_total{{vault=\"{}\",status=\"200\"}}",
+        url::Url::parse(&emu.default_vault_url())
+            .unwrap()
+            .host_str()
+            .unwrap()
+    );
+    assert!(sample(&page, &vault) >= 1.0, "{vault} in\n{page}");
+    assert!(
+        sample(
+            &page,
+            "wasm_secrets_token_requests_total{source=\"imds\",outcome=\"ok\"}"
+        ) >= 1.0,
+        "{page}"
+    );
+    assert!(sample(&page, "wasm_secrets_cache_entries") >= 1.0, "{page}");
+    assert!(page.contains("wasm_secrets_http_request_duration_seconds_bucket"));
+    assert!(page.contains("wasm_secrets_instances_in_flight"));
+    // Never a secret name, a value or a token in a label.
+    for secret in ["db-password", "s3cr3t", &emu.canary()] {
+        assert!(!page.contains(secret), "{secret} in /metrics");
+    }
+    assert_eq!(get(&format!("{admin}/other")).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_waits_for_every_exact_grant_and_says_which_failed() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[(
+            "app",
+            "route = \"/\"\ngrants = [\"db-password\", \"no-such-secret\", \"feature-*\"]",
+        )],
+    );
+    let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    let (status, body) = wait_for(&format!("{admin}/readyz"), 503).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        "not ready: component app: grant no-such-secret: not-found\n"
+    );
+    assert_eq!(
+        get(&format!("{admin}/healthz")).await.0,
+        200,
+        "alive, though not ready"
+    );
+    assert_eq!(
+        s.get("/").await.0,
+        200,
+        "the granted secret is still served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_applies_a_new_grant_and_a_broken_config_changes_nothing() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[
+            ("app", "route = \"/\"\ngrants = [\"db-password\"]"),
+            ("other", "route = \"/db-password\"\ngrants = []"),
+        ],
+    );
+    let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    assert_eq!(s.get("/db-password").await.0, 403);
+
+    // A grant added to `other`, then SIGHUP: its next request reads the secret.
+    write_config(
+        dir.path(),
+        &[
+            ("app", "route = \"/\"\ngrants = [\"db-password\"]"),
+            (
+                "other",
+                "route = \"/db-password\"\ngrants = [\"db-password\"]",
+            ),
+        ],
+    );
+    s.signal("HUP");
+    let start = Instant::now();
+    while s.get("/db-password").await.0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the reload never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = get(&format!("{admin}/metrics")).await.1;
+    assert_eq!(
+        sample(&page, "wasm_secrets_config_reloads_total{outcome=\"ok\"}"),
+        1.0
+    );
+
+    // A config that does not parse, then one whose component does not compile: nothing
+    // changes but a log line and the failed-reload counter. (One at a time: signals sent
+    // together may arrive as one.)
+    let broken = [
+        "[components.app\nroute = ",
+        "[components.app]\nwasm = \"/no/such.wasm\"\nroute = \"/\"\n",
+    ];
+    for (i, text) in broken.iter().enumerate() {
+        std::fs::write(&config, text).unwrap();
+        s.signal("HUP");
+        let start = Instant::now();
+        loop {
+            let page = get(&format!("{admin}/metrics")).await.1;
+            let failed = sample(
+                &page,
+                "wasm_secrets_config_reloads_total{outcome=\"failed\"}",
+            );
+            if failed == (i + 1) as f64 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{page}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(s.get("/db-password").await.0, 200);
+    assert_eq!(s.get("/").await.0, 200);
+    let (_, stderr) = s.signal_and_wait("TERM");
+    let failures: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("config reload failed, the running config stays"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{stderr}");
+    assert!(failures[0].contains("line "), "says where: {}", failures[0]);
+    assert!(
+        failures[1].contains("/no/such.wasm"),
+        "says which file: {}",
+        failures[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_can_be_json_objects() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[("app", "route = \"/\"\ngrants = [\"db-password\"]")],
+    );
+    let (s, _) = serve_config(&emu, &config, &["--log-format", "json"], &[]).await;
+    assert_eq!(s.get("/").await.0, 200);
+    let (_, stderr) = s.signal_and_wait("TERM");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        assert!(v["message"].is_string(), "{line}");
+    }
+    assert!(
+        stderr.contains("\"message\":\"serving on http://"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_reads_a_secret_with_only_the_workload_identity_webhooks_environment() {
+    let emu = emulator::start().await;
+    let fed = emu.config().identities.federated[0].clone();
+    let token = crate::harness::temp_file(".jwt", fed.assertion.as_bytes());
+    let port = free_port();
+    // Exactly what the webhook injects, plus the vault and its CA (the ConfigMap's part);
+    // --credential is left at auto.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-secrets"))
+        .env_clear()
+        .env("WASM_SECRETS_LOOPBACK_ONLY", "1")
+        .env("WASM_SECRETS_CACHE_DIR", crate::harness::cache_dir())
+        .env("AZURE_CLIENT_ID", &fed.client_id)
+        .env("AZURE_TENANT_ID", emu.tenant_id())
+        .env("AZURE_FEDERATED_TOKEN_FILE", token.path())
+        .env("AZURE_AUTHORITY_HOST", emu.authority_host())
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "-g",
+            "db-password",
+        ])
+        .arg("--vault")
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path())
+        .arg(guest("http-hello"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = KillOnDrop(child);
+    let (status, body) = wait_for(&format!("http://127.0.0.1:{port}/"), 200).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello: read secret 'db-password' (18 characters)\n")
+    );
+    assert!(
+        emu.count(wasm_secrets_emulator::Endpoint::Entra) >= 1,
+        "the token came from Entra"
+    );
+    assert_eq!(emu.count(wasm_secrets_emulator::Endpoint::Imds), 0);
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compile_serve_writes_exactly_what_serve_then_reads() {
+    let emu = emulator::start().await;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[("app", "route = \"/\"\ngrants = [\"db-password\"]")],
+    );
+    let cache_env = cache.path().to_str().unwrap();
+    let mut cmd = crate::harness::cli();
+    cmd.env("WASM_SECRETS_CACHE_DIR", cache_env)
+        .args(["compile", "--serve", "-c"])
+        .arg(&config);
+    let r = crate::harness::run_cli(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files = || std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(files(), 1, "one compiled component");
+    let (s, _) = serve_config(&emu, &config, &[], &[("WASM_SECRETS_CACHE_DIR", cache_env)]).await;
+    assert_eq!(s.get("/").await.0, 200);
+    assert_eq!(
+        files(),
+        1,
+        "serve found the compiled form instead of compiling its own"
+    );
+}
