@@ -8,7 +8,8 @@
 //! 4. cold start: process start to first secret in the guest, precompiled (cached) component;
 //! 5. serve: requests per second of http-hello (one secret per request) vs. http-plain;
 //! 6. noisy neighbour: serve's p99 while two guests call `get` in a tight loop beside it;
-//! 7. the secret cache full at 1,000 and at 100,000 entries: a miss that evicts, and a hit.
+//! 7. the secret cache full at 1,000 and at 100,000 entries: a miss that evicts, and a hit;
+//! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load.
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10).
@@ -384,6 +385,7 @@ async fn main() {
         let _ = stop.send(());
         serving.await.unwrap().unwrap();
     }
+    platform(&vaults1, secs).await;
     emu.shutdown().await;
 
     // 7. The cache at its bound: every miss evicts the least recently used entry.
@@ -392,6 +394,134 @@ async fn main() {
     println!(
         "7. secret cache full: a miss that evicts {small_miss} ns at 1,000 entries, {miss} ns at 100,000; a hit {small_hit} ns and {hit} ns   (O(1): independent of the entry count)"
     );
+}
+
+/// 8. `serve` as a platform part, http-hello reading one secret per request at 16 connections:
+/// ten routed components vs one (the request goes to the shortest route, after the nine
+/// others are tried); metrics counted vs not; reloads (a fresh route table every 250 ms) vs none.
+async fn platform(vaults: &Vaults, secs: u64) {
+    use std::sync::Arc;
+    use wasm_secrets::serve::{Routes, Server};
+    let engine = wasm_secrets::serve::serve_engine(64, false, None).unwrap();
+    let (component, _) = runtime::load_component(&engine, &guest("http-hello"), None).unwrap();
+    let served = |name: &str| served_component(&engine, &component, vaults, name);
+    let one = || {
+        let mut routes = Routes::new();
+        routes.add("/", served("app")).unwrap();
+        routes
+    };
+    let mut ten = one();
+    for i in 0..9 {
+        ten.add(&format!("/team-{i}/api"), served(&format!("team-{i}")))
+            .unwrap();
+    }
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for routes in [one(), ten] {
+        let server = Arc::new(Server::with_routes(&engine, routes, 64));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap());
+        tokio::spawn(server.clone().serve(listener, std::future::pending()));
+        servers.push(server);
+    }
+    let rounds = 4;
+    let per_round = Duration::from_millis(1000 * secs.min(10) / 4);
+    let total = per_round.as_secs_f64() * rounds as f64;
+
+    // Ten routes vs one (metrics on, as with an admin listener).
+    let mut served_n = [0u64; 2];
+    for _ in 0..rounds {
+        for (i, addr) in addrs.iter().enumerate() {
+            served_n[i] += load(*addr, 16, per_round).await;
+        }
+    }
+    println!(
+        "8. serve, ten routed components vs one: {:.0} vs {:.0} requests/s ({:.3}x)   (budget: >= 0.95x)",
+        served_n[1] as f64 / total,
+        served_n[0] as f64 / total,
+        served_n[1] as f64 / served_n[0].max(1) as f64
+    );
+
+    // Metrics counted vs not, on the one-route server.
+    let mut counted = [0u64; 2];
+    for _ in 0..rounds {
+        for (i, on) in [true, false].into_iter().enumerate() {
+            wasm_secrets::metrics::set_enabled(on);
+            counted[i] += load(addrs[0], 16, per_round).await;
+        }
+    }
+    wasm_secrets::metrics::set_enabled(true);
+    println!(
+        "   metrics on vs off: {:.0} vs {:.0} requests/s ({:.3}x)   (budget: >= 0.98x)",
+        counted[0] as f64 / total,
+        counted[1] as f64 / total,
+        counted[0] as f64 / counted[1].max(1) as f64
+    );
+
+    // Reloads under load: a fresh route table (new pre-instantiated components) every 250 ms.
+    // `latencies` fails the run on any answer but 200.
+    let window = Duration::from_secs(secs.clamp(2, 5));
+    let mut calm = latencies(addrs[0], 16, window).await;
+    let reloading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reloader = tokio::spawn({
+        let (server, reloading) = (servers[0].clone(), reloading.clone());
+        let (engine, component, vaults) = (engine.clone(), component.clone(), vaults.clone());
+        async move {
+            let mut n = 0;
+            while reloading.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                // What a reload does: new pre-instantiated components, then one swap.
+                let mut routes = Routes::new();
+                routes
+                    .add("/", served_component(&engine, &component, &vaults, "app"))
+                    .unwrap();
+                server.set_routes(routes);
+                n += 1;
+            }
+            n
+        }
+    });
+    let mut busy = latencies(addrs[0], 16, window).await;
+    reloading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let reloads = reloader.await.unwrap();
+    calm.sort();
+    busy.sort();
+    println!(
+        "   {reloads} reloads under load: {} requests, none failed; p99 {:?} vs {:?} without ({:.2}x)   (budget: no failure, p99 <= 2x)",
+        busy.len(),
+        p(&busy, 0.99),
+        p(&calm, 0.99),
+        p(&busy, 0.99).as_secs_f64() / p(&calm, 0.99).as_secs_f64().max(1e-9)
+    );
+}
+
+/// http-hello as component `name`, granted db-password, pre-instantiated.
+fn served_component(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    vaults: &Vaults,
+    name: &str,
+) -> std::sync::Arc<wasm_secrets::serve::ServedComponent> {
+    let ctx = SecretsCtx::new(
+        name,
+        Grants::parse(["db-password"]).unwrap(),
+        vaults.clone(),
+    );
+    let options = wasm_secrets::serve::ComponentOptions {
+        limits: wasm_secrets::serve::ServeOptions::default().limits,
+        env: Vec::new(),
+    };
+    std::sync::Arc::new(
+        wasm_secrets::serve::ServedComponent::new(
+            name,
+            engine,
+            component,
+            ctx,
+            wasm_secrets::serve::EgressPolicy::deny_all(),
+            options,
+        )
+        .unwrap(),
+    )
 }
 
 /// A backend answering every name at once, so the cache's own cost is what is measured.

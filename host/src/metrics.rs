@@ -9,6 +9,7 @@
 //!
 //! Counting costs an atomic add: the read counters of a component are looked up once, when its
 //! [`SecretsCtx`](crate::SecretsCtx) is made, so the cached `get` path pays no label lookup.
+//! [`set_enabled`] turns counting off (and on): `serve` counts only with an admin listener.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,7 +17,19 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, Weak};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Counts from now on (the default), or stops counting. Off, each count is one relaxed load.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 use crate::ErrorKind;
 use crate::backend::CacheStatus;
@@ -169,6 +182,9 @@ impl Metrics {
 
     /// Counts one HTTP request answered by `component` with `status` after `seconds`.
     pub fn http_request(&self, component: &str, status: u16, seconds: f64) {
+        if !enabled() {
+            return;
+        }
         self.http_requests
             .get_or_create(&RequestLabels {
                 component: component.to_owned(),
@@ -185,6 +201,9 @@ impl Metrics {
     /// Counts one request to a Key Vault at `vault` (its host) answered `status` (`None`: no
     /// answer, such as a reset or a timeout).
     pub fn vault_request(&self, vault: &str, status: Option<u16>) {
+        if !enabled() {
+            return;
+        }
         self.vault_requests
             .get_or_create(&VaultLabels {
                 vault: vault.to_owned(),
@@ -195,6 +214,9 @@ impl Metrics {
 
     /// Counts one token request to credential source `source` (`imds`, `workload-identity`, ...).
     pub fn token_request(&self, source: &str, ok: bool) {
+        if !enabled() {
+            return;
+        }
         self.token_requests
             .get_or_create(&TokenLabels {
                 source: source.to_owned(),
@@ -205,6 +227,9 @@ impl Metrics {
 
     /// Counts one config reload.
     pub fn reload(&self, ok: bool) {
+        if !enabled() {
+            return;
+        }
         self.reloads
             .get_or_create(&OutcomeLabel {
                 outcome: if ok { "ok" } else { "failed" }.to_owned(),
@@ -273,6 +298,9 @@ impl std::fmt::Debug for ReadCounters {
 impl ReadCounters {
     /// Counts one read that returned a value, served as `cache` says (`None`: not cached).
     pub fn ok(&self, cache: Option<CacheStatus>) {
+        if !enabled() {
+            return;
+        }
         let i = match cache {
             Some(CacheStatus::Hit) => 0,
             Some(CacheStatus::Miss) => 1,
@@ -284,6 +312,9 @@ impl ReadCounters {
 
     /// Counts one read that failed with `kind`.
     pub fn error(&self, kind: ErrorKind) {
+        if !enabled() {
+            return;
+        }
         if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
             self.errors[i].inc();
         }

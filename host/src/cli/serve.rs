@@ -66,7 +66,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
-    let admin = match args.admin_addr.as_deref().or(config.admin_addr.as_deref()) {
+    let admin_addr = args.admin_addr.as_deref().or(config.admin_addr.as_deref());
+    // Count only when someone can read the counts.
+    wasm_secrets::metrics::set_enabled(admin_addr.is_some());
+    let admin = match admin_addr {
         Some(text) => {
             let addr = parse_admin_addr(text)?;
             let admin = tokio::net::TcpListener::bind(addr)
@@ -76,6 +79,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    notice!(
+        "serving on http://{} (Ctrl-C or SIGTERM to stop; SIGHUP reloads the config)",
+        listener.local_addr()?
+    );
     let readiness = Arc::new(Readiness::default());
     tokio::spawn({
         let (readiness, routes) = (readiness.clone(), server.routes());
@@ -96,10 +103,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     for (route, component) in server.routes().iter() {
         notice!("route {route} -> component {}", component.name());
     }
-    notice!(
-        "serving on http://{} (Ctrl-C or SIGTERM to stop; SIGHUP reloads the config)",
-        listener.local_addr()?
-    );
     tokio::spawn(reload_on_sighup(args, app, server.clone(), readiness));
     let shutdown = async {
         stop_signal().await;
