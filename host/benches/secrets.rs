@@ -396,9 +396,10 @@ async fn main() {
     );
 }
 
-/// 8. `serve` as a platform part, http-hello reading one secret per request at 16 connections:
-/// ten routed components vs one (the request goes to the shortest route, after the nine
-/// others are tried); metrics counted vs not; reloads (a fresh route table every 250 ms) vs none.
+/// Section 8, `serve` as a platform part, with http-hello reading one secret per request at 16
+/// connections: ten routed components vs one (the request goes to the shortest route, after
+/// the nine others are tried); metrics counted vs not; reloads (a fresh route table every
+/// 250 ms) vs none.
 async fn platform(vaults: &Vaults, secs: u64) {
     use std::sync::Arc;
     use wasm_secrets::serve::{Routes, Server};
