@@ -12,7 +12,8 @@
 //! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load.
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
-//! `BENCH_SECONDS` shortens the refresh runs (default 10).
+//! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
+//! first section; `BENCH_NO_METRICS` runs with metrics off.
 
 use std::time::{Duration, Instant};
 use wasm_secrets::config::{CacheConfig, CredentialKind};
@@ -115,6 +116,9 @@ fn p(sorted: &[Duration], q: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::var_os("BENCH_NO_METRICS").is_some() {
+        wasm_secrets::metrics::set_enabled(false);
+    }
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let engine = runtime::build_engine(&EngineOptions::default()).unwrap();
     let (bench, _) = runtime::load_component(&engine, &guest("bench-get"), None).unwrap();
@@ -169,6 +173,9 @@ async fn main() {
         );
     }
     println!();
+    if std::env::var_os("BENCH_GET_ONLY").is_some() {
+        return;
+    }
 
     // 2. Amplification.
     emu.reset_counters();

@@ -424,3 +424,45 @@ async fn compile_serve_writes_exactly_what_serve_then_reads() {
         "serve found the compiled form instead of compiling its own"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A pattern grant: readiness resolves exact grants only, so feature-alpha is not cached yet
+    // and its first read waits on the (slowed) vault.
+    let config = write_config(
+        dir.path(),
+        &[("app", "route = \"/\"\ngrants = [\"feature-*\"]")],
+    );
+    let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    let s = std::sync::Arc::new(s);
+    emu.set_vault_latency("main", Duration::from_millis(1500));
+    let in_flight = tokio::spawn({
+        let s = s.clone();
+        async move { s.get("/feature-alpha").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write_config(dir.path(), &[("app", "route = \"/\"\ngrants = []")]);
+    s.signal("HUP");
+    let start = Instant::now();
+    loop {
+        let page = get(&format!("{admin}/metrics")).await.1;
+        if sample(&page, "wasm_secrets_config_reloads_total{outcome=\"ok\"}") == 1.0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "the request was still waiting at the reload"
+    );
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello: read secret 'feature-alpha' (2 characters)\n")
+    );
+    let (status, _) = s.get("/feature-alpha").await;
+    assert_eq!(status, 403, "new requests see the new grants");
+}
