@@ -248,6 +248,9 @@ async fn sighup_applies_a_new_grant_and_a_broken_config_changes_nothing() {
     );
     let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
     assert_eq!(s.get("/db-password").await.0, 403);
+    assert_eq!(s.get("/").await.0, 200);
+    let vault_calls = emu.count(wasm_secrets_emulator::Endpoint::KeyVault);
+    let token_calls = emu.count(wasm_secrets_emulator::Endpoint::Imds);
 
     // A grant added to `other`, then SIGHUP: its next request reads the secret.
     write_config(
@@ -273,6 +276,16 @@ async fn sighup_applies_a_new_grant_and_a_broken_config_changes_nothing() {
     assert_eq!(
         sample(&page, "wasm_secrets_config_reloads_total{outcome=\"ok\"}"),
         1.0
+    );
+    // The caches survived the reload: the secret both components read came from the cache,
+    // with the token already held.
+    assert_eq!(
+        emu.count(wasm_secrets_emulator::Endpoint::KeyVault),
+        vault_calls
+    );
+    assert_eq!(
+        emu.count(wasm_secrets_emulator::Endpoint::Imds),
+        token_calls
     );
 
     // A config that does not parse, then one whose component does not compile: nothing
