@@ -131,23 +131,32 @@ async fn main() {
     let vaults1 = vaults(&emu, CacheConfig::default()).await;
     let ours = runtime::command_linker(&engine).unwrap();
     let bare = baseline_linker(&engine, "s3cr3t-db-password");
-    let n = 200_000;
-    let (mut best_ours, mut best_bare) = (u64::MAX, u64::MAX);
-    for _ in 0..3 {
+    // Many short rounds, ours and bare back to back in each, so that the ratio of each pair
+    // comes from the same moment of a shared machine (whose speed drifts by up to 2x here);
+    // the median of those ratios is reported, with the best time of each side.
+    let (n, rounds) = (50_000, 15);
+    let (mut ratios, mut best_ours, mut best_bare) = (Vec::new(), u64::MAX, u64::MAX);
+    for _ in 0..rounds {
         let ctx = SecretsCtx::new(
             "bench",
             Grants::parse(["db-password"]).unwrap(),
             vaults1.clone(),
         );
-        best_ours = best_ours.min(ns_per_get(&ours, &bench, ctx.clone(), n).await);
-        best_bare = best_bare.min(ns_per_get(&bare, &bench, ctx, n).await);
+        let o = ns_per_get(&ours, &bench, ctx.clone(), n).await;
+        let b = ns_per_get(&bare, &bench, ctx, n).await;
+        ratios.push(o as f64 / b.max(1) as f64);
+        best_ours = best_ours.min(o);
+        best_bare = best_bare.min(b);
     }
-    println!("1. cached get from inside a guest ({n} calls, best of 3)");
-    println!("   wasm-secrets get (grant check + secret cache hit): {best_ours} ns/call");
-    println!("   bare host import returning the same string:        {best_bare} ns/call");
+    ratios.sort_by(f64::total_cmp);
+    println!("1. cached get from inside a guest ({rounds} rounds of {n} calls each side)");
+    println!("   wasm-secrets get (grant check + secret cache hit): {best_ours} ns/call (best)");
+    println!("   bare host import returning the same string:        {best_bare} ns/call (best)");
     println!(
-        "   ratio: {:.2}x   (budget: <= 1000 ns and <= 2x)",
-        best_ours as f64 / best_bare.max(1) as f64
+        "   ratio: {:.2}x median of the rounds (lowest {:.2}x, highest {:.2}x)   (budget: <= 1000 ns and <= 2x)",
+        ratios[rounds / 2],
+        ratios[0],
+        ratios[rounds - 1]
     );
     // The same cached get from guests written in Python (componentize-py) and JavaScript
     // (componentize-js), each beside the bare host import called from the same guest: the host
