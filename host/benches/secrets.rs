@@ -13,7 +13,9 @@
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
-//! first section; `BENCH_NO_METRICS` runs with metrics off.
+//! first section (`BENCH_GET_ONLY=rust`: its Rust guest only, for profiling the hot path;
+//! `BENCH_HOST_CALLS` sets how many host-side gets it times); `BENCH_NO_METRICS` runs with
+//! metrics off.
 
 use std::time::{Duration, Instant};
 use wasm_secrets::config::{CacheConfig, CredentialKind};
@@ -149,7 +151,25 @@ async fn main() {
         best_bare = best_bare.min(b);
     }
     ratios.sort_by(f64::total_cmp);
+    // The host's side alone (grant check, cache hit, audit and metrics), without wasm.
+    let host_only = {
+        let ctx = SecretsCtx::new(
+            "bench",
+            Grants::parse(["db-password"]).unwrap(),
+            vaults1.clone(),
+        );
+        let calls: u32 = std::env::var("BENCH_HOST_CALLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        let start = Instant::now();
+        for _ in 0..calls {
+            std::hint::black_box(ctx.get(std::hint::black_box("db-password")).await.unwrap());
+        }
+        start.elapsed().as_nanos() / u128::from(calls)
+    };
     println!("1. cached get from inside a guest ({rounds} rounds of {n} calls each side)");
+    println!("   of which the host's side alone (SecretsCtx::get, no wasm): {host_only} ns/call");
     println!("   wasm-secrets get (grant check + secret cache hit): {best_ours} ns/call (best)");
     println!("   bare host import returning the same string:        {best_bare} ns/call (best)");
     println!(
@@ -161,7 +181,12 @@ async fn main() {
     // The same cached get from guests written in Python (componentize-py) and JavaScript
     // (componentize-js), each beside the bare host import called from the same guest: the host
     // side is the same as for Rust; the rest is the language's own bindings and runtime.
-    for (lang, label) in [("python", "Python"), ("js", "JavaScript")] {
+    let languages: &[(&str, &str)] = if std::env::var("BENCH_GET_ONLY").is_ok_and(|v| v == "rust") {
+        &[]
+    } else {
+        &[("python", "Python"), ("js", "JavaScript")]
+    };
+    for &(lang, label) in languages {
         let (component, _) =
             runtime::load_component(&engine, &lang_guest(lang, "bench-get"), None).unwrap();
         let n = 10_000;

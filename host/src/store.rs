@@ -113,12 +113,23 @@ impl fmt::Debug for SecretsCtx {
     }
 }
 
+/// What the cache could do for a read.
+enum Read<'a> {
+    /// It held the value.
+    Served(SecretValue),
+    /// The vault must be asked for this target.
+    Fetch(Target<'a>, &'a Arc<dyn Backend>),
+}
+
 /// What one request touched, for the audit log.
 struct Trail<'a> {
     op: &'static str,
     name: &'a str,
     target: Option<Target<'a>>,
-    version: Option<Arc<str>>,
+    /// The version asked for (a pinned grant's or the guest's), until the answer names one.
+    version: Option<&'a str>,
+    /// The version the answer came from.
+    served: Option<Arc<str>>,
     cache: Option<CacheStatus>,
     /// Taken only when there is an audit log to write it to.
     start: Option<Instant>,
@@ -198,31 +209,60 @@ impl SecretsCtx {
         // budget makes it yield once in a while (every 128 calls), at the cost of a counter.
         tokio::task::consume_budget().await;
         let mut trail = Trail::new(op, name, self.audit.is_some());
-        let result = async {
-            let (target, backend) = self.authorize(name)?;
-            trail.target = Some(target);
-            let version = match version {
-                None => target.version,
-                Some(v) if !is_valid_version(v) => {
-                    return Err(SecretError::invalid_version(name, v));
-                }
-                Some(v) if target.version.is_some_and(|pinned| pinned != v) => {
-                    return Err(SecretError::version_not_granted(name, v));
-                }
-                Some(v) => Some(v),
-            };
-            trail.version = version.map(Arc::from);
-            let answer = match backend.get_now(target.secret, version) {
-                Some(answer) => answer,
-                None => backend.get(target.secret, version).await,
-            };
-            let secret = answer.map_err(|e| self.backend_error(name, &target, e))?;
-            trail.version = Some(secret.version);
-            trail.cache = Some(secret.cache);
-            Ok(secret.value)
-        }
-        .await;
+        // The hot path, a cache hit, is plain synchronous code; only a read that must wait
+        // for the vault builds (and boxes) a future, so the common case moves no large
+        // future state around.
+        let result = match self.read_now(&mut trail, name, version) {
+            Ok(Read::Served(value)) => Ok(value),
+            Ok(Read::Fetch(target, backend)) => {
+                Box::pin(self.read_from_vault(&mut trail, name, target, backend)).await
+            }
+            Err(e) => Err(e),
+        };
         self.audited(&trail, result)
+    }
+
+    /// Checks the request and answers it from the cache if the value is at hand, else says
+    /// which vault to ask.
+    fn read_now<'a>(
+        &'a self,
+        trail: &mut Trail<'a>,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> Result<Read<'a>, SecretError> {
+        let (target, backend) = self.authorize(name)?;
+        trail.target = Some(target);
+        let version = match version {
+            None => target.version,
+            Some(v) if !is_valid_version(v) => return Err(SecretError::invalid_version(name, v)),
+            Some(v) if target.version.is_some_and(|pinned| pinned != v) => {
+                return Err(SecretError::version_not_granted(name, v));
+            }
+            Some(v) => Some(v),
+        };
+        trail.version = version;
+        match backend.get_now(target.secret, version) {
+            None => Ok(Read::Fetch(target, backend)),
+            Some(answer) => {
+                let secret = answer.map_err(|e| self.backend_error(name, &target, e))?;
+                Ok(Read::Served(trail.served(secret)))
+            }
+        }
+    }
+
+    /// The slow path of [`Self::read_now`]: waits for the vault (through its cache).
+    async fn read_from_vault<'a>(
+        &'a self,
+        trail: &mut Trail<'a>,
+        name: &'a str,
+        target: Target<'a>,
+        backend: &'a Arc<dyn Backend>,
+    ) -> Result<SecretValue, SecretError> {
+        let secret = backend
+            .get(target.secret, trail.version)
+            .await
+            .map_err(|e| self.backend_error(name, &target, e))?;
+        Ok(trail.served(secret))
     }
 
     /// Metadata of the secret granted as `name`. Never the value.
@@ -239,7 +279,7 @@ impl SecretsCtx {
             if let Some(pinned) = target.version {
                 meta.version = pinned.to_owned();
             }
-            trail.version = Some(Arc::from(meta.version.as_str()));
+            trail.served = Some(Arc::from(meta.version.as_str()));
             trail.cache = Some(CacheStatus::Uncached);
             Ok(SecretInfo {
                 name: name.to_owned(),
@@ -294,11 +334,11 @@ impl SecretsCtx {
             }
         }
         let outcome = result.as_ref().err().map_or("ok", |e| e.kind().as_str());
-        let name = crate::audit::name_for_log(trail.name);
-        tracing::debug!(component = %self.component, op = trail.op, name = %name, outcome, "secret request");
+        tracing::debug!(component = %self.component, op = trail.op, name = %crate::audit::name_for_log(trail.name), outcome, "secret request");
         let Some(sink) = &self.audit else {
             return result;
         };
+        let name = crate::audit::name_for_log(trail.name);
         let written = sink.record(&AuditEvent {
             time: crate::audit::now_rfc3339(),
             component: &self.component,
@@ -308,7 +348,7 @@ impl SecretsCtx {
                 .then_some(trail.name.len()),
             vault: trail.target.map(|t| t.vault),
             secret: trail.target.map(|t| t.secret),
-            version: trail.version.as_deref(),
+            version: trail.version(),
             outcome,
             cache: trail.cache.map(CacheStatus::as_str),
             latency_us: trail.start.map_or(0, |t| {
@@ -341,8 +381,21 @@ impl<'a> Trail<'a> {
             name,
             target: None,
             version: None,
+            served: None,
             cache: None,
             start: timed.then(Instant::now),
         }
+    }
+
+    /// Notes where `secret` came from and hands out its value.
+    fn served(&mut self, secret: crate::backend::Secret) -> SecretValue {
+        self.served = Some(secret.version);
+        self.cache = Some(secret.cache);
+        secret.value
+    }
+
+    /// The version to log: the one served, else the one asked for.
+    fn version(&self) -> Option<&str> {
+        self.served.as_deref().or(self.version)
     }
 }

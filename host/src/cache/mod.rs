@@ -58,6 +58,8 @@ struct Entry {
     fetched: Instant,
     /// When a hit starts a background refresh.
     refresh_at: Instant,
+    /// Until this time on the coarse clock, a held value is a plain hit (see [`coarse_hit`]).
+    hit_until: coarsetime::Instant,
     /// The flight for this key and when it started.
     flight: Option<(Flight, Instant)>,
     /// Failed flights in a row.
@@ -72,6 +74,7 @@ impl Entry {
             cached: None,
             fetched: now,
             refresh_at: now,
+            hit_until: coarsetime::Instant::default(),
             flight: None,
             failures: 0,
             retry_at: None,
@@ -153,6 +156,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The coarse-clock time until which a value whose refresh is due at `refresh_at` (now being
+/// `now`) is a plain hit.
+///
+/// A hit is the hot path of every guest's `get`, and reading the precise clock is a good part
+/// of its cost; the coarse clock (updated every tick, 1 to 4 ms) costs a few loads. The margin
+/// covers the coarse clock's lag, so a hit decided this way is one the precise clock would
+/// decide too; past this time every decision is made on the precise clock as before.
+///
+/// The unit tests run the cache on Tokio's paused clock, which the coarse clock does not
+/// follow, so there every decision is made on the precise (paused) clock; the integration
+/// tests and benchmarks run on real time and take this path.
+fn coarse_hit(refresh_at: Instant, now: Instant) -> coarsetime::Instant {
+    const MARGIN: std::time::Duration = std::time::Duration::from_millis(20);
+    if cfg!(test) {
+        return coarsetime::Instant::default();
+    }
+    match refresh_at
+        .saturating_duration_since(now)
+        .checked_sub(MARGIN)
+    {
+        Some(left) => coarsetime::Instant::now() + coarsetime::Duration::from(left),
+        None => coarsetime::Instant::default(),
+    }
+}
+
 fn with_status(s: &Secret, cache: CacheStatus) -> Secret {
     Secret { cache, ..s.clone() }
 }
@@ -160,9 +188,19 @@ fn with_status(s: &Secret, cache: CacheStatus) -> Secret {
 impl Inner {
     /// Decides what a caller for `key` gets, starting a flight where one is due.
     fn plan(self: &Arc<Self>, key: &str, name: &str, version: Option<&str>, wait: bool) -> Plan {
-        let now = Instant::now();
         let mut entries = lock(&self.entries);
-        let Some(entry) = entries.get_mut(key) else {
+        let entry = entries.get_mut(key);
+        if let Some(Entry {
+            cached: Some(Cached::Value(secret)),
+            hit_until,
+            ..
+        }) = &entry
+            && coarsetime::Instant::now() < *hit_until
+        {
+            return Plan::Ready(Ok(with_status(secret, CacheStatus::Hit)));
+        }
+        let now = Instant::now();
+        let Some(entry) = entry else {
             if !wait {
                 return Plan::Later;
             }
@@ -306,9 +344,13 @@ impl Inner {
         let now = Instant::now();
         let mut entries = lock(&self.entries);
         let answer = |entry: &mut Entry, cached: Cached| {
-            entry.cached = Some(cached);
             entry.fetched = started;
             entry.refresh_at = started + timing::refresh_after(self.config.ttl);
+            entry.hit_until = match cached {
+                Cached::Value(_) => coarse_hit(entry.refresh_at, now),
+                Cached::NotFound(_) => coarsetime::Instant::default(),
+            };
+            entry.cached = Some(cached);
             entry.flight = None;
             entry.failures = 0;
             entry.retry_at = None;
