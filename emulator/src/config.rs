@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::crypto::{Curve, KeyOp, KeyType, RSA_SIZES};
 use crate::faults::FaultSpec;
 
 /// The whole emulator configuration. `Default` is the demo config shipped as `emulator/emulator.toml`.
@@ -197,6 +198,52 @@ pub struct VaultConfig {
     /// The seeded secrets.
     #[serde(default)]
     pub secrets: Vec<SecretConfig>,
+    /// The seeded keys (material is generated with real randomness on first use).
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One seeded key (`[[vaults.keys]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeyConfig {
+    /// The key name (`[0-9a-zA-Z-]`, 1..=127 characters).
+    pub name: String,
+    /// `RSA` or `EC`.
+    pub kty: KeyType,
+    /// RSA modulus size in bits: 2048 (default), 3072 or 4096. Not for EC keys.
+    #[serde(default)]
+    pub size: Option<usize>,
+    /// EC curve: `P-256`, `P-384`, `P-521` or `P-256K`. Required for EC keys, not for RSA.
+    #[serde(default)]
+    pub crv: Option<Curve>,
+    /// Permitted operations (`sign`, `verify`, `encrypt`, `decrypt`, `wrapKey`, `unwrapKey`);
+    /// default: every one that fits the key type.
+    #[serde(default)]
+    pub key_ops: Option<Vec<KeyOp>>,
+    /// Whether the key's versions are enabled (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Versions, oldest first; the last is the latest. Default: one version with a random id.
+    #[serde(default)]
+    pub versions: Vec<KeyVersionConfig>,
+    /// When set, only these object ids may use this key (replaces the vault's readers).
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One version of a seeded key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeyVersionConfig {
+    /// A fixed version id (32 lowercase hex characters).
+    pub id: String,
+    /// Whether this version is enabled (default: the key's `enabled`).
+    #[serde(default)]
+    pub enabled: Option<bool>,
 }
 
 /// One seeded secret: either `value` (one version) or `versions` (oldest first).
@@ -450,6 +497,9 @@ impl EmulatorConfig {
                 }
             }
         }
+        for v in &self.vaults {
+            validate_keys(v)?;
+        }
         if let Some(d) = &self.default_vault
             && !names.contains(d.as_str())
         {
@@ -466,6 +516,67 @@ impl EmulatorConfig {
         }
         Ok(())
     }
+}
+
+fn validate_keys(v: &VaultConfig) -> anyhow::Result<()> {
+    let mut knames = std::collections::HashSet::new();
+    for k in &v.keys {
+        let (vault, key) = (&v.name, &k.name);
+        if !valid_secret_name(key) {
+            bail!("vault {vault:?}: key name {key:?} must be 1-127 letters, digits and '-'");
+        }
+        if !knames.insert(key.as_str()) {
+            bail!("vault {vault:?}: key {key:?} is defined twice");
+        }
+        match k.kty {
+            KeyType::Rsa => {
+                if k.crv.is_some() {
+                    bail!("vault {vault:?}: key {key:?}: crv is for EC keys only");
+                }
+                if let Some(s) = k.size
+                    && !RSA_SIZES.contains(&s)
+                {
+                    bail!("vault {vault:?}: key {key:?}: size must be 2048, 3072 or 4096");
+                }
+            }
+            KeyType::Ec => {
+                if k.size.is_some() {
+                    bail!(
+                        "vault {vault:?}: key {key:?}: size is for RSA keys only (EC keys take crv)"
+                    );
+                }
+                if k.crv.is_none() {
+                    bail!(
+                        "vault {vault:?}: key {key:?}: EC keys need crv (P-256, P-384, P-521 or P-256K)"
+                    );
+                }
+            }
+        }
+        for op in k.key_ops.iter().flatten() {
+            if !op.fits(k.kty) {
+                bail!(
+                    "vault {vault:?}: key {key:?}: operation {} needs an RSA key",
+                    op.name()
+                );
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for ver in &k.versions {
+            if !valid_version(&ver.id) {
+                bail!(
+                    "vault {vault:?}: key {key:?}: version id {:?} must be 32 lowercase hex characters",
+                    ver.id
+                );
+            }
+            if !ids.insert(ver.id.as_str()) {
+                bail!(
+                    "vault {vault:?}: key {key:?}: version {:?} is listed twice",
+                    ver.id
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Key Vault secret names: 1-127 of `[0-9a-zA-Z-]`.
@@ -489,6 +600,17 @@ mod tests {
         let c = EmulatorConfig::default();
         assert_eq!(c.vaults.len(), 2);
         assert_eq!(c.tenant_id, DEFAULT_TENANT_ID);
+        let keys: Vec<&str> = c.vaults[0].keys.iter().map(|k| k.name.as_str()).collect();
+        for k in [
+            "jwt-signing-key",
+            "rsa-signing-key",
+            "data-kek",
+            "verify-only-key",
+            "disabled-key",
+            "restricted-key",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from emulator.toml");
+        }
     }
 
     #[test]
@@ -525,6 +647,12 @@ mod tests {
             "canary='a b'\n[[vaults]]\nname='a'",
             "default_vault='zz'\n[[vaults]]\nname='a'",
             "legacy_expires_on='12h'\n[[vaults]]\nname='a'",
+            "[[vaults]]\nname='a'\n[[vaults.keys]]\nname='k'\nkty='EC'",
+            "[[vaults]]\nname='a'\n[[vaults.keys]]\nname='k'\nkty='RSA'\nsize=1024",
+            "[[vaults]]\nname='a'\n[[vaults.keys]]\nname='k'\nkty='EC'\ncrv='P-256'\nkey-ops=['encrypt']",
+            "[[vaults]]\nname='a'\n[[vaults.keys]]\nname='k'\nkty='EC'\ncrv='P-999'",
+            "[[vaults]]\nname='a'\n[[vaults.keys]]\nname='k'\nkty='EC'\ncrv='P-256'\nversions=[{id='x'}]",
+            "[[vaults]]\nname='a'\n[[vaults.keys]]\nname='k'\nkty='EC'\ncrv='P-256'\nbogus=1",
         ] {
             assert!(EmulatorConfig::from_toml_str(bad).is_err(), "{bad}");
         }

@@ -1,4 +1,5 @@
 //! Key Vault secrets over HTTPS: the 401 challenge, token checks, rights, versions, paging, throttling.
+//! Requests under `/keys` are routed to [`crate::keys`] after the same checks.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{VaultConfig, valid_secret_name, valid_version};
+use crate::keys::KeyStore;
 use crate::server::{Body, Req, json, with_header};
 use crate::state::State;
 use crate::token::{TokenError, VAULT_AUDIENCE, now, random_hex};
@@ -69,6 +71,8 @@ pub struct StoredSecret {
 pub struct Vault {
     /// Secrets by name.
     pub secrets: Mutex<BTreeMap<String, StoredSecret>>,
+    /// Keys by name.
+    pub keys: KeyStore,
     /// Object ids with read (and list) rights on the whole vault.
     pub readers: Vec<String>,
     /// Object ids with write rights.
@@ -114,6 +118,7 @@ impl Vault {
         }
         Vault {
             secrets: Mutex::new(secrets),
+            keys: KeyStore::from_config(&c.keys),
             readers: c.readers.clone(),
             writers: c.writers.clone(),
             latency: Mutex::new(Duration::ZERO),
@@ -220,11 +225,16 @@ fn unauthorized(state: &State, message: &str) -> Response<Body> {
 }
 
 fn forbidden(oid: &str, action: &str, scope: &str) -> Response<Body> {
+    rbac_forbidden(oid, &format!("secrets/{action}"), scope)
+}
+
+/// The RBAC 403 for `Microsoft.KeyVault/vaults/{action}` (e.g. `keys/sign/action`) on `scope`.
+pub(crate) fn rbac_forbidden(oid: &str, action: &str, scope: &str) -> Response<Body> {
     kv_error(
         StatusCode::FORBIDDEN,
         "Forbidden",
         &format!(
-            "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: oid={oid}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/{action}'\r\nResource: '{scope}'\r\nAssignment: (not found)\r\nVault: emulator;location=local\r\n"
+            "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: oid={oid}\r\nAction: 'Microsoft.KeyVault/vaults/{action}'\r\nResource: '{scope}'\r\nAssignment: (not found)\r\nVault: emulator;location=local\r\n"
         ),
         Some("ForbiddenByRbac"),
     )
@@ -241,8 +251,19 @@ fn not_found(name: &str) -> Response<Body> {
     )
 }
 
-fn bad_parameter(message: &str) -> Response<Body> {
+/// A 400 BadParameter.
+pub(crate) fn bad_parameter(message: &str) -> Response<Body> {
     kv_error(StatusCode::BAD_REQUEST, "BadParameter", message, None)
+}
+
+/// A 500 InternalError.
+pub(crate) fn internal_error(message: &str) -> Response<Body> {
+    kv_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        message,
+        None,
+    )
 }
 
 fn attributes(v: &StoredVersion) -> Value {
@@ -331,10 +352,10 @@ pub async fn handle(state: &State, name: &str, r: &Req) -> Response<Body> {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    respond(state, vault, r)
+    respond(state, vault, r).await
 }
 
-fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
+async fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
     let Some(api) = r.q("api-version") else {
         return bad_parameter(
             "The 'api-version' query parameter is missing. Specify it, e.g. api-version=7.5.",
@@ -425,6 +446,7 @@ fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
         (&Method::GET, ["secrets", n]) => get(vault, base, n, None, oid),
         (&Method::GET, ["secrets", n, v]) => get(vault, base, n, Some(v), oid),
         (&Method::PUT, ["secrets", n]) => put(vault, base, n, r, oid),
+        (_, ["keys", rest @ ..]) => crate::keys::respond(state, vault, r, oid, rest).await,
         (_, ["secrets", ..]) => kv_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "BadParameter",
@@ -525,7 +547,7 @@ fn put(vault: &Vault, base: &str, name: &str, r: &Req, oid: &str) -> Response<Bo
 }
 
 /// One page of a listing: `maxresults` (1..=25), `$skiptoken` = offset (suffix `e`: an empty page first).
-fn page(state: &State, r: &Req, items: Vec<Value>, list_url: &str) -> Response<Body> {
+pub(crate) fn page(state: &State, r: &Req, items: Vec<Value>, list_url: &str) -> Response<Body> {
     let max = match r.q("maxresults") {
         None => 25,
         Some(s) => match s.parse::<usize>() {

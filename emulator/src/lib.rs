@@ -1,5 +1,6 @@
 //! A local Azure emulator speaking Azure's wire protocols on loopback: IMDS, App Service (2019-08-01 and
-//! 2017-09-01), Azure Arc, the Entra v2 token endpoint, and Key Vault secrets over HTTPS with a generated CA.
+//! 2017-09-01), Azure Arc, the Entra v2 token endpoint, and Key Vault secrets and keys (with real
+//! cryptography) over HTTPS with a generated CA.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -13,9 +14,11 @@ pub mod admin;
 pub mod app_service;
 pub mod arc;
 pub mod config;
+pub mod crypto;
 pub mod entra;
 pub mod faults;
 pub mod imds;
+pub mod keys;
 pub mod keyvault;
 pub mod server;
 pub mod state;
@@ -375,6 +378,32 @@ impl Emulator {
         }
     }
 
+    /// The public JWK of a key version exactly as `GET /keys/{name}[/{version}]` returns it under
+    /// `key` (`kid`, `kty`, `key_ops`, and `n`, `e` or `crv`, `x`, `y`; never private parts), with
+    /// `kid` under [`Emulator::vault_url`]. `None` (or an empty version) means the latest version.
+    /// Returns `None` when the vault, key or version does not exist. The first call for an RSA key
+    /// version may take a moment: its material is generated on first use.
+    pub fn public_key_jwk(
+        &self,
+        vault: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        let base = self.vault_url(vault)?;
+        let v = self.state.vaults.get(vault)?.keys.find(name, version)?;
+        v.public_jwk(&base, name).ok()
+    }
+
+    /// The version ids of a key, oldest first (the last is the latest); empty when unknown.
+    pub fn key_versions(&self, vault: &str, name: &str) -> Vec<String> {
+        self.state
+            .vaults
+            .get(vault)
+            .and_then(|v| v.keys.versions(name))
+            .map(|vs| vs.iter().map(|v| v.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Delay every answer of a vault (for benchmarks).
     pub fn set_vault_latency(&self, vault: &str, latency: Duration) {
         if let Some(v) = self.state.vaults.get(vault)
@@ -453,10 +482,11 @@ impl Emulator {
         for v in &c.vaults {
             let _ = writeln!(
                 s,
-                "  Key Vault {:<9} {} ({} secrets)",
+                "  Key Vault {:<9} {} ({} secrets, {} keys)",
                 v.name,
                 self.vault_url(&v.name).unwrap_or_default(),
-                v.secrets.len()
+                v.secrets.len(),
+                v.keys.len()
             );
         }
         let _ = writeln!(s, "  CA certificate      {}", self.ca_cert_path().display());

@@ -1,4 +1,4 @@
-//! The fidelity test: the REAL Azure SDK for Python (azure-identity, azure-keyvault-secrets) against the
+//! The fidelity test: the REAL Azure SDK for Python (azure-identity, azure-keyvault-secrets and -keys) against the
 //! emulator, via tests/fidelity/test_fidelity.py. Python comes from WASM_SECRETS_PYTHON (default `python3`).
 
 mod common;
@@ -39,6 +39,7 @@ async fn real_azure_sdk_for_python_accepts_the_emulator() {
         .env("EMU_CA", emu.ca_cert_path())
         .env("EMU_CANARY", emu.canary())
         .env("EMU_IMDS", emu.imds_base())
+        .env("EMU_ADMIN", emu.admin_url())
         .env("EMU_UA_CLIENT_ID", &c.identities.user_assigned[0].client_id)
         .env("EMU_APP_SERVICE_ENDPOINT", emu.app_service_endpoint())
         .env("EMU_APP_SERVICE_HEADER", emu.app_service_header())
