@@ -27,6 +27,9 @@
 //! }
 //! ```
 //!
+//! Keys that never leave the vault (sign, verify, wrap, unwrap, encrypt, decrypt) are in
+//! [`keys`].
+//!
 //! The functions call the host and so work only inside a component run by a host that provides
 //! the `store` interface. The raw generated bindings are in [`bindings`] for anything this API
 //! does not cover.
@@ -43,6 +46,8 @@ pub mod bindings {
         path: "../wit",
     });
 }
+
+pub mod keys;
 
 use bindings::wasm_secrets::secrets::{store, types};
 

@@ -17,7 +17,8 @@ pub struct AuditEvent<'a> {
     pub time: String,
     /// The component that asked.
     pub component: &'a str,
-    /// `get`, `get-version`, `info` or `list`.
+    /// `get`, `get-version`, `info` or `list`; for keys `sign`, `verify`, `wrap-key`,
+    /// `unwrap-key`, `encrypt`, `decrypt` or `public-key`.
     pub op: &'a str,
     /// The name the guest used. An invalid name is escaped and cut to 160 bytes (see
     /// [`name_for_log`]), with its length in `name_bytes`.
@@ -31,6 +32,13 @@ pub struct AuditEvent<'a> {
     /// The secret's name in the vault, if granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
+    /// For a key operation, the key's name in the vault, if granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    /// For a key operation, the algorithm (`ES256`, `RSA-OAEP-256`, ...). Never an input or
+    /// an output: no digest, plaintext, ciphertext or signature is ever logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<&'a str>,
     /// The version served or asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'a str>,

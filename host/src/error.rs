@@ -17,13 +17,17 @@ pub enum BackendError {
     /// The vault or identity endpoint is unreachable, throttled, too slow or answered nonsense.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The vault refused the request's arguments (400): a digest or algorithm that does not
+    /// fit the key, or an input it cannot decrypt.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
 }
 
 impl BackendError {
     /// The detail text, without the kind.
     pub fn detail(&self) -> &str {
         match self {
-            Self::NotFound(d) | Self::Forbidden(d) | Self::Unavailable(d) => d,
+            Self::NotFound(d) | Self::Forbidden(d) | Self::Unavailable(d) | Self::Invalid(d) => d,
         }
     }
 }
@@ -141,7 +145,7 @@ impl SecretError {
                 ErrorKind::Forbidden,
                 format!("the host may not read secret \"{name}\": {d}"),
             ),
-            BackendError::Unavailable(d) => Self::new(
+            BackendError::Unavailable(d) | BackendError::Invalid(d) => Self::new(
                 ErrorKind::Unavailable,
                 format!("secret \"{name}\" is unavailable: {d}"),
             ),

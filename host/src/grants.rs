@@ -11,8 +11,10 @@
 //! | `feature-*`                    | `feature-...`  | any secret starting with `feature-`     |
 //! | `db-password@<version>`        | `db-password`  | that one version only                   |
 //!
-//! Everything not granted is denied.
+//! Everything not granted is denied. Keys have grants of their own, `key:...:OPS`
+//! ([`crate::keys::grants`]); they are parsed with these and kept apart.
 
+use crate::keys::grants::{KEY_PREFIX, KeyGrant, KeyGrants};
 use crate::name::{is_valid_name, is_valid_version};
 use std::collections::HashMap;
 use std::fmt;
@@ -45,11 +47,18 @@ pub struct GrantError {
 }
 
 impl GrantError {
-    fn new(grant: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(grant: &str, reason: impl Into<String>) -> Self {
         Self {
             grant: grant.to_owned(),
             reason: reason.into(),
         }
+    }
+
+    /// Why the grant was refused, without the syntax reminder.
+    pub(crate) fn reason(&self) -> &str {
+        self.reason
+            .split_once("; expected")
+            .map_or(&self.reason, |(why, _)| why)
     }
 }
 
@@ -176,6 +185,7 @@ pub struct Grants {
     // Looked up on every request with guest-chosen names; foldhash is randomly seeded.
     exact: HashMap<String, Grant, foldhash::fast::RandomState>,
     patterns: Vec<Grant>,
+    keys: KeyGrants,
 }
 
 impl Grants {
@@ -216,6 +226,11 @@ impl Grants {
     {
         let mut out = Self::default();
         for g in grants {
+            if g.as_ref().starts_with(KEY_PREFIX) {
+                let grant = KeyGrant::parse(g.as_ref())?;
+                out.keys.add(grant, whole_vault, g.as_ref())?;
+                continue;
+            }
             let grant: Grant = g.as_ref().parse()?;
             if grant.is_whole_vault() && whole_vault == WholeVault::Refuse {
                 return Err(GrantError::new(
@@ -230,7 +245,12 @@ impl Grants {
 
     /// Whether any grant covers a whole vault (`*` or `VAULT/*`).
     pub fn has_whole_vault(&self) -> bool {
-        self.patterns.iter().any(Grant::is_whole_vault)
+        self.patterns.iter().any(Grant::is_whole_vault) || self.keys.has_whole_vault()
+    }
+
+    /// The key grants (`key:...`), which no secret read consults.
+    pub fn keys(&self) -> &KeyGrants {
+        &self.keys
     }
 
     /// Adds one grant.
@@ -294,7 +314,7 @@ impl Grants {
 
     /// Whether there are no grants at all.
     pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.patterns.is_empty()
+        self.exact.is_empty() && self.patterns.is_empty() && self.keys.is_empty()
     }
 
     /// The guest names this component may read, given the names each vault holds:

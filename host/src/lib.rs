@@ -91,6 +91,7 @@ pub mod egress;
 mod error;
 pub mod grants;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 mod name;
 #[cfg(test)]

@@ -70,6 +70,14 @@ impl Vaults {
                 self.names().join(", ")
             );
         }
+        for g in grants.keys().iter() {
+            anyhow::ensure!(
+                self.backends.contains_key(&g.target.vault),
+                "grant \"{g}\" names vault \"{}\", which is not configured (configured: {})",
+                g.target.vault,
+                self.names().join(", ")
+            );
+        }
         Ok(())
     }
 }
@@ -88,10 +96,10 @@ pub struct SecretInfo {
 /// Cheap to clone; many instances of one component share one `SecretsCtx`.
 #[derive(Clone)]
 pub struct SecretsCtx {
-    vaults: Vaults,
+    pub(crate) vaults: Vaults,
     grants: Arc<Grants>,
     component: Arc<str>,
-    audit: Option<Arc<dyn AuditSink>>,
+    pub(crate) audit: Option<Arc<dyn AuditSink>>,
     reads: Arc<crate::metrics::ReadCounters>,
 }
 
@@ -348,6 +356,8 @@ impl SecretsCtx {
                 .then_some(trail.name.len()),
             vault: trail.target.map(|t| t.vault),
             secret: trail.target.map(|t| t.secret),
+            key: None,
+            algorithm: None,
             version: trail.version(),
             outcome,
             cache: trail.cache.map(CacheStatus::as_str),

@@ -18,7 +18,9 @@ mod generated {
 }
 
 /// The generated bindings, for embedders that want the raw WIT types.
-pub use generated::wasm_secrets::secrets::{store as wit_store, types as wit_types};
+pub use generated::wasm_secrets::secrets::{
+    keys as wit_keys, store as wit_store, types as wit_types,
+};
 
 /// A borrowed view of a component's [`SecretsCtx`], handed to the generated bindings.
 pub struct SecretsView<'a> {
@@ -38,7 +40,7 @@ impl<'a> From<&'a SecretsCtx> for SecretsView<'a> {
     }
 }
 
-/// Adds the `wasm-secrets:secrets` interfaces to `linker`. `f` picks the component's
+/// Adds the `wasm-secrets:secrets` interfaces (`types`, `store` and `keys`) to `linker`. `f` picks the component's
 /// [`SecretsCtx`] out of the store data.
 ///
 /// The host functions are async: call the component with the `*_async` APIs.
@@ -48,6 +50,7 @@ pub fn add_to_linker<T: Send + 'static>(
 ) -> wasmtime::Result<()> {
     wit_types::add_to_linker::<T, HasSecrets>(linker, f)?;
     wit_store::add_to_linker::<T, HasSecrets>(linker, f)?;
+    wit_keys::add_to_linker::<T, HasSecrets>(linker, f)?;
     Ok(())
 }
 
@@ -127,5 +130,141 @@ impl wit_store::Host for SecretsView<'_> {
 
     async fn list(&mut self) -> wasmtime::Result<Result<Vec<String>, wit_types::Error>> {
         Ok(self.ctx.list().await.map_err(Into::into))
+    }
+}
+
+impl From<crate::keys::KeyError> for wit_keys::KeyError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        use crate::keys::KeyErrorKind as K;
+        let message = e.message().to_owned();
+        match e.kind() {
+            K::InvalidName => Self::InvalidName(message),
+            K::NotGranted => Self::NotGranted(message),
+            K::NotFound => Self::NotFound(message),
+            K::Forbidden => Self::Forbidden(message),
+            K::Unavailable => Self::Unavailable(message),
+            K::InvalidArgument => Self::InvalidArgument(message),
+        }
+    }
+}
+
+impl From<wit_keys::SignatureAlgorithm> for crate::keys::SignatureAlgorithm {
+    fn from(a: wit_keys::SignatureAlgorithm) -> Self {
+        use wit_keys::SignatureAlgorithm as W;
+        match a {
+            W::Rs256 => Self::Rs256,
+            W::Rs384 => Self::Rs384,
+            W::Rs512 => Self::Rs512,
+            W::Ps256 => Self::Ps256,
+            W::Ps384 => Self::Ps384,
+            W::Ps512 => Self::Ps512,
+            W::Es256 => Self::Es256,
+            W::Es384 => Self::Es384,
+            W::Es512 => Self::Es512,
+            W::Es256k => Self::Es256k,
+        }
+    }
+}
+
+impl From<wit_keys::EncryptionAlgorithm> for crate::keys::EncryptionAlgorithm {
+    fn from(a: wit_keys::EncryptionAlgorithm) -> Self {
+        use wit_keys::EncryptionAlgorithm as W;
+        match a {
+            W::RsaOaep => Self::RsaOaep,
+            W::RsaOaep256 => Self::RsaOaep256,
+            W::Rsa15 => Self::Rsa1_5,
+        }
+    }
+}
+
+type KeyResult<T> = wasmtime::Result<Result<T, wit_keys::KeyError>>;
+
+impl wit_keys::Host for SecretsView<'_> {
+    async fn sign(
+        &mut self,
+        name: String,
+        algorithm: wit_keys::SignatureAlgorithm,
+        digest: Vec<u8>,
+    ) -> KeyResult<Vec<u8>> {
+        Ok(self
+            .ctx
+            .sign(&name, algorithm.into(), &digest)
+            .await
+            .map_err(Into::into))
+    }
+
+    async fn verify(
+        &mut self,
+        name: String,
+        algorithm: wit_keys::SignatureAlgorithm,
+        digest: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> KeyResult<bool> {
+        Ok(self
+            .ctx
+            .verify(&name, algorithm.into(), &digest, &signature)
+            .await
+            .map_err(Into::into))
+    }
+
+    async fn wrap_key(
+        &mut self,
+        name: String,
+        algorithm: wit_keys::EncryptionAlgorithm,
+        key: Vec<u8>,
+    ) -> KeyResult<Vec<u8>> {
+        let key = zeroize::Zeroizing::new(key);
+        Ok(self
+            .ctx
+            .wrap_key(&name, algorithm.into(), &key)
+            .await
+            .map_err(Into::into))
+    }
+
+    async fn unwrap_key(
+        &mut self,
+        name: String,
+        algorithm: wit_keys::EncryptionAlgorithm,
+        wrapped: Vec<u8>,
+    ) -> KeyResult<Vec<u8>> {
+        // As with secret values, the plain Vec handed to the bindings is what they lower.
+        Ok(self
+            .ctx
+            .unwrap_key(&name, algorithm.into(), &wrapped)
+            .await
+            .map(|k| k.to_vec())
+            .map_err(Into::into))
+    }
+
+    async fn encrypt(
+        &mut self,
+        name: String,
+        algorithm: wit_keys::EncryptionAlgorithm,
+        plaintext: Vec<u8>,
+    ) -> KeyResult<Vec<u8>> {
+        let plaintext = zeroize::Zeroizing::new(plaintext);
+        Ok(self
+            .ctx
+            .encrypt(&name, algorithm.into(), &plaintext)
+            .await
+            .map_err(Into::into))
+    }
+
+    async fn decrypt(
+        &mut self,
+        name: String,
+        algorithm: wit_keys::EncryptionAlgorithm,
+        ciphertext: Vec<u8>,
+    ) -> KeyResult<Vec<u8>> {
+        Ok(self
+            .ctx
+            .decrypt(&name, algorithm.into(), &ciphertext)
+            .await
+            .map(|k| k.to_vec())
+            .map_err(Into::into))
+    }
+
+    async fn public_key(&mut self, name: String) -> KeyResult<String> {
+        Ok(self.ctx.public_key(&name).await.map_err(Into::into))
     }
 }

@@ -7,13 +7,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 /// `wasm-secrets emulator`, killed when dropped.
-struct EmulatorProcess {
+pub(crate) struct EmulatorProcess {
     child: Child,
     exports: HashMap<String, String>,
 }
 
 impl EmulatorProcess {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut child = cli()
             .arg("emulator")
             .stdout(Stdio::piped())
@@ -34,8 +34,13 @@ impl EmulatorProcess {
         Self { child, exports }
     }
 
-    fn var(&self, name: &str) -> &str {
+    pub(crate) fn var(&self, name: &str) -> &str {
         &self.exports[name]
+    }
+
+    /// The variables it exported.
+    pub(crate) fn exports(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.exports.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -105,7 +110,11 @@ fn check_reports_one_line_per_grant_and_fails_if_any_grant_fails() {
             .to_owned()
     };
     // The exports name the App Service endpoint too, which managed identity prefers (as the SDKs do).
-    assert!(line("vault default:").contains("credential app-service"), "{}", r.stdout);
+    assert!(
+        line("vault default:").contains("credential app-service"),
+        "{}",
+        r.stdout
+    );
     assert!(line("vault default: ok").contains("reachable"));
     assert!(line("grant (flags) db-password:").contains(": ok"));
     assert!(line("grant (flags) feature-*:").contains("matches 2 secrets"));
@@ -130,7 +139,11 @@ fn demo_tells_the_story_with_no_network() {
         "\"cache\":\"hit\"",
         "1 token request(s) to IMDS",
     ] {
-        assert!(r.stdout.contains(needle), "missing {needle:?} in:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains(needle),
+            "missing {needle:?} in:\n{}",
+            r.stdout
+        );
     }
     assert!(!r.stdout.contains("WSCANARY-") || r.stdout.matches("WSCANARY-").count() == 1);
 }

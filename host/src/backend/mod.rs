@@ -4,6 +4,7 @@
 //! the local secrets file implement it; so can an embedder's own store.
 
 pub mod file;
+pub mod keys;
 pub mod keyvault;
 
 use crate::{BackendError, SecretValue};
@@ -97,6 +98,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The store tries this before [`Backend::get`]; backends without a cache keep the default.
     fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
         let _ = (name, version);
+        None
+    }
+
+    /// The vault's keys, if it has any (Key Vault does; the file backend does not).
+    fn keys(&self) -> Option<&dyn keys::KeyBackend> {
         None
     }
 

@@ -110,6 +110,8 @@ struct Inner {
     info_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>, Hasher>>,
     infos: Mutex<LruCache<String, (Instant, SecretMeta), Hasher>>,
     names: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+    /// Public keys, by `name` or `name@version`, with when they were fetched.
+    public_keys: Mutex<LruCache<Key, (Instant, crate::backend::keys::PublicKey), Hasher>>,
 }
 
 /// A [`Backend`] with the secret cache in front of it.
@@ -135,6 +137,7 @@ impl CachedBackend {
             info_flights: Mutex::default(),
             infos: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
             names: tokio::sync::Mutex::new(None),
+            public_keys: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
         });
         let counted: Arc<dyn crate::metrics::CountEntries> = inner.clone();
         crate::metrics::global().track_cache(Arc::downgrade(&counted));
@@ -374,7 +377,7 @@ impl Inner {
                 entries.pop(key);
                 Err(e)
             }
-            Err(e @ BackendError::Unavailable(_)) => {
+            Err(e @ (BackendError::Unavailable(_) | BackendError::Invalid(_))) => {
                 if let Some(entry) = entries.peek_mut(key) {
                     entry.flight = None;
                     entry.failures = entry.failures.saturating_add(1);
@@ -459,7 +462,8 @@ impl Inner {
                         Ok(Err(e @ (BackendError::NotFound(_) | BackendError::Forbidden(_)))) => {
                             Err(e)
                         }
-                        Ok(Err(BackendError::Unavailable(_))) | Err(_) => Ok(stale),
+                        Ok(Err(BackendError::Unavailable(_) | BackendError::Invalid(_)))
+                        | Err(_) => Ok(stale),
                     };
                 }
                 Plan::Later => unreachable!("a caller that can wait is never told to come later"),
@@ -471,6 +475,10 @@ impl Inner {
 impl Backend for CachedBackend {
     fn describe(&self) -> String {
         format!("{} (cached)", self.inner.backend.describe())
+    }
+
+    fn keys(&self) -> Option<&dyn crate::backend::keys::KeyBackend> {
+        self.inner.backend.keys().map(|_| self as _)
     }
 
     fn get<'a>(
@@ -536,5 +544,6 @@ impl Backend for CachedBackend {
     }
 }
 
+mod keys;
 #[cfg(test)]
 mod tests;

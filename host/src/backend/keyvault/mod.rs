@@ -9,6 +9,7 @@
 //! error code, never a body.
 
 mod challenge;
+mod keys;
 pub(crate) mod wire;
 
 pub use challenge::{KEY_VAULT_RESOURCES, parse_resource, vault_may_ask_for};
@@ -144,14 +145,25 @@ impl KeyVault {
 
     /// GET `url` with the challenge, token, retry and error rules. Returns a 2xx response.
     async fn get_json(&self, url: Url) -> Result<HttpResponse, BackendError> {
+        self.call(Method::GET, url, None).await
+    }
+
+    /// A request with the challenge, token, retry and error rules; `body` is JSON. Returns a
+    /// 2xx response.
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse, BackendError> {
         let mut challenged_again = false;
         loop {
             let resource = self.resource.read().await.clone();
             let response = match &resource {
-                None => self.send(&url, None).await?,
+                None => self.send(&method, &url, None, body).await?,
                 Some(r) => {
                     let token = self.tokens.token(r).await.map_err(BackendError::from)?;
-                    self.send(&url, Some(token.secret())).await?
+                    self.send(&method, &url, Some(token.secret()), body).await?
                 }
             };
             if response.status != StatusCode::UNAUTHORIZED {
@@ -202,14 +214,25 @@ impl KeyVault {
     }
 
     /// One request with retries for 429, 5xx and transport failures.
-    async fn send(&self, url: &Url, token: Option<&str>) -> Result<HttpResponse, BackendError> {
+    async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse, BackendError> {
         let mut throttled = 0;
         let mut failed = 0;
         loop {
             self.wait_for_throttle().await?;
-            let mut request = self.http.request(Method::GET, url.clone());
+            let mut request = self.http.request(method.clone(), url.clone());
             if let Some(token) = token {
                 request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec());
             }
             let sent = self.http.send(request).await;
             crate::metrics::global().vault_request(
@@ -384,6 +407,9 @@ fn check_status(r: HttpResponse) -> Result<HttpResponse, BackendError> {
         StatusCode::FORBIDDEN => {
             BackendError::Forbidden(format!("Key Vault answered 403 ({codes})"))
         }
+        StatusCode::BAD_REQUEST => {
+            BackendError::Invalid(format!("Key Vault answered 400 ({codes})"))
+        }
         _ => BackendError::Unavailable(format!("Key Vault answered {} ({codes})", status.as_u16())),
     })
 }
@@ -391,6 +417,10 @@ fn check_status(r: HttpResponse) -> Result<HttpResponse, BackendError> {
 impl Backend for KeyVault {
     fn describe(&self) -> String {
         format!("key vault {}", self.url.as_str().trim_end_matches('/'))
+    }
+
+    fn keys(&self) -> Option<&dyn crate::backend::keys::KeyBackend> {
+        Some(self)
     }
 
     fn get<'a>(

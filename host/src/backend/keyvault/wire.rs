@@ -78,9 +78,18 @@ impl ErrorBody {
 
 /// The path segments of a Key Vault id after `/secrets/`: `(name, version)`.
 pub fn id_parts(id: &str) -> Option<(String, Option<String>)> {
+    collection_id_parts(id, "secrets")
+}
+
+/// `(name, version)` of a key id such as `https://v.vault.azure.net/keys/name/version`.
+pub fn key_id_parts(id: &str) -> Option<(String, Option<String>)> {
+    collection_id_parts(id, "keys")
+}
+
+fn collection_id_parts(id: &str, collection: &str) -> Option<(String, Option<String>)> {
     let url = url::Url::parse(id).ok()?;
     let mut segs = url.path_segments()?;
-    if segs.next()? != "secrets" {
+    if segs.next()? != collection {
         return None;
     }
     let name = segs.next().filter(|n| !n.is_empty())?.to_owned();

@@ -1,0 +1,456 @@
+//! Keys that never leave the vault, end to end against the emulator's Key Vault: the policy
+//! (key grants apart from secret grants, operations decided before any vault call, input
+//! checks), each operation's round trip, the vault's refusals, pinned versions, the audit
+//! record, and `jwt-sign` through the CLI as the done criterion, its token verified
+//! independently with a JWT crate on the public JWK.
+
+use crate::emulator::*;
+use crate::harness::{cli, component, engine, guest, run_cli};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
+use sha2::Digest;
+use wasm_secrets::keys::{EncryptionAlgorithm as Enc, KeyErrorKind, SignatureAlgorithm as Sig};
+use wasm_secrets::runtime::{self, CommandOptions, Outcome};
+use wasm_secrets_emulator::Endpoint;
+
+/// The older of `jwt-signing-key`'s two versions in the emulator's default config.
+const OLD_JWT_KEY: &str = "1e5a0000000000000000000000000001";
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    sha2::Sha256::digest(data).to_vec()
+}
+
+/// Verifies an ES256 signature (raw r||s) with p256 on the emulator's public JWK: an
+/// independent check, not the vault's verify.
+fn es256_verifies(jwk: &serde_json::Value, digest: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let coord = |m: &str| URL_SAFE_NO_PAD.decode(jwk[m].as_str().unwrap()).unwrap();
+    let point = p256::EncodedPoint::from_affine_coordinates(
+        coord("x").as_slice().into(),
+        coord("y").as_slice().into(),
+        false,
+    );
+    let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point).unwrap();
+    let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_prehash(digest, &sig).is_ok()
+}
+
+#[tokio::test]
+async fn each_operation_round_trips_through_the_vault() {
+    let emu = start().await;
+    let secrets = ctx(
+        &[
+            "key:signer=jwt-signing-key:sign,verify",
+            "key:rsa-signing-key:sign,verify",
+            "key:kek=data-kek:wrap-key,unwrap-key,encrypt,decrypt",
+        ],
+        imds_vaults(&emu),
+    );
+    // ES256, checked by the vault and independently on the public JWK.
+    let digest = sha256(b"header.payload");
+    let sig = secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    assert_eq!(sig.len(), 64, "raw r||s");
+    assert!(
+        secrets
+            .verify("signer", Sig::Es256, &digest, &sig)
+            .await
+            .unwrap()
+    );
+    let jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
+    assert!(es256_verifies(&jwk, &digest, &sig));
+    let other = sha256(b"something else");
+    assert!(
+        !secrets
+            .verify("signer", Sig::Es256, &other, &sig)
+            .await
+            .unwrap()
+    );
+    assert!(!es256_verifies(&jwk, &other, &sig));
+
+    for alg in [Sig::Rs256, Sig::Ps256, Sig::Rs512, Sig::Ps384] {
+        let digest = vec![7u8; alg.digest_len()];
+        let sig = secrets.sign("rsa-signing-key", alg, &digest).await.unwrap();
+        assert_eq!(sig.len(), 256, "{alg}");
+        assert!(
+            secrets
+                .verify("rsa-signing-key", alg, &digest, &sig)
+                .await
+                .unwrap(),
+            "{alg}"
+        );
+    }
+
+    for alg in [Enc::RsaOaep, Enc::RsaOaep256, Enc::Rsa1_5] {
+        let data_key = [42u8; 32];
+        let wrapped = secrets.wrap_key("kek", alg, &data_key).await.unwrap();
+        assert_ne!(wrapped, data_key);
+        let unwrapped = secrets.unwrap_key("kek", alg, &wrapped).await.unwrap();
+        assert_eq!(unwrapped.as_slice(), data_key, "{alg}");
+        let ciphertext = secrets.encrypt("kek", alg, b"hello vault").await.unwrap();
+        let plaintext = secrets.decrypt("kek", alg, &ciphertext).await.unwrap();
+        assert_eq!(plaintext.as_slice(), b"hello vault", "{alg}");
+    }
+
+    // The public key is the public JWK, never a private member.
+    let public: serde_json::Value =
+        serde_json::from_str(&secrets.public_key("kek").await.unwrap()).unwrap();
+    assert_eq!(public["kty"], "RSA");
+    assert!(public["n"].is_string() && public["e"].is_string());
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(public.get(private).is_none(), "{private} in {public}");
+    }
+}
+
+#[tokio::test]
+async fn what_the_grant_does_not_allow_is_refused_before_any_vault_call() {
+    let emu = start().await;
+    let secrets = ctx(
+        &["db-password", "key:signer=jwt-signing-key:sign"],
+        imds_vaults(&emu),
+    );
+    emu.reset_counters();
+    let digest = sha256(b"x");
+    let refused = [
+        // The grant allows sign only.
+        secrets
+            .verify("signer", Sig::Es256, &digest, &[1; 64])
+            .await
+            .unwrap_err(),
+        secrets
+            .encrypt("signer", Enc::RsaOaep256, b"x")
+            .await
+            .unwrap_err(),
+        // A key grant under another name, or the key's vault name, grants nothing.
+        secrets
+            .sign("jwt-signing-key", Sig::Es256, &digest)
+            .await
+            .unwrap_err(),
+        // A secret grant allows no key operation.
+        secrets
+            .sign("db-password", Sig::Es256, &digest)
+            .await
+            .unwrap_err(),
+        secrets.public_key("db-password").await.unwrap_err(),
+    ];
+    for e in &refused {
+        assert_eq!(e.kind(), KeyErrorKind::NotGranted, "{e}");
+    }
+    assert!(
+        refused[0].message().contains("does not allow verify"),
+        "{}",
+        refused[0]
+    );
+    // Nor does a key grant read a secret.
+    let e = secrets.get("signer").await.unwrap_err();
+    assert_eq!(e.kind().as_str(), "not-granted");
+    // Bad names and bad inputs are refused before the vault too.
+    let e = secrets
+        .sign("../etc", Sig::Es256, &digest)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::InvalidName);
+    for bad in [vec![], vec![0u8; 31], vec![0u8; 48]] {
+        let e = secrets.sign("signer", Sig::Es256, &bad).await.unwrap_err();
+        assert_eq!(e.kind(), KeyErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains("32-byte digest"), "{e}");
+    }
+    assert_eq!(
+        emu.count(Endpoint::KeyVault),
+        0,
+        "no request reached the vault"
+    );
+    assert_eq!(emu.count(Endpoint::Imds), 0, "no token was even asked for");
+}
+
+#[tokio::test]
+async fn the_vaults_refusals_keep_their_kinds() {
+    let emu = start().await;
+    let secrets = ctx(
+        &[
+            "key:verify-only-key:sign,verify",
+            "key:disabled-key:sign",
+            "key:restricted-key:sign",
+            "key:missing-key:sign",
+            "key:rsa-signing-key:sign",
+        ],
+        imds_vaults(&emu),
+    );
+    let digest = sha256(b"x");
+    let kind = |r: Result<Vec<u8>, wasm_secrets::keys::KeyError>| r.unwrap_err().kind();
+    // The key's own key_ops exclude sign: the vault refuses, the grant did not.
+    assert_eq!(
+        kind(secrets.sign("verify-only-key", Sig::Es256, &digest).await),
+        KeyErrorKind::Forbidden
+    );
+    assert_eq!(
+        kind(secrets.sign("disabled-key", Sig::Es256, &digest).await),
+        KeyErrorKind::Forbidden
+    );
+    // RBAC: the host's identity may not use this key.
+    assert_eq!(
+        kind(secrets.sign("restricted-key", Sig::Es256, &digest).await),
+        KeyErrorKind::Forbidden
+    );
+    assert_eq!(
+        kind(secrets.sign("missing-key", Sig::Es256, &digest).await),
+        KeyErrorKind::NotFound
+    );
+    // An algorithm that does not fit the key is the caller's mistake.
+    let e = secrets
+        .sign("rsa-signing-key", Sig::Es256, &digest)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("RSA"), "{e}");
+}
+
+#[tokio::test]
+async fn a_pinned_grant_signs_with_that_version_only() {
+    let emu = start().await;
+    let secrets = ctx(
+        &[
+            &format!("key:old=jwt-signing-key@{OLD_JWT_KEY}:sign"),
+            "key:new=jwt-signing-key:sign",
+        ],
+        imds_vaults(&emu),
+    );
+    let digest = sha256(b"pinned");
+    let old_jwk = emu
+        .public_key_jwk("main", "jwt-signing-key", Some(OLD_JWT_KEY))
+        .unwrap();
+    let new_jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
+    assert_ne!(old_jwk["x"], new_jwk["x"], "two versions, two keys");
+    let old = secrets.sign("old", Sig::Es256, &digest).await.unwrap();
+    let new = secrets.sign("new", Sig::Es256, &digest).await.unwrap();
+    assert!(es256_verifies(&old_jwk, &digest, &old) && !es256_verifies(&new_jwk, &digest, &old));
+    assert!(es256_verifies(&new_jwk, &digest, &new) && !es256_verifies(&old_jwk, &digest, &new));
+}
+
+#[tokio::test]
+async fn key_operations_are_audited_without_inputs_or_outputs() {
+    let emu = start().await;
+    let audit = AuditBuffer::default();
+    let secrets = ctx(
+        &[
+            "key:signer=jwt-signing-key:sign",
+            "key:kek=data-kek:decrypt,encrypt",
+        ],
+        imds_vaults(&emu),
+    )
+    .with_audit(audit.sink());
+    let digest = sha256(b"audited");
+    let sig = secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let ciphertext = secrets
+        .encrypt("kek", Enc::RsaOaep256, b"plain-words")
+        .await
+        .unwrap();
+    secrets
+        .decrypt("kek", Enc::RsaOaep256, &ciphertext)
+        .await
+        .unwrap();
+    secrets
+        .verify("signer", Sig::Es256, &digest, &sig)
+        .await
+        .unwrap_err();
+    let events = audit.events();
+    let ops: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}/{}",
+                e["op"].as_str().unwrap(),
+                e["key"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "sign/jwt-signing-key/ok",
+            "encrypt/data-kek/ok",
+            "decrypt/data-kek/ok",
+            "verify/jwt-signing-key/not-granted"
+        ]
+    );
+    assert_eq!(events[0]["algorithm"], "ES256");
+    assert_eq!(events[0]["name"], "signer");
+    let latest = emu.key_versions("main", "jwt-signing-key").pop().unwrap();
+    assert_eq!(events[0]["version"], latest.as_str());
+    let text = audit.text();
+    for leak in [
+        URL_SAFE_NO_PAD.encode(&digest),
+        URL_SAFE_NO_PAD.encode(&sig),
+        URL_SAFE_NO_PAD.encode(&ciphertext),
+        "plain-words".to_owned(),
+    ] {
+        assert!(
+            !text.contains(&leak),
+            "the audit log holds an input or output: {text}"
+        );
+    }
+}
+
+/// Runs `jwt-sign` in-process; returns (exit code, stdout, stderr).
+async fn jwt_sign(
+    grants: &[&str],
+    emu: &wasm_secrets_emulator::Emulator,
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut argv = vec!["jwt-sign".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let options = CommandOptions {
+        args: argv,
+        capture_output: true,
+        ..CommandOptions::default()
+    };
+    let r = runtime::run_command(
+        engine(),
+        &component("jwt-sign"),
+        ctx(grants, imds_vaults(emu)),
+        &options,
+    )
+    .await
+    .unwrap();
+    let Outcome::Exited(code) = r.outcome else {
+        panic!("jwt-sign failed: {:?}", r.outcome)
+    };
+    (
+        code,
+        String::from_utf8(r.stdout).unwrap(),
+        String::from_utf8(r.stderr).unwrap(),
+    )
+}
+
+/// Decodes and verifies `token` with jsonwebtoken on `jwk`; returns the claims.
+fn verified_claims(token: &str, jwk: &serde_json::Value, alg: Algorithm) -> serde_json::Value {
+    let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let key = DecodingKey::from_jwk(&jwk).unwrap();
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("the token does not verify: {e}: {token}"))
+        .claims
+}
+
+#[tokio::test]
+async fn jwt_sign_tokens_verify_with_a_jwt_crate_for_each_algorithm_it_is_granted() {
+    let emu = start().await;
+    let (code, out, err) = jwt_sign(
+        &["key:signer=jwt-signing-key:sign"],
+        &emu,
+        &["sub=alice", "admin=true", "exp=4102444800"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let token = out.trim_end();
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "the token on a line of its own: {out}"
+    );
+    let jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
+    let claims = verified_claims(token, &jwk, Algorithm::ES256);
+    assert_eq!(
+        claims,
+        serde_json::json!({"sub": "alice", "admin": true, "exp": 4102444800u64})
+    );
+
+    // RS256 and PS256 with the RSA key, chosen with --alg; the header says which.
+    let rsa = emu.public_key_jwk("main", "rsa-signing-key", None).unwrap();
+    for (alg, expected) in [("RS256", Algorithm::RS256), ("PS256", Algorithm::PS256)] {
+        let (code, out, err) = jwt_sign(
+            &["key:signer=rsa-signing-key:sign"],
+            &emu,
+            &["--alg", alg, "sub=bob"],
+        )
+        .await;
+        assert_eq!(code, 0, "{alg}: {err}");
+        let header = jsonwebtoken::decode_header(out.trim_end()).unwrap();
+        assert_eq!(header.alg, expected);
+        assert_eq!(
+            verified_claims(out.trim_end(), &rsa, expected)["sub"],
+            "bob"
+        );
+    }
+
+    // Without a grant, or with one that does not allow sign: not-granted, no token.
+    for grants in [&[][..], &["key:signer=jwt-signing-key:verify"][..]] {
+        let (code, out, err) = jwt_sign(grants, &emu, &["sub=alice"]).await;
+        assert_eq!(code, 1);
+        assert_eq!(out, "");
+        assert!(err.starts_with("jwt-sign: not-granted: "), "{err}");
+    }
+}
+
+/// The done criterion, as a new user would run it: the emulator running as a process,
+/// `wasm-secrets run` with a key grant prints a JWT that verifies against the key's public JWK;
+/// the same run without the grant prints not-granted.
+#[test]
+fn run_with_a_key_grant_prints_a_jwt_that_verifies_and_without_it_not_granted() {
+    let emu = crate::cli_azure::EmulatorProcess::start();
+    let run = |grants: &[&str]| {
+        let mut cmd = cli();
+        for (k, v) in emu.exports() {
+            cmd.env(k, v);
+        }
+        cmd.args(["run", "--vault", emu.var("WASM_SECRETS_VAULT"), "--ca-cert"])
+            .arg(emu.var("WASM_SECRETS_CA_CERT"))
+            .args(["--credential", "managed-identity"]);
+        for g in grants {
+            cmd.args(["--grant", g]);
+        }
+        run_cli(cmd.arg(guest("jwt-sign")).arg("sub=alice"))
+    };
+    let r = run(&["key:signer=jwt-signing-key:sign"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let token = r.stdout.trim_end().to_owned();
+
+    let jwk = public_jwk_over_http(&emu);
+    let claims = verified_claims(&token, &jwk, Algorithm::ES256);
+    assert_eq!(claims["sub"], "alice");
+
+    let r = run(&[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("not-granted"), "{}", r.stderr);
+}
+
+/// The public JWK of `jwt-signing-key` from the emulator process, read the way a relying party
+/// would: over HTTPS from Key Vault, with a token from the emulator's IMDS.
+fn public_jwk_over_http(emu: &crate::cli_azure::EmulatorProcess) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let env = wasm_secrets::credential::Env::from_pairs(
+            emu.exports()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect::<Vec<_>>(),
+        );
+        let mut connector = wasm_secrets::connect::Connector::new(
+            env,
+            wasm_secrets::config::CacheConfig::default(),
+        )
+        .loopback_only(true);
+        let vault = connector
+            .key_vault(&wasm_secrets::connect::VaultSettings {
+                url: emu.var("WASM_SECRETS_VAULT").to_owned(),
+                credential: wasm_secrets::config::CredentialKind::ManagedIdentity,
+                ca_cert: Some(emu.var("WASM_SECRETS_CA_CERT").into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let secrets = wasm_secrets::SecretsCtx::new(
+            "relying-party",
+            wasm_secrets::Grants::parse(["key:jwt-signing-key:verify"]).unwrap(),
+            wasm_secrets::Vaults::new().with("default", vault),
+        );
+        serde_json::from_str(&secrets.public_key("jwt-signing-key").await.unwrap()).unwrap()
+    })
+}
