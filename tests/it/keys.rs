@@ -454,3 +454,64 @@ fn public_jwk_over_http(emu: &crate::cli_azure::EmulatorProcess) -> serde_json::
         serde_json::from_str(&secrets.public_key("jwt-signing-key").await.unwrap()).unwrap()
     })
 }
+
+#[tokio::test]
+async fn verify_runs_on_the_cached_public_key_without_the_vault() {
+    let emu = start().await;
+    let secrets = ctx(
+        &[
+            "key:signer=jwt-signing-key:sign,verify",
+            "key:rsa-signing-key:sign,verify",
+        ],
+        imds_vaults(&emu),
+    );
+    let digest = sha256(b"verified here");
+    let es = secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let ps = secrets
+        .sign("rsa-signing-key", Sig::Ps256, &digest)
+        .await
+        .unwrap();
+    // The vault is down from here on; the public keys are cached.
+    emu.set_faults(Endpoint::KeyVault, repeat(status(503), 1000));
+    let before = emu.count(Endpoint::KeyVault);
+    let mut tampered = es.clone();
+    tampered[10] ^= 1;
+    assert!(
+        secrets
+            .verify("signer", Sig::Es256, &digest, &es)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !secrets
+            .verify("signer", Sig::Es256, &digest, &tampered)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !secrets
+            .verify("signer", Sig::Es256, &sha256(b"other"), &es)
+            .await
+            .unwrap()
+    );
+    assert!(
+        secrets
+            .verify("rsa-signing-key", Sig::Ps256, &digest, &ps)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !secrets
+            .verify("rsa-signing-key", Sig::Rs256, &digest, &ps)
+            .await
+            .unwrap(),
+        "a PSS signature is not a PKCS#1 v1.5 one"
+    );
+    assert_eq!(emu.count(Endpoint::KeyVault), before, "no vault call");
+    // Signing needs the private key, so the vault: unavailable while it is down.
+    let e = secrets
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// A key's public half, as the vault describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PublicKey {
     /// The version this is (the last segment of the key id).
     pub version: Arc<str>,
@@ -21,6 +21,8 @@ pub struct PublicKey {
     pub crv: Option<Arc<str>>,
     /// Whether the key is enabled.
     pub enabled: bool,
+    /// The key, parsed for local verification, if its `key_ops` allow verify.
+    pub verifier: Option<Arc<crate::keys::verify::Verifier>>,
 }
 
 /// One operation for the vault to do with a key.

@@ -9,6 +9,7 @@
 
 pub mod grants;
 mod policy;
+pub mod verify;
 
 pub use grants::{KeyGrant, KeyGrants, KeyOp, KeyOps};
 

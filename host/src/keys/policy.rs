@@ -1,7 +1,8 @@
 //! The policy point for keys, on [`SecretsCtx`]: the name, the grant and the operation it
 //! allows, and the input, all checked before any vault call; then the vault does the
 //! operation on the version the grant pins (or the latest, looked up through the public-key
-//! cache); every request is audited without its input or output.
+//! cache), except verify, which the host does on the cached public key when the key allows
+//! it ([`super::verify`]); every request is audited without its input or output.
 
 use super::{EncryptionAlgorithm, KeyError, KeyErrorKind, KeyOp, SignatureAlgorithm};
 use crate::audit::AuditEvent;
@@ -71,6 +72,14 @@ impl SecretsCtx {
             check_input(name, "signature", signature)?;
             let public = key.public(&mut trail).await?;
             check_signature_algorithm(name, &public, algorithm)?;
+            // The cached public key answers without a vault call when it can.
+            if let Some(verified) = public
+                .verifier
+                .as_ref()
+                .and_then(|v| v.verify(algorithm, digest, signature))
+            {
+                return Ok(verified);
+            }
             match key
                 .operate(
                     &public,

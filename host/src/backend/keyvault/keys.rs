@@ -7,11 +7,13 @@ use super::wire::key_id_parts;
 use crate::BackendError;
 use crate::backend::keys::{KeyAnswer, KeyBackend, KeyRequest, PublicKey, public_jwk};
 use crate::keys::KeyOp;
+use crate::keys::verify::Verifier;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::{BoxFuture, FutureExt};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// `GET /keys/{name}[/{version}]`.
@@ -68,6 +70,7 @@ impl KeyBackend for KeyVault {
                 jwk: public_jwk(&bundle.key).into(),
                 kty: member("kty").unwrap_or_else(|| "".into()),
                 crv: member("crv"),
+                verifier: Verifier::from_jwk(&bundle.key).map(Arc::new),
                 enabled: bundle.attributes.enabled.unwrap_or(true),
             })
         }
