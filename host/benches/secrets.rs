@@ -9,7 +9,10 @@
 //! 5. serve: requests per second of http-hello (one secret per request) vs. http-plain;
 //! 6. noisy neighbour: serve's p99 while two guests call `get` in a tight loop beside it;
 //! 7. the secret cache full at 1,000 and at 100,000 entries: a miss that evicts, and a hit;
-//! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load.
+//! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load;
+//! 9. key operations: an ES256 sign through a guest vs the same request sent straight to the
+//!    vault, and a verify on the cached public key vs at the vault (`BENCH_KEYS_ONLY` runs only
+//!    this section).
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
@@ -95,8 +98,21 @@ async fn ns_per_get(
     ctx: SecretsCtx,
     n: u32,
 ) -> u64 {
+    ns_per_call(linker, component, ctx, &[&n.to_string(), "db-password"]).await
+}
+
+/// Runs bench-get with `args`; returns the nanoseconds per call it printed.
+async fn ns_per_call(
+    linker: &Linker<HostState>,
+    component: &Component,
+    ctx: SecretsCtx,
+    args: &[&str],
+) -> u64 {
     let options = CommandOptions {
-        args: vec!["bench-get".into(), n.to_string(), "db-password".into()],
+        args: std::iter::once("bench-get")
+            .chain(args.iter().copied())
+            .map(str::to_owned)
+            .collect(),
         capture_output: true,
         ..CommandOptions::default()
     };
@@ -128,6 +144,11 @@ async fn main() {
         "wasm-secrets benchmarks ({} logical CPUs)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if std::env::var_os("BENCH_KEYS_ONLY").is_some() {
+        let ours = runtime::command_linker(&engine).unwrap();
+        key_operations(&emu, &ours, &bench).await;
+        return;
+    }
 
     // 1. Cached get vs. a bare host import.
     let vaults1 = vaults(&emu, CacheConfig::default()).await;
@@ -427,6 +448,8 @@ async fn main() {
         serving.await.unwrap().unwrap();
     }
     platform(&vaults1, secs).await;
+    // 9. Key operations.
+    key_operations(&emu, &ours, &bench).await;
     emu.shutdown().await;
 
     // 7. The cache at its bound: every miss evicts the least recently used entry.
@@ -712,4 +735,112 @@ async fn load(addr: std::net::SocketAddr, connections: usize, duration: Duration
         .into_iter()
         .map(|r| r.unwrap())
         .sum()
+}
+
+/// Section 9: an ES256 sign through the guest (grant check, public-key cache, the vault's
+/// sign) vs the same POST sent straight to the emulator's Key Vault with a token, in paired
+/// rounds; and a verify done by the host on the cached public key vs the vault's verify.
+async fn key_operations(emu: &Emulator, ours: &Linker<HostState>, bench: &Component) {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let vaults = vaults(emu, CacheConfig::default()).await;
+    let ctx = || {
+        SecretsCtx::new(
+            "bench",
+            Grants::parse(["key:signer=jwt-signing-key:sign,verify"]).unwrap(),
+            vaults.clone(),
+        )
+    };
+    // The direct client: the same TLS stack, a token from the emulator's IMDS, one connection.
+    let http = wasm_secrets::http::HttpClient::builder()
+        .loopback_only(true)
+        .extra_ca(emu.ca_cert_path())
+        .build()
+        .unwrap();
+    let token_url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net",
+        emu.imds_base()
+    );
+    let token: serde_json::Value = http
+        .send(
+            http.request(reqwest::Method::GET, token_url.parse().unwrap())
+                .header("Metadata", "true"),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let version = emu.key_versions("main", "jwt-signing-key").pop().unwrap();
+    let digest = [7u8; 32];
+    let op_url = |op: &str| -> url::Url {
+        format!(
+            "{}/keys/jwt-signing-key/{version}/{op}?api-version=2025-07-01",
+            emu.default_vault_url().trim_end_matches('/')
+        )
+        .parse()
+        .unwrap()
+    };
+    let post = |op: &str, body: serde_json::Value| {
+        http.send(
+            http.request(reqwest::Method::POST, op_url(op))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+    };
+    let signature: serde_json::Value = post(
+        "sign",
+        serde_json::json!({"alg": "ES256", "value": b64(&digest)}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .unwrap();
+    let signature = signature["value"].as_str().unwrap().to_owned();
+    let direct = |op: &'static str, n: u32| {
+        let body = if op == "sign" {
+            serde_json::json!({"alg": "ES256", "value": b64(&digest)})
+        } else {
+            serde_json::json!({"alg": "ES256", "digest": b64(&digest), "value": signature})
+        };
+        let post = &post;
+        async move {
+            let start = Instant::now();
+            for _ in 0..n {
+                let r = post(op, body.clone()).await.unwrap();
+                assert!(r.status.is_success(), "{op}: {}", r.status);
+            }
+            (start.elapsed().as_nanos() / u128::from(n)) as u64
+        }
+    };
+    let (n, rounds) = (200u32, 7);
+    let mut ratios = Vec::new();
+    let (mut best_ours, mut best_direct) = (u64::MAX, u64::MAX);
+    for _ in 0..rounds {
+        let o = ns_per_call(ours, bench, ctx(), &["--sign", &n.to_string(), "signer"]).await;
+        let d = direct("sign", n).await;
+        ratios.push(o as f64 / d.max(1) as f64);
+        best_ours = best_ours.min(o);
+        best_direct = best_direct.min(d);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("9. key operations ({rounds} rounds of {n} ES256 signs each side)");
+    println!(
+        "   sign through a guest: {:.1} us (best); the same POST straight to the vault: {:.1} us; ratio {:.2}x median (lowest {:.2}x, highest {:.2}x)   (budget: <= 1.2x)",
+        best_ours as f64 / 1000.0,
+        best_direct as f64 / 1000.0,
+        ratios[rounds / 2],
+        ratios[0],
+        ratios[rounds - 1]
+    );
+    let local = ns_per_call(ours, bench, ctx(), &["--verify", "2000", "signer"]).await;
+    let remote = direct("verify", n).await;
+    println!(
+        "   verify on the cached public key, through a guest: {:.1} us; at the vault: {:.1} us ({:.0}x faster, and no vault call)",
+        local as f64 / 1000.0,
+        remote as f64 / 1000.0,
+        remote as f64 / local.max(1) as f64
+    );
+    println!();
 }

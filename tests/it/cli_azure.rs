@@ -101,6 +101,14 @@ fn check_reports_one_line_per_grant_and_fails_if_any_grant_fails() {
         "nope",
         "-g",
         "old=db-password@0123456789abcdef0123456789abcdef",
+        "-g",
+        "key:signer=jwt-signing-key:sign,verify",
+        "-g",
+        "key:verify-only-key:sign",
+        "-g",
+        "key:disabled-key:sign",
+        "-g",
+        "key:missing-key:verify",
     ]));
     let line = |needle: &str| {
         r.stdout
@@ -121,6 +129,22 @@ fn check_reports_one_line_per_grant_and_fails_if_any_grant_fails() {
     assert!(line("grant (flags) restricted:").contains("FAILED: forbidden"));
     assert!(line("grant (flags) nope:").contains("FAILED: not found"));
     assert!(line("grant (flags) old=db-password@").contains(": ok, version 0123"));
+    let signer = line("grant (flags) key:signer=jwt-signing-key:sign,verify:");
+    assert!(
+        signer.contains(": ok, default/jwt-signing-key is an EC P-256 key (version "),
+        "{signer}"
+    );
+    assert!(
+        line("grant (flags) key:verify-only-key:sign:")
+            .contains("FAILED: the key default/verify-only-key does not permit sign"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        line("grant (flags) key:disabled-key:sign:")
+            .contains("FAILED: default/disabled-key is disabled")
+    );
+    assert!(line("grant (flags) key:missing-key:verify:").contains("FAILED: not found"));
     assert_eq!(r.code, 1);
     assert!(!r.stdout.contains("s3cr3t") && !r.stdout.contains("old-db-password"));
 }
@@ -137,6 +161,11 @@ fn demo_tells_the_story_with_no_network() {
         "restricted: forbidden",
         "../etc: invalid-name",
         "\"cache\":\"hit\"",
+        "3. `jwt-sign` is granted the key jwt-signing-key",
+        "\"op\":\"sign\"",
+        "\"algorithm\":\"ES256\"",
+        "verifies against jwt-signing-key's public key: true",
+        "jwt-sign: not-granted: ",
         "1 token request(s) to IMDS",
     ] {
         assert!(

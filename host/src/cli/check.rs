@@ -65,8 +65,75 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
                 Err(e) => println!("grant {component} {grant}: FAILED: {e}"),
             }
         }
+        for grant in grants.keys().iter() {
+            let line = check_key_grant(&vaults, grant).await;
+            failed |= line.is_err();
+            match line {
+                Ok(ok) => println!("grant {component} {grant}: ok, {ok}"),
+                Err(e) => println!("grant {component} {grant}: FAILED: {e}"),
+            }
+        }
     }
     Ok(i32::from(failed))
+}
+
+/// A key grant holds if the key's public half is readable and the key itself permits every
+/// operation the grant allows. (Whether the identity may use it is known only when it does.)
+async fn check_key_grant(
+    vaults: &wasm_secrets::Vaults,
+    grant: &wasm_secrets::keys::KeyGrant,
+) -> Result<String, String> {
+    let target = &grant.target;
+    let keys = vaults
+        .get(&target.vault)
+        .ok_or_else(|| format!("vault \"{}\" is not configured", target.vault))?
+        .keys()
+        .ok_or_else(|| {
+            format!(
+                "vault \"{}\" is not a Key Vault: it has no keys",
+                target.vault
+            )
+        })?;
+    if target.pattern {
+        return Ok("a pattern: each key is checked when it is used".into());
+    }
+    let public = keys
+        .public_key(&target.secret, target.version.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    if !public.enabled {
+        return Err(format!("{}/{} is disabled", target.vault, target.secret));
+    }
+    let jwk: serde_json::Value = serde_json::from_str(&public.jwk).map_err(|e| e.to_string())?;
+    let permitted: Vec<&str> = jwk["key_ops"]
+        .as_array()
+        .map(|ops| ops.iter().filter_map(|o| o.as_str()).collect())
+        .unwrap_or_default();
+    for op in grant.ops.iter() {
+        // Key Vault spells them wrapKey and unwrapKey.
+        let wire = match op {
+            wasm_secrets::keys::KeyOp::WrapKey => "wrapKey",
+            wasm_secrets::keys::KeyOp::UnwrapKey => "unwrapKey",
+            other => other.as_str(),
+        };
+        if !permitted.is_empty() && !permitted.contains(&wire) {
+            return Err(format!(
+                "the key {}/{} does not permit {op} (its key_ops: {})",
+                target.vault,
+                target.secret,
+                permitted.join(", ")
+            ));
+        }
+    }
+    let curve = public
+        .crv
+        .as_deref()
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
+    Ok(format!(
+        "{}/{} is an {}{curve} key (version {})",
+        target.vault, target.secret, public.kty, public.version
+    ))
 }
 
 async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<String, String> {

@@ -15,6 +15,7 @@ use wasmtime::component::Component;
 const HELLO: &[u8] = include_bytes!(concat!(env!("WASM_SECRETS_GUEST_DIR"), "/hello.wasm"));
 const SECRETS_GET: &[u8] =
     include_bytes!(concat!(env!("WASM_SECRETS_GUEST_DIR"), "/secrets-get.wasm"));
+const JWT_SIGN: &[u8] = include_bytes!(concat!(env!("WASM_SECRETS_GUEST_DIR"), "/jwt-sign.wasm"));
 
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
@@ -68,6 +69,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     let hello = runtime::compile_cached(&engine, HELLO, "hello.wasm", cache.as_deref())?.0;
     let get =
         runtime::compile_cached(&engine, SECRETS_GET, "secrets-get.wasm", cache.as_deref())?.0;
+    let jwt = runtime::compile_cached(&engine, JWT_SIGN, "jwt-sign.wasm", cache.as_deref())?.0;
 
     let step = |grants: &[&str], name: &str| -> anyhow::Result<SecretsCtx> {
         Ok(SecretsCtx::new(name, Grants::parse(grants)?, vaults.clone()).with_audit(audit.clone()))
@@ -109,6 +111,32 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     println!("  - nope: granted, but the vault has no such secret: not-found;");
     println!("  - restricted: granted, but the host's identity may not read it (403): forbidden;");
     println!("  - ../etc: not a valid secret name: refused at the boundary.");
+
+    println!(
+        "\n3. `jwt-sign` is granted the key jwt-signing-key as `signer`, for sign only. It signs a JWT;\n   the private key never leaves the vault:"
+    );
+    let grant = "key:signer=jwt-signing-key:sign";
+    let ctx = step(&[grant], "jwt-sign")?;
+    let signed = capture(
+        &engine,
+        &jwt,
+        ctx,
+        &["jwt-sign", "sub=alice", "role=reader"],
+    )
+    .await?;
+    let token = signed.trim_end();
+    show_lines(&signed, &audit, &mut seen);
+    let checker = step(&["key:jwt-signing-key:verify"], "demo-check")?;
+    let verified = verify_jwt(&checker, "jwt-signing-key", token).await?;
+    anyhow::ensure!(verified, "the demo's JWT did not verify");
+    audit.drain();
+    println!(
+        "   check | the token's ES256 signature verifies against jwt-signing-key's public key: {verified}"
+    );
+    println!("   The same component granted verify only (key:signer=jwt-signing-key:verify):");
+    let ctx = step(&["key:signer=jwt-signing-key:verify"], "jwt-sign")?;
+    let refused = capture(&engine, &jwt, ctx, &["jwt-sign", "sub=alice"]).await?;
+    show_lines(&refused, &audit, &mut seen);
     println!(
         "The emulator saw {} token request(s) to IMDS and {} Key Vault request(s) (incl. the 401 challenge).",
         emulator.count(Endpoint::Imds),
@@ -124,6 +152,60 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     );
     emulator.shutdown().await;
     Ok(0)
+}
+
+/// Runs one guest with its output captured; returns stdout then stderr.
+async fn capture(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    ctx: SecretsCtx,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let options = CommandOptions {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        capture_output: true,
+        ..CommandOptions::default()
+    };
+    let result = runtime::run_command(engine, component, ctx, &options).await?;
+    if let Outcome::Failed(why) = &result.outcome {
+        anyhow::bail!("the demo guest failed: {why}");
+    }
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    ))
+}
+
+/// Prints a guest's output and the audit lines since the last step.
+fn show_lines(output: &str, audit: &Lines, seen: &mut String) {
+    for line in output.lines() {
+        println!("   guest | {line}");
+        seen.push_str(line);
+    }
+    for line in audit.drain() {
+        println!("   audit | {line}");
+        seen.push_str(&line);
+    }
+}
+
+/// Whether `token`'s ES256 signature is `key`'s, checked by the host on the key's public half.
+async fn verify_jwt(ctx: &SecretsCtx, key: &str, token: &str) -> anyhow::Result<bool> {
+    use base64::Engine;
+    use sha2::Digest;
+    let (signed, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| anyhow::anyhow!("jwt-sign printed no token"))?;
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature)?;
+    let digest = sha2::Sha256::digest(signed.as_bytes());
+    Ok(ctx
+        .verify(
+            key,
+            wasm_secrets::keys::SignatureAlgorithm::Es256,
+            &digest,
+            &signature,
+        )
+        .await?)
 }
 
 /// Runs one guest with its output captured, then prints its output and the audit lines.
