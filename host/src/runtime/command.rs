@@ -199,10 +199,16 @@ pub fn describe_failure(e: &wasmtime::Error, limits: &Limits) -> String {
             limits.max_hostcall_bytes
         );
     }
-    format!(
-        "the component failed: {}",
-        text.lines().next().unwrap_or("")
-    )
+    // Each cause's first line: a wasm backtrace, which wasmtime attaches as a context of its
+    // own, is many lines and says nothing a one-line error can use.
+    let causes: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|c| !c.starts_with("error while executing at wasm backtrace"))
+        .filter_map(|c| c.lines().next().map(str::to_owned))
+        .filter(|c| !c.is_empty())
+        .collect();
+    format!("the component failed: {}", causes.join(": "))
 }
 
 /// Advances the engine's epoch once the timeout passes, interrupting running wasm.
