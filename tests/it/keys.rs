@@ -5,7 +5,8 @@
 //! independently with a JWT crate on the public JWK.
 
 use crate::emulator::*;
-use crate::harness::{cli, component, engine, guest, run_cli};
+use crate::harness::{cli, engine, guest, run_cli};
+use crate::languages::Lang;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
@@ -294,8 +295,9 @@ async fn key_operations_are_audited_without_inputs_or_outputs() {
     }
 }
 
-/// Runs `jwt-sign` in-process; returns (exit code, stdout, stderr).
+/// Runs `jwt-sign` written in `lang` in-process; returns (exit code, stdout, stderr).
 async fn jwt_sign(
+    lang: Lang,
     grants: &[&str],
     emu: &wasm_secrets_emulator::Emulator,
     args: &[&str],
@@ -309,7 +311,7 @@ async fn jwt_sign(
     };
     let r = runtime::run_command(
         engine(),
-        &component("jwt-sign"),
+        &crate::harness::component_at(&lang.guest("jwt-sign")),
         ctx(grants, imds_vaults(emu)),
         &options,
     )
@@ -339,14 +341,22 @@ fn verified_claims(token: &str, jwk: &serde_json::Value, alg: Algorithm) -> serd
 
 #[tokio::test]
 async fn jwt_sign_tokens_verify_with_a_jwt_crate_for_each_algorithm_it_is_granted() {
+    for lang in [Lang::Rust, Lang::Python] {
+        jwt_sign_in(lang).await;
+    }
+}
+
+/// The jwt-sign checks for one language's twin.
+async fn jwt_sign_in(lang: Lang) {
     let emu = start().await;
     let (code, out, err) = jwt_sign(
+        lang,
         &["key:signer=jwt-signing-key:sign"],
         &emu,
         &["sub=alice", "admin=true", "exp=4102444800"],
     )
     .await;
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 0, "{lang:?}: {err}");
     let token = out.trim_end();
     assert_eq!(
         out.lines().count(),
@@ -364,12 +374,13 @@ async fn jwt_sign_tokens_verify_with_a_jwt_crate_for_each_algorithm_it_is_grante
     let rsa = emu.public_key_jwk("main", "rsa-signing-key", None).unwrap();
     for (alg, expected) in [("RS256", Algorithm::RS256), ("PS256", Algorithm::PS256)] {
         let (code, out, err) = jwt_sign(
+            lang,
             &["key:signer=rsa-signing-key:sign"],
             &emu,
             &["--alg", alg, "sub=bob"],
         )
         .await;
-        assert_eq!(code, 0, "{alg}: {err}");
+        assert_eq!(code, 0, "{lang:?} {alg}: {err}");
         let header = jsonwebtoken::decode_header(out.trim_end()).unwrap();
         assert_eq!(header.alg, expected);
         assert_eq!(
@@ -380,10 +391,13 @@ async fn jwt_sign_tokens_verify_with_a_jwt_crate_for_each_algorithm_it_is_grante
 
     // Without a grant, or with one that does not allow sign: not-granted, no token.
     for grants in [&[][..], &["key:signer=jwt-signing-key:verify"][..]] {
-        let (code, out, err) = jwt_sign(grants, &emu, &["sub=alice"]).await;
+        let (code, out, err) = jwt_sign(lang, grants, &emu, &["sub=alice"]).await;
         assert_eq!(code, 1);
         assert_eq!(out, "");
-        assert!(err.starts_with("jwt-sign: not-granted: "), "{err}");
+        assert!(
+            err.starts_with("jwt-sign: not-granted: "),
+            "{lang:?}: {err}"
+        );
     }
 }
 
