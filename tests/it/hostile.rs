@@ -79,3 +79,30 @@ fn a_100_mib_name_is_refused_without_copying_it() {
     );
     assert!(start.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn a_100_mib_digest_for_a_key_is_refused_without_copying_it() {
+    let secrets = temp_file(".toml", b"x = \"v\"\n");
+    let start = Instant::now();
+    let r = run_cli(
+        cli()
+            .args([
+                "run",
+                "--max-memory",
+                "256MiB",
+                "--grant",
+                "key:k=jwt-signing-key:sign",
+                "--secrets-file",
+            ])
+            .arg(secrets.path())
+            .arg(wat("huge-digest")),
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("passed more than 1048576 bytes into one host call"),
+        "{}",
+        r.stderr
+    );
+    assert!(start.elapsed() < Duration::from_secs(30));
+}

@@ -51,7 +51,7 @@ impl SecretsCtx {
             let answer = key
                 .operate(&public, KeyOp::Sign, algorithm.as_str(), digest, None)
                 .await?;
-            Ok(bytes(answer)?.to_vec())
+            Ok(bytes(name, answer)?.to_vec())
         }
         .await;
         self.key_audited(&trail, result)
@@ -175,6 +175,7 @@ impl SecretsCtx {
                 )));
             }
             bytes(
+                name,
                 key.operate(&public, op, algorithm.as_str(), input, None)
                     .await?,
             )
@@ -359,10 +360,10 @@ fn malformed(name: &str) -> KeyError {
     )
 }
 
-fn bytes(answer: KeyAnswer) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+fn bytes(name: &str, answer: KeyAnswer) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     match answer {
         KeyAnswer::Bytes(b) => Ok(b),
-        KeyAnswer::Verified(_) => Err(malformed("?")),
+        KeyAnswer::Verified(_) => Err(malformed(name)),
     }
 }
 
