@@ -53,6 +53,13 @@ struct ReadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    component: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VaultLabels {
     vault: String,
     status: String,
@@ -81,6 +88,7 @@ pub struct Metrics {
     http_requests: Family<RequestLabels, Counter>,
     http_duration: Family<ComponentLabel, Histogram>,
     secret_reads: Family<ReadLabels, Counter>,
+    key_operations: Family<KeyLabels, Counter>,
     vault_requests: Family<VaultLabels, Counter>,
     token_requests: Family<TokenLabels, Counter>,
     cache_entries: Gauge,
@@ -117,6 +125,12 @@ impl Metrics {
             "Secret reads by guests, by component, outcome (ok or the error kind) and cache status",
             secret_reads.clone(),
         );
+        let key_operations = Family::<KeyLabels, Counter>::default();
+        registry.register(
+            "key_operations",
+            "Key operations by guests, by component, operation and outcome (ok or the error kind)",
+            key_operations.clone(),
+        );
         let vault_requests = Family::<VaultLabels, Counter>::default();
         registry.register(
             "vault_requests",
@@ -152,6 +166,7 @@ impl Metrics {
             http_requests,
             http_duration,
             secret_reads,
+            key_operations,
             vault_requests,
             token_requests,
             cache_entries,
@@ -208,6 +223,21 @@ impl Metrics {
             .get_or_create(&VaultLabels {
                 vault: vault.to_owned(),
                 status: status.map_or_else(|| "error".to_owned(), |s| s.to_string()),
+            })
+            .inc();
+    }
+
+    /// Counts one key operation (`sign`, ..., `public-key`) by `component` that ended in
+    /// `outcome` (`ok` or the key error kind).
+    pub fn key_operation(&self, component: &str, operation: &str, outcome: &str) {
+        if !enabled() {
+            return;
+        }
+        self.key_operations
+            .get_or_create(&KeyLabels {
+                component: component.to_owned(),
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -113,6 +113,7 @@ impl fmt::Debug for SecretsCtx {
                     .grants
                     .iter()
                     .map(|g| g.to_string())
+                    .chain(self.grants.keys().iter().map(|g| g.to_string()))
                     .collect::<Vec<_>>(),
             )
             .field("vaults", &self.vaults)

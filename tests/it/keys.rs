@@ -529,3 +529,26 @@ async fn verify_runs_on_the_cached_public_key_without_the_vault() {
         .unwrap_err();
     assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
 }
+
+#[tokio::test]
+async fn key_operations_are_counted_by_component_operation_and_outcome() {
+    let emu = start().await;
+    let secrets = wasm_secrets::SecretsCtx::new(
+        "keys-metrics",
+        wasm_secrets::Grants::parse(["key:signer=jwt-signing-key:sign"]).unwrap(),
+        imds_vaults(&emu),
+    );
+    let digest = sha256(b"counted");
+    secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    secrets.sign("signer", Sig::Es256, &[1]).await.unwrap_err();
+    secrets.public_key("nope").await.unwrap_err();
+    let text = wasm_secrets::metrics::global().encode();
+    for line in [
+        "wasm_secrets_key_operations_total{component=\"keys-metrics\",operation=\"sign\",outcome=\"ok\"} 2",
+        "wasm_secrets_key_operations_total{component=\"keys-metrics\",operation=\"sign\",outcome=\"invalid-argument\"} 1",
+        "wasm_secrets_key_operations_total{component=\"keys-metrics\",operation=\"public-key\",outcome=\"not-granted\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+    }
+}

@@ -83,7 +83,9 @@ pub struct HostArgs {
     /// Read secrets from a local TOML file (name = "value") instead of a vault.
     #[arg(long, value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
-    /// Grant a secret to the component: NAME, ALIAS=NAME, VAULT/NAME, PREFIX*, NAME@VERSION.
+    /// Grant a secret to the component: NAME, ALIAS=NAME, VAULT/NAME, PREFIX*, NAME@VERSION;
+    /// or a key: key:[ALIAS=][VAULT/]NAME[@VERSION]:OPS (OPS from sign, verify, wrap-key,
+    /// unwrap-key, encrypt, decrypt, comma-separated).
     #[arg(short, long = "grant", value_name = "GRANT")]
     pub grants: Vec<String>,
     /// Which identity the host uses for vault tokens.

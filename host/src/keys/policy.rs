@@ -262,6 +262,7 @@ impl SecretsCtx {
         result: Result<T, KeyError>,
     ) -> Result<T, KeyError> {
         let outcome = result.as_ref().err().map_or("ok", |e| e.kind().as_str());
+        crate::metrics::global().key_operation(self.component(), trail.op, outcome);
         tracing::debug!(component = %self.component(), op = trail.op, name = %crate::audit::name_for_log(trail.name), outcome, "key request");
         let Some(sink) = &self.audit else {
             return result;
