@@ -552,3 +552,43 @@ async fn key_operations_are_counted_by_component_operation_and_outcome() {
         assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_key_grant_naming_another_vault_uses_that_vaults_key() {
+    let emu = start_with(|c| {
+        let key: wasm_secrets_emulator::config::KeyConfig =
+            toml::from_str("name = \"team-signing-key\"\nkty = \"EC\"\ncrv = \"P-384\"\n").unwrap();
+        let payments = c.vaults.iter_mut().find(|v| v.name == "payments").unwrap();
+        payments.keys.push(key);
+    })
+    .await;
+    let secrets = ctx(
+        &[
+            "key:team=payments/team-signing-key:sign,verify",
+            "key:team-signing-key:sign",
+        ],
+        imds_vaults(&emu),
+    );
+    let digest = vec![3u8; 48];
+    let sig = secrets.sign("team", Sig::Es384, &digest).await.unwrap();
+    assert_eq!(sig.len(), 96, "raw r||s on P-384");
+    assert!(
+        secrets
+            .verify("team", Sig::Es384, &digest, &sig)
+            .await
+            .unwrap()
+    );
+    let public: serde_json::Value =
+        serde_json::from_str(&secrets.public_key("team").await.unwrap()).unwrap();
+    let in_payments = emu
+        .public_key_jwk("payments", "team-signing-key", None)
+        .unwrap();
+    assert_eq!(public["x"], in_payments["x"]);
+    assert_eq!(public["crv"], "P-384");
+    // The same key name without the vault means the default vault, which has no such key.
+    let e = secrets
+        .sign("team-signing-key", Sig::Es384, &digest)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::NotFound, "{e}");
+}
