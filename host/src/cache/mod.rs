@@ -160,7 +160,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The coarse-clock time until which a value whose refresh is due at `refresh_at` (now being
-/// `now`) is a plain hit.
+/// `now`) is a plain hit. (The clock is read with `now_without_cache_update`: coarsetime's
+/// `now` also stores into a process-wide atomic, a cache line every thread would write.)
 ///
 /// A hit is the hot path of every guest's `get`, and reading the precise clock is a good part
 /// of its cost; the coarse clock (updated every tick, 1 to 4 ms) costs a few loads. The margin
@@ -179,7 +180,9 @@ fn coarse_hit(refresh_at: Instant, now: Instant) -> coarsetime::Instant {
         .saturating_duration_since(now)
         .checked_sub(MARGIN)
     {
-        Some(left) => coarsetime::Instant::now() + coarsetime::Duration::from(left),
+        Some(left) => {
+            coarsetime::Instant::now_without_cache_update() + coarsetime::Duration::from(left)
+        }
         None => coarsetime::Instant::default(),
     }
 }
@@ -198,7 +201,7 @@ impl Inner {
             hit_until,
             ..
         }) = &entry
-            && coarsetime::Instant::now() < *hit_until
+            && coarsetime::Instant::now_without_cache_update() < *hit_until
         {
             return Plan::Ready(Ok(with_status(secret, CacheStatus::Hit)));
         }
