@@ -117,7 +117,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     );
     let grant = "key:signer=jwt-signing-key:sign";
     let ctx = step(&[grant], "jwt-sign")?;
-    let signed = capture(
+    let (_, signed) = capture(
         &engine,
         &jwt,
         ctx,
@@ -135,8 +135,15 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     );
     println!("   The same component granted verify only (key:signer=jwt-signing-key:verify):");
     let ctx = step(&["key:signer=jwt-signing-key:verify"], "jwt-sign")?;
-    let refused = capture(&engine, &jwt, ctx, &["jwt-sign", "sub=alice"]).await?;
-    show_lines(&refused, &audit, &mut seen);
+    show(
+        &engine,
+        &jwt,
+        ctx,
+        &["jwt-sign", "sub=alice"],
+        &audit,
+        &mut seen,
+    )
+    .await?;
     println!(
         "The emulator saw {} token request(s) to IMDS and {} Key Vault request(s) (incl. the 401 challenge).",
         emulator.count(Endpoint::Imds),
@@ -154,13 +161,13 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Runs one guest with its output captured; returns stdout then stderr.
+/// Runs one guest with its output captured; returns its exit code and its stdout then stderr.
 async fn capture(
     engine: &wasmtime::Engine,
     component: &Component,
     ctx: SecretsCtx,
     args: &[&str],
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(i32, String)> {
     let options = CommandOptions {
         args: args.iter().map(|s| s.to_string()).collect(),
         capture_output: true,
@@ -170,11 +177,12 @@ async fn capture(
     if let Outcome::Failed(why) = &result.outcome {
         anyhow::bail!("the demo guest failed: {why}");
     }
-    Ok(format!(
+    let output = format!(
         "{}{}",
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)
-    ))
+    );
+    Ok((result.outcome.exit_code(), output))
 }
 
 /// Prints a guest's output and the audit lines since the last step.
@@ -217,24 +225,7 @@ async fn show(
     audit: &Lines,
     seen: &mut String,
 ) -> anyhow::Result<i32> {
-    let options = CommandOptions {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        capture_output: true,
-        ..CommandOptions::default()
-    };
-    let result = runtime::run_command(engine, component, ctx, &options).await?;
-    if let Outcome::Failed(why) = &result.outcome {
-        anyhow::bail!("the demo guest failed: {why}");
-    }
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    for line in stdout.lines().chain(stderr.lines()) {
-        println!("   guest | {line}");
-        seen.push_str(line);
-    }
-    for line in audit.drain() {
-        println!("   audit | {line}");
-        seen.push_str(&line);
-    }
-    Ok(result.outcome.exit_code())
+    let (code, output) = capture(engine, component, ctx, args).await?;
+    show_lines(&output, audit, seen);
+    Ok(code)
 }
