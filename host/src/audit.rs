@@ -1,4 +1,5 @@
-//! The audit log: one JSON line per secret request. Never a value, never a token. A request
+//! The audit log: one JSON line per secret request, key operation, and guest request that
+//! carries the host's token (`azure-http` egress). Never a value, never a token. A request
 //! whose event cannot be written is refused.
 //!
 //! ```json
@@ -11,14 +12,15 @@ use std::io::Write;
 use std::sync::Mutex;
 
 /// One audited request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditEvent<'a> {
     /// RFC 3339 UTC time the request ended.
     pub time: String,
     /// The component that asked.
     pub component: &'a str,
     /// `get`, `get-version`, `info` or `list`; for keys `sign`, `verify`, `wrap-key`,
-    /// `unwrap-key`, `encrypt`, `decrypt` or `public-key`.
+    /// `unwrap-key`, `encrypt`, `decrypt` or `public-key`; `egress` for a guest request an
+    /// `azure-http` rule attaches the host's token to.
     pub op: &'a str,
     /// The name the guest used. An invalid name is escaped and cut to 160 bytes (see
     /// [`name_for_log`]), with its length in `name_bytes`.
@@ -42,7 +44,19 @@ pub struct AuditEvent<'a> {
     /// The version served or asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'a str>,
-    /// `ok`, or the WIT error kind.
+    /// For `egress`: the host the guest called (`name` is that host too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<&'a str>,
+    /// For `egress`: the token's audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<&'a str>,
+    /// For `egress`: the request's method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
+    /// For `egress`: the upstream's status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `ok`, or the WIT error kind (for `egress`: why it was refused or failed).
     pub outcome: &'a str,
     /// `hit`, `miss`, `stale` or `none`; absent when no backend was involved.
     #[serde(skip_serializing_if = "Option::is_none")]

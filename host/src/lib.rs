@@ -94,6 +94,7 @@ pub mod http;
 pub mod keys;
 pub mod metrics;
 mod name;
+mod net;
 #[cfg(test)]
 mod proptests;
 pub mod runtime;

@@ -72,6 +72,11 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: String,
 }
@@ -94,6 +99,7 @@ pub struct Metrics {
     cache_entries: Gauge,
     in_flight: Gauge,
     reloads: Family<OutcomeLabel, Counter>,
+    egress_refused: Family<ReasonLabel, Counter>,
     caches: Mutex<Vec<Weak<dyn CountEntries>>>,
 }
 
@@ -161,8 +167,15 @@ impl Metrics {
             "Config reloads (SIGHUP), by outcome",
             reloads.clone(),
         );
+        let egress_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "egress_refused",
+            "Guest outgoing HTTP requests refused, by reason (no-rule, forbidden-address, identity-endpoint, private-address, loopback-only, plain-http-token)",
+            egress_refused.clone(),
+        );
         Self {
             registry,
+            egress_refused,
             http_requests,
             http_duration,
             secret_reads,
@@ -251,6 +264,18 @@ impl Metrics {
             .get_or_create(&TokenLabels {
                 source: source.to_owned(),
                 outcome: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one refused guest HTTP request, by why it was refused.
+    pub fn egress_refused(&self, reason: &str) {
+        if !enabled() {
+            return;
+        }
+        self.egress_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
             })
             .inc();
     }

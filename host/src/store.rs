@@ -365,6 +365,7 @@ impl SecretsCtx {
             latency_us: trail.start.map_or(0, |t| {
                 u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
             }),
+            ..Default::default()
         });
         match (written, result) {
             (Ok(()), result) => result,

@@ -288,8 +288,9 @@ async fn serve_at_trace_level_shows_no_piece_of_any_token() {
     let up = quiet_upstream().await;
     let audit = tempfile::NamedTempFile::new().unwrap();
     let config = format!(
-        "[components.api]\nwasm = {:?}\ngrants = [\"db-password\", \"restricted\"]\negress = [{{ host = \"{up}\", kind = \"azure-http\", resource = \"https://storage.azure.com\" }}]\n",
-        guest("http-hello")
+        "[components.api]\nwasm = {:?}\ngrants = [\"db-password\", \"restricted\"]\negress = [{{ host = \"acct.blob.core.windows.net:{}\", kind = \"azure-http\", resource = \"https://storage.azure.com\", private = true }}]\n",
+        guest("http-hello"),
+        up.port()
     );
     let config_file = crate::harness::temp_file(".toml", config.as_bytes());
     let args: Vec<std::ffi::OsString> = vec![
@@ -297,6 +298,8 @@ async fn serve_at_trace_level_shows_no_piece_of_any_token() {
         config_file.path().into(),
         "--audit-log".into(),
         audit.path().into(),
+        "--resolve".into(),
+        format!("acct.blob.core.windows.net:{}", up.ip()).into(),
         "api".into(),
     ];
     let serve =
@@ -306,7 +309,10 @@ async fn serve_at_trace_level_shows_no_piece_of_any_token() {
         "/db-password".to_owned(),
         "/restricted".to_owned(),
         "/api-key".to_owned(),
-        format!("/egress?url=http://{up}/blob"),
+        format!(
+            "/egress?url=http://acct.blob.core.windows.net:{}/blob",
+            up.port()
+        ),
         "/db-password".to_owned(),
     ] {
         eprintln!("GET {path}");

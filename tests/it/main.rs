@@ -15,6 +15,7 @@ mod azure_trust;
 mod cli;
 mod cli_azure;
 mod deploy;
+mod egress_addresses;
 mod grants;
 mod hostile;
 mod keys;

@@ -74,6 +74,20 @@ async fn wait_for(url: &str, status: u16) -> (u16, String) {
 }
 
 /// The value of the sample `series` (name and labels exactly) in a Prometheus text page.
+/// Waits (10 s at most) until `/metrics` counts `n` reloads with `outcome`.
+async fn wait_for_reloads(admin: &str, outcome: &str, n: usize) {
+    let series = format!("wasm_secrets_config_reloads_total{{outcome=\"{outcome}\"}}");
+    let start = Instant::now();
+    loop {
+        let page = get(&format!("{admin}/metrics")).await.1;
+        if sample(&page, &series) == n as f64 {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn sample(page: &str, series: &str) -> f64 {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
@@ -298,19 +312,7 @@ async fn sighup_applies_a_new_grant_and_a_broken_config_changes_nothing() {
     for (i, text) in broken.iter().enumerate() {
         std::fs::write(&config, text).unwrap();
         s.signal("HUP");
-        let start = Instant::now();
-        loop {
-            let page = get(&format!("{admin}/metrics")).await.1;
-            let failed = sample(
-                &page,
-                "wasm_secrets_config_reloads_total{outcome=\"failed\"}",
-            );
-            if failed == (i + 1) as f64 {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "{page}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_reloads(&admin, "failed", i + 1).await;
     }
     assert_eq!(s.get("/db-password").await.0, 200);
     assert_eq!(s.get("/").await.0, 200);
@@ -478,4 +480,57 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
     );
     let (status, _) = s.get("/feature-alpha").await;
     assert_eq!(status, 403, "new requests see the new grants");
+}
+
+/// An `azure-http` rule that would send the vault's token, or a token to a host outside its
+/// audience's domains, is refused on reload as at start: the running config stays. A rule for
+/// a resource the table does not know loads, with one warning line.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_refuses_azure_http_rules_that_send_a_token_where_it_must_not_go() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = "route = \"/\"\ngrants = [\"db-password\"]";
+    let config = write_config(dir.path(), &[("app", app)]);
+    let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    assert_eq!(s.get("/").await.0, 200);
+
+    let rule = |host: &str, resource: &str| {
+        format!(
+            "{app}\negress = [{{ host = \"{host}\", kind = \"azure-http\", resource = \"{resource}\" }}]"
+        )
+    };
+    let refused = [
+        rule("myvault.vault.azure.net", "https://vault.azure.net"),
+        rule("api.example.com", "https://storage.azure.com"),
+    ];
+    for (i, body) in refused.iter().enumerate() {
+        write_config(dir.path(), &[("app", body)]);
+        s.signal("HUP");
+        wait_for_reloads(&admin, "failed", i + 1).await;
+        assert_eq!(s.get("/").await.0, 200, "the running config stays");
+    }
+    write_config(
+        dir.path(),
+        &[("app", &rule("api.example.com", "api://orders-api"))],
+    );
+    s.signal("HUP");
+    wait_for_reloads(&admin, "ok", 1).await;
+    let (_, stderr) = s.signal_and_wait("TERM");
+    let failures: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("config reload failed, the running config stays"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{stderr}");
+    assert!(failures[0].contains("through grants"), "{}", failures[0]);
+    assert!(
+        failures[1].contains("api.example.com") && failures[1].contains("core.windows.net"),
+        "{}",
+        failures[1]
+    );
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("goes to this host as is"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("api://orders-api"), "{}", warnings[0]);
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 
 /// `run http-get` with the emulator's identity and vault, `args` before the component, off the
 /// test's async threads (the emulator and the upstreams answer there).
-async fn run_http_get(emu: &Emulator, args: &[&str], urls: &[String]) -> Run {
+pub async fn run_http_get(emu: &Emulator, args: &[&str], urls: &[String]) -> Run {
     run_component(emu, guest("http-get"), args, urls).await
 }
 
@@ -31,14 +31,14 @@ async fn run_component(emu: &Emulator, component: PathBuf, args: &[&str], urls: 
     blocking(cmd).await
 }
 
-async fn blocking(mut cmd: Command) -> Run {
+pub async fn blocking(mut cmd: Command) -> Run {
     tokio::task::spawn_blocking(move || run_cli(&mut cmd))
         .await
         .unwrap()
 }
 
 /// The line `http-get` printed for `url`.
-fn line_for<'a>(out: &'a str, url: &str) -> &'a str {
+pub fn line_for<'a>(out: &'a str, url: &str) -> &'a str {
     let prefix = format!("{url}: ");
     out.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -103,16 +103,23 @@ async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
     std::fs::write(
         &config,
         format!(
-            "[components.http-get]\nwasm = {:?}\negress = [{{ host = \"{up}\", kind = \"azure-http\", resource = \"https://storage.azure.com\" }}]\n",
-            guest("http-get")
+            "[components.http-get]\nwasm = {:?}\negress = [{{ host = \"acct.blob.core.windows.net:{}\", kind = \"azure-http\", resource = \"https://storage.azure.com\", private = true }}]\n",
+            guest("http-get"),
+            up.port()
         ),
     )
     .unwrap();
-    let url = format!("http://{up}/blob");
+    let url = format!("http://acct.blob.core.windows.net:{}/blob", up.port());
     let mut cmd = cli();
     cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
         .args(["run", "--credential", "managed-identity", "-c"])
         .arg(&config)
+        .args([
+            "--resolve",
+            &format!("acct.blob.core.windows.net:{}", up.ip()),
+        ])
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.jsonl"))
         .args(["http-get", &url]);
     let r = blocking(cmd).await;
     assert!(
@@ -129,6 +136,26 @@ async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
         "the host's token was attached"
     );
     assert!(!auth.contains("guest-supplied-token"));
+    // The request that carried the host's token is one audit line, without the token.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        !audit.contains(auth.trim_start_matches("Bearer ")),
+        "no token in the audit log"
+    );
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{audit}");
+    let e = &events[0];
+    assert_eq!(e["component"], "http-get", "{e}");
+    assert_eq!(e["op"], "egress", "{e}");
+    assert_eq!(e["host"], "acct.blob.core.windows.net", "{e}");
+    assert_eq!(e["resource"], "https://storage.azure.com", "{e}");
+    assert_eq!(e["method"], "GET", "{e}");
+    assert_eq!(e["status"], 200, "{e}");
+    assert_eq!(e["outcome"], "ok", "{e}");
+    assert!(e["latency_us"].as_u64().is_some(), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,18 +9,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use wasm_secrets::egress::Resolver;
 use wasm_secrets::runtime::{self, Limits};
-use wasm_secrets::serve::{EgressKind, EgressPolicy, EgressRule, ServeOptions, Server};
+use wasm_secrets::serve::{EgressPolicy, EgressRule, ServeOptions, Server};
 use wasm_secrets::token_cache::TokenCache;
 
 /// A running server on an ephemeral loopback port; stops when `stop` is sent.
-struct Running {
+pub struct Running {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start(
+pub async fn start(
     emu: &Emulator,
     grants: &[&str],
     egress: EgressPolicy,
@@ -44,7 +45,7 @@ async fn start(
 }
 
 impl Running {
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         get(&format!("http://{}{path}", self.addr)).await
     }
 
@@ -222,9 +223,20 @@ async fn shutdown_waits_for_requests_in_flight() {
     );
 }
 
+/// The request headers that carry credentials, which an upstream must never receive from a
+/// guest.
+pub const CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "metadata",
+    "x-identity-header",
+    "secret",
+];
+
 /// A loopback upstream that records the Authorization header of each request it gets and
 /// answers `upstream ok`, then echoes the credentials it received, one `name: value` line each
-/// (`Authorization`, `Proxy-Authorization`): what a guest would read back from an upstream that
+/// (`Authorization`, `Proxy-Authorization`, and the identity endpoints' `Metadata`,
+/// `X-IDENTITY-HEADER` and `Secret`): what a guest would read back from an upstream that
 /// reflects its request.
 pub async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -244,7 +256,7 @@ pub async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
                         };
                         record.lock().unwrap().push(header("authorization"));
                         let mut echo = String::from("upstream ok\n");
-                        for name in ["authorization", "proxy-authorization"] {
+                        for name in CREDENTIAL_HEADERS {
                             if let Some(v) = header(name) {
                                 echo.push_str(&format!("{name}: {v}\n"));
                             }
@@ -274,7 +286,7 @@ async fn egress_goes_only_where_allowed_and_never_carries_the_guests_authorizati
     let s = start(
         &emu,
         &["db-password"],
-        EgressPolicy::new(rules, None, true),
+        EgressPolicy::new(rules, None, true).unwrap(),
         ServeOptions::default(),
     )
     .await;
@@ -307,19 +319,30 @@ async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees()
     let credential =
         wasm_secrets::credential::imds::ImdsCredential::new(http, &emu.imds_base(), None).unwrap();
     let tokens = Arc::new(TokenCache::new(Arc::new(credential)));
-    let rules = vec![EgressRule {
-        host: up.to_string(),
-        kind: EgressKind::AzureHttp,
-        resource: Some("https://storage.azure.com".into()),
-    }];
+    // The token goes only where its audience lives: a storage account's name, here pinned
+    // to the loopback upstream (and allowed to resolve to loopback).
+    let account = "acct.blob.core.windows.net";
+    let rules = vec![
+        EgressRule::azure_http(
+            format!("{account}:{}", up.port()),
+            "https://storage.azure.com",
+        )
+        .allow_private(),
+    ];
+    let resolver = Resolver::system();
+    resolver.pin(account, [up.ip()]);
     let s = start(
         &emu,
         &[],
-        EgressPolicy::new(rules, Some(tokens), true),
+        EgressPolicy::new(rules, Some(tokens), true)
+            .unwrap()
+            .with_resolver(resolver),
         ServeOptions::default(),
     )
     .await;
-    let (status, body) = s.get(&format!("/egress?url=http://{up}/blob")).await;
+    let (status, body) = s
+        .get(&format!("/egress?url=http://{account}:{}/blob", up.port()))
+        .await;
     assert_eq!(status, 200, "{body}");
     let auth = seen.lock().unwrap()[0]
         .clone()

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
 use wasm_secrets::config::Config;
-use wasm_secrets::egress::EgressRule;
+use wasm_secrets::egress::{EgressRule, Resolver};
 use wasm_secrets::runtime::{self, Limits};
 use wasm_secrets::serve::{
     ComponentOptions, DEFAULT_REQUEST_TIMEOUT, Routes, ServedComponent, serve_engine,
@@ -30,6 +30,7 @@ pub struct ComponentPlan {
 pub struct Plan {
     components: Vec<ComponentPlan>,
     env: Vec<(String, String)>,
+    resolver: Resolver,
 }
 
 impl Plan {
@@ -77,6 +78,7 @@ impl Plan {
         Ok(Self {
             components,
             env: guest_env(&args.limits.env)?,
+            resolver: args.egress.resolver()?,
         })
     }
 
@@ -99,7 +101,7 @@ impl Plan {
             .to_limits();
         limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
         let mut egress = entry.map(|c| c.egress.clone()).unwrap_or_default();
-        egress.extend(args.egress.allow_http.iter().map(EgressRule::http));
+        egress.extend(args.egress.rules());
         Ok(ComponentPlan {
             name,
             path,
@@ -203,7 +205,16 @@ impl App {
             if let Some(sink) = &self.audit {
                 secrets = secrets.with_audit(sink.clone());
             }
-            let egress = host::egress_policy(&self.host_args, config, c.egress.clone())?;
+            let mut egress = host::egress_policy(
+                &self.host_args,
+                config,
+                c.egress.clone(),
+                plan.resolver.clone(),
+            )
+            .with_context(|| format!("component {}", c.name))?;
+            if let Some(sink) = &self.audit {
+                egress = egress.with_audit(c.name.as_str(), sink.clone());
+            }
             let served = ServedComponent::new(
                 c.name.clone(),
                 &self.engine,

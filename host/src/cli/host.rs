@@ -8,7 +8,7 @@ use wasm_secrets::backend::file::FileBackend;
 use wasm_secrets::config::{CacheConfig, ComponentConfig, Config};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::{Env, UserAssigned};
-use wasm_secrets::egress::{EgressKind, EgressPolicy, EgressRule};
+use wasm_secrets::egress::{EgressKind, EgressPolicy, EgressRule, Resolver};
 use wasm_secrets::grants::{DEFAULT_VAULT, WholeVault};
 use wasm_secrets::http::loopback_only_from_env;
 use wasm_secrets::{Grants, Vaults};
@@ -125,11 +125,13 @@ pub fn token_settings(args: &HostArgs, config: &Config) -> anyhow::Result<VaultS
 }
 
 /// The egress policy for `rules`: checked, with a token cache when an `azure-http` rule needs
-/// one (the identity of the default vault), and the loopback guard from the environment.
+/// one (the identity of the default vault), names resolved by `resolver`, and the loopback
+/// guard from the environment.
 pub fn egress_policy(
     args: &HostArgs,
     config: &Config,
     rules: Vec<EgressRule>,
+    resolver: Resolver,
 ) -> anyhow::Result<EgressPolicy> {
     for rule in &rules {
         rule.check()?;
@@ -141,7 +143,7 @@ pub fn egress_policy(
     } else {
         None
     };
-    Ok(EgressPolicy::new(rules, tokens, loopback_only_from_env()))
+    Ok(EgressPolicy::new(rules, tokens, loopback_only_from_env())?.with_resolver(resolver))
 }
 
 /// The audit sink the flags or config ask for.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasm_secrets::SecretsCtx;
 use wasm_secrets::config::{LimitsConfig, parse_bytes, parse_duration};
-use wasm_secrets::egress::{EgressPolicy, EgressRule};
+use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};
 use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
 
 /// Arguments of `run`.
@@ -63,8 +63,36 @@ pub struct LimitArgs {
 pub struct EgressArgs {
     /// Let the guest's outgoing wasi:http requests reach HOST (its scheme's default port) or
     /// HOST:PORT; repeatable. Every other destination is refused inside the guest.
+    /// A host name there reaches public addresses only; an IP address reaches that address.
     #[arg(long = "allow-http", value_name = "HOST[:PORT]")]
     pub allow_http: Vec<String>,
+    /// Like --allow-http, and the host name may also resolve to loopback, private
+    /// (10/8, 172.16/12, 192.168/16, fc00::/7) or CGNAT addresses. Link-local addresses and
+    /// the host's identity endpoints stay refused.
+    #[arg(long = "allow-private-http", value_name = "HOST[:PORT]")]
+    pub allow_private_http: Vec<String>,
+    /// Resolve NAME to these addresses for guest requests instead of asking DNS (like curl's
+    /// --resolve); the addresses are still checked. Repeatable.
+    #[arg(long = "resolve", value_name = "NAME:ADDR[,ADDR]")]
+    pub resolve: Vec<String>,
+}
+
+impl EgressArgs {
+    /// The rules the flags add.
+    pub fn rules(&self) -> impl Iterator<Item = EgressRule> + '_ {
+        let public = self.allow_http.iter().map(EgressRule::http);
+        let private = (self.allow_private_http.iter()).map(|h| EgressRule::http(h).allow_private());
+        public.chain(private)
+    }
+
+    /// The resolver with the flags' pins.
+    pub fn resolver(&self) -> anyhow::Result<Resolver> {
+        let resolver = Resolver::system();
+        for spec in &self.resolve {
+            resolver.pin_spec(spec)?;
+        }
+        Ok(resolver)
+    }
 }
 
 impl LimitArgs {
@@ -117,11 +145,12 @@ pub fn prepare(
     let vaults = host::build_vaults(host_args, &config)?;
     host::check_grants(&vaults, &grants)?;
     let mut rules = entry.map(|c| c.egress.clone()).unwrap_or_default();
-    rules.extend(egress_args.allow_http.iter().map(EgressRule::http));
-    let egress = host::egress_policy(host_args, &config, rules)?;
-    let mut secrets = SecretsCtx::new(name, grants, vaults);
+    rules.extend(egress_args.rules());
+    let mut egress = host::egress_policy(host_args, &config, rules, egress_args.resolver()?)?;
+    let mut secrets = SecretsCtx::new(name.clone(), grants, vaults);
     if let Some(sink) = host::audit_sink(host_args, &config)? {
-        secrets = secrets.with_audit(sink);
+        secrets = secrets.with_audit(sink.clone());
+        egress = egress.with_audit(name, sink);
     }
     Ok(Prepared {
         path,

@@ -44,6 +44,8 @@ pub struct AppServiceCredential {
     pub retry: RetryPolicy,
     header: Zeroizing<String>,
     http: HttpClient,
+    /// Keeps the endpoint out of guests' egress while the credential lives.
+    _registration: std::sync::Arc<crate::net::identity_endpoints::Registration>,
 }
 
 impl fmt::Debug for AppServiceCredential {
@@ -71,6 +73,7 @@ impl AppServiceCredential {
             CredentialError::NotConfigured(format!("identity endpoint {endpoint:?}: {e}"))
         })?;
         http.check_url(&endpoint)?;
+        let registration = std::sync::Arc::new(crate::net::identity_endpoints::register(&endpoint));
         if protocol == Protocol::V2017
             && matches!(
                 identity,
@@ -88,6 +91,7 @@ impl AppServiceCredential {
             retry: RetryPolicy::default(),
             header,
             http,
+            _registration: registration,
         })
     }
 

@@ -50,6 +50,8 @@ pub struct ArcCredential {
     /// Retries and timeouts.
     pub retry: RetryPolicy,
     http: HttpClient,
+    /// Keeps the endpoint out of guests' egress while the credential lives.
+    _registration: std::sync::Arc<crate::net::identity_endpoints::Registration>,
 }
 
 impl ArcCredential {
@@ -63,11 +65,13 @@ impl ArcCredential {
             CredentialError::NotConfigured(format!("identity endpoint {endpoint:?}: {e}"))
         })?;
         http.check_url(&endpoint)?;
+        let registration = std::sync::Arc::new(crate::net::identity_endpoints::register(&endpoint));
         Ok(Self {
             endpoint,
             token_dir,
             retry: RetryPolicy::default(),
             http,
+            _registration: registration,
         })
     }
 

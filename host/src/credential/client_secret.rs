@@ -19,6 +19,8 @@ pub struct ClientSecretCredential {
     pub client_id: String,
     secret: Zeroizing<String>,
     http: HttpClient,
+    /// Keeps the endpoint out of guests' egress while the credential lives.
+    _registration: std::sync::Arc<crate::net::identity_endpoints::Registration>,
 }
 
 impl fmt::Debug for ClientSecretCredential {
@@ -42,11 +44,15 @@ impl ClientSecretCredential {
     ) -> Result<Self, CredentialError> {
         let token_url = token_url(authority, tenant)?;
         http.check_url(&token_url)?;
+        let registration = std::sync::Arc::new(crate::net::identity_endpoints::register_authority(
+            &token_url,
+        ));
         Ok(Self {
             token_url,
             client_id: client_id.to_owned(),
             secret,
             http,
+            _registration: registration,
         })
     }
 }

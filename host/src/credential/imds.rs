@@ -37,6 +37,8 @@ pub struct ImdsCredential {
     /// Retries and timeouts.
     pub retry: RetryPolicy,
     http: HttpClient,
+    /// Keeps the endpoint out of guests' egress while the credential lives.
+    _registration: std::sync::Arc<crate::net::identity_endpoints::Registration>,
 }
 
 impl ImdsCredential {
@@ -49,11 +51,13 @@ impl ImdsCredential {
         let endpoint = Url::parse(&format!("{}/{PATH}", base.trim_end_matches('/')))
             .map_err(|e| CredentialError::NotConfigured(format!("IMDS base {base:?}: {e}")))?;
         http.check_url(&endpoint)?;
+        let registration = std::sync::Arc::new(crate::net::identity_endpoints::register(&endpoint));
         Ok(Self {
             endpoint,
             identity,
             retry: RetryPolicy::default(),
             http,
+            _registration: registration,
         })
     }
 

@@ -30,6 +30,8 @@ pub struct WorkloadIdentityCredential {
     /// `AZURE_FEDERATED_TOKEN_FILE`.
     pub token_file: PathBuf,
     http: HttpClient,
+    /// Keeps the endpoint out of guests' egress while the credential lives.
+    _registration: std::sync::Arc<crate::net::identity_endpoints::Registration>,
 }
 
 impl WorkloadIdentityCredential {
@@ -43,11 +45,15 @@ impl WorkloadIdentityCredential {
     ) -> Result<Self, CredentialError> {
         let token_url = token_url(authority, tenant)?;
         http.check_url(&token_url)?;
+        let registration = std::sync::Arc::new(crate::net::identity_endpoints::register_authority(
+            &token_url,
+        ));
         Ok(Self {
             token_url,
             client_id: client_id.to_owned(),
             token_file,
             http,
+            _registration: registration,
         })
     }
 

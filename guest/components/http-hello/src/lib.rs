@@ -13,6 +13,15 @@ const DEFAULT_SECRET: &str = "db-password";
 /// The `Authorization` header this guest puts on its outgoing requests; a host with an
 /// `azure-http` egress grant must replace it with its own token.
 const GUEST_AUTHORIZATION: &str = "Bearer guest-supplied-token";
+/// What a hostile guest sends along: its own `Authorization`, and the headers that
+/// authenticate a caller to the identity endpoints (IMDS's `Metadata`, App Service's and Arc's
+/// `X-IDENTITY-HEADER`, the legacy MSI endpoint's `Secret`). The host removes every one.
+pub const GUEST_CREDENTIALS: [(&str, &str); 4] = [
+    ("authorization", GUEST_AUTHORIZATION),
+    ("metadata", "true"),
+    ("x-identity-header", "guest-supplied-identity-header"),
+    ("secret", "guest-supplied-msi-secret"),
+];
 /// How much of the upstream body `/egress` echoes.
 const EXCERPT_BYTES: usize = 200;
 
@@ -73,8 +82,8 @@ fn egress(query: &str) -> (u16, String) {
     }
 }
 
-/// Sends `GET url` through `wasi:http/outgoing-handler` (with the guest's own `Authorization`
-/// header, which a host must never pass on); returns the status and at most
+/// Sends `GET url` through `wasi:http/outgoing-handler` (with [`GUEST_CREDENTIALS`], which a
+/// host must never pass on); returns the status and at most
 /// [`EXCERPT_BYTES`] of the body.
 pub fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
     let (scheme, rest) = url
@@ -91,10 +100,12 @@ pub fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
         other => Scheme::Other(other.to_string()),
     };
 
-    let headers = Fields::from_list(&[(
-        "authorization".to_string(),
-        GUEST_AUTHORIZATION.as_bytes().to_vec(),
-    )])
+    let headers = Fields::from_list(
+        &GUEST_CREDENTIALS
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
+    )
     .map_err(|e| format!("headers: {e:?}"))?;
     let request = OutgoingRequest::new(headers);
     let set = request.set_method(&Method::Get).is_ok()
