@@ -3,14 +3,14 @@
 
 use super::run::guest_env;
 use super::serve::ServeArgs;
-use super::{HostArgs, host};
+use super::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
 use wasm_secrets::config::Config;
 use wasm_secrets::egress::EgressRule;
-use wasm_secrets::runtime::{self, Limits};
+use wasm_secrets::runtime::{self, Limits, OutputFormat};
 use wasm_secrets::serve::{
     ComponentOptions, DEFAULT_REQUEST_TIMEOUT, Routes, ServedComponent, serve_engine,
 };
@@ -135,6 +135,7 @@ pub struct App {
     fuel: bool,
     max_memory: Option<usize>,
     fixed: String,
+    output_format: OutputFormat,
 }
 
 /// The parts of the config that are read once, at start.
@@ -147,7 +148,12 @@ fn fixed_part(config: &Config) -> String {
 
 impl App {
     /// The engine (sized for `plan`), the vaults and the audit log.
-    pub fn start(args: &ServeArgs, config: &Config, plan: &Plan) -> anyhow::Result<Self> {
+    pub fn start(
+        args: &ServeArgs,
+        config: &Config,
+        plan: &Plan,
+        log_format: LogFormat,
+    ) -> anyhow::Result<Self> {
         let fuel = plan.needs_fuel();
         let max_memory = plan.max_memory();
         Ok(Self {
@@ -159,6 +165,7 @@ impl App {
             fuel,
             max_memory,
             fixed: fixed_part(config),
+            output_format: log_format.guest_output(),
         })
     }
 
@@ -213,6 +220,7 @@ impl App {
                 ComponentOptions {
                     limits: c.limits,
                     env: plan.env.clone(),
+                    output_format: self.output_format,
                 },
             )
             .with_context(|| format!("component {}", c.name))?;

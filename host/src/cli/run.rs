@@ -1,6 +1,7 @@
-//! `wasm-secrets run`: one wasi:cli command component, stdio inherited, exit code passed on.
+//! `wasm-secrets run`: one wasi:cli command component, stdin and stdout inherited, stderr
+//! framed line by line (it is shared with the host's logs), exit code passed on.
 
-use super::{HostArgs, host};
+use super::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
@@ -133,7 +134,7 @@ pub fn prepare(
     })
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
     let prepared = prepare(&args.host, &args.limits, &args.egress, &args.component)?;
     let dirs = args
         .dirs
@@ -157,6 +158,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         dirs,
         limits: prepared.limits,
         capture_output: false,
+        output_format: log_format.guest_output(),
         egress: Arc::new(prepared.egress),
     };
     let outcome = runtime::run_command(&engine, &component, prepared.secrets, &options)

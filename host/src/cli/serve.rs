@@ -7,9 +7,9 @@
 //! requests in flight finish on the old, the caches survive; a config that does not load
 //! leaves the running one in place.
 
-use super::HostArgs;
 use super::app::{App, Plan};
 use super::run::{EgressArgs, LimitArgs};
+use super::{HostArgs, LogFormat};
 use clap::Args;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,10 +52,10 @@ pub fn parse_admin_addr(text: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> {
     let config = super::host::load_config(&args.host)?;
     let plan = Plan::from_args(&args, &config)?;
-    let app = Arc::new(App::start(&args, &config, &plan)?);
+    let app = Arc::new(App::start(&args, &config, &plan, log_format)?);
     let routes = app.build(&config, &plan)?;
     let server = Arc::new(Server::with_routes(
         app.engine(),
