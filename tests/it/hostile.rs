@@ -1,7 +1,7 @@
 //! Hostile guests written in WAT: each is stopped by its limit with a clear message, and none
 //! can write a line that passes for the host's own.
 
-use crate::harness::{cli, run_cli, temp_file, wat};
+use crate::harness::{cli, run_cli, serve_once, temp_file, wat};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -172,45 +172,19 @@ fn a_guest_cannot_forge_audit_lines_under_run() {
 async fn a_guest_cannot_forge_audit_lines_under_serve() {
     let secrets = temp_file(".toml", b"db-password = \"pw\"\n");
     for format in ["text", "json"] {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = cli()
-            .args(["--log-format", format, "serve", "--audit-log", "-"])
-            .args(["-g", "db-password", "--addr", &addr.to_string()])
-            .arg("--secrets-file")
-            .arg(secrets.path())
-            .arg(wat("forge-audit"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "serve never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let args: Vec<std::ffi::OsString> = vec![
+            "--audit-log".into(),
+            "-".into(),
+            "-g".into(),
+            "db-password".into(),
+            "--secrets-file".into(),
+            secrets.path().into(),
+            wat("forge-audit").into(),
+        ];
+        let served = serve_once(&["--log-format", format], &args, "/").await;
         // The guest never answers: the host does, 500.
-        let (status, _) = crate::serve::get(&format!("http://{addr}/")).await;
-        assert_eq!(status, 500);
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(served.status, 500, "{}", served.body);
+        let (stdout, stderr) = (served.stdout, served.stderr);
         assert_only_real_audit_events(&stderr, 1..=2);
         assert_only_framed(&stderr, format, "stderr", 3);
         assert_only_framed(&stdout, format, "stdout", 1);

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
-use wasm_secrets::config::Config;
+use wasm_secrets::config::{ComponentConfig, Config};
 use wasm_secrets::egress::EgressRule;
 use wasm_secrets::runtime::{self, Limits, OutputFormat};
 use wasm_secrets::serve::{
@@ -39,18 +39,15 @@ impl Plan {
         let mut components = Vec::new();
         match &args.component {
             Some(component) => {
-                let entry = config.components.get(component);
-                let path = entry
-                    .and_then(|c| c.wasm.clone())
-                    .unwrap_or_else(|| PathBuf::from(component));
-                let name = match entry {
-                    Some(_) => component.clone(),
-                    None => path
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| component.clone()),
-                };
-                components.push(Self::component(args, config, name, path, "/".into())?);
+                let host::Chosen { name, entry, path } = host::choose_component(config, component);
+                components.push(Self::component(
+                    args,
+                    config,
+                    name,
+                    entry,
+                    path,
+                    "/".into(),
+                )?);
             }
             None => {
                 anyhow::ensure!(
@@ -64,6 +61,7 @@ impl Plan {
                         args,
                         config,
                         name.clone(),
+                        Some(entry),
                         path,
                         route.clone(),
                     )?);
@@ -80,14 +78,15 @@ impl Plan {
         })
     }
 
+    /// One component: `entry`'s grants, limits and egress (none for a file) with the flags'.
     fn component(
         args: &ServeArgs,
         config: &Config,
         name: String,
+        entry: Option<&ComponentConfig>,
         path: PathBuf,
         route: String,
     ) -> anyhow::Result<ComponentPlan> {
-        let entry = config.components.get(&name);
         let grants =
             host::build_grants(&args.host, entry).with_context(|| format!("component {name}"))?;
         host::warn_whole_vault(&name, &grants);

@@ -27,7 +27,8 @@ pub struct RunArgs {
     /// Do not cache compiled components.
     #[arg(long)]
     no_cache: bool,
-    /// The component (.wasm), or the name of a [components.NAME] entry in the config.
+    /// The name of a [components.NAME] entry in the config, or a component file (.wasm), which
+    /// gets only the flags' grants.
     #[arg(value_name = "COMPONENT")]
     component: String,
     /// Arguments for the component.
@@ -89,8 +90,9 @@ pub struct Prepared {
     pub egress: EgressPolicy,
 }
 
-/// Resolves COMPONENT (a file, or a `[components.NAME]` entry), its grants, limits, env and
-/// egress, and builds its secrets context over the configured vaults.
+/// Resolves COMPONENT (a `[components.NAME]` entry by its name, else a file), its grants,
+/// limits, env and egress, and builds its secrets context (named after the entry) over the
+/// configured vaults.
 pub fn prepare(
     host_args: &HostArgs,
     limit_args: &LimitArgs,
@@ -98,15 +100,7 @@ pub fn prepare(
     component: &str,
 ) -> anyhow::Result<Prepared> {
     let config = host::load_config(host_args)?;
-    let entry = config.components.get(component);
-    let path = match entry.and_then(|c| c.wasm.clone()) {
-        Some(wasm) => wasm,
-        None => PathBuf::from(component),
-    };
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| component.to_owned());
+    let host::Chosen { name, entry, path } = host::choose_component(&config, component);
     let grants = host::build_grants(host_args, entry)?;
     host::warn_whole_vault(&name, &grants);
     let limits = limit_args

@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// Serve /metrics, /healthz and /readyz on ADDR:PORT (a port alone means 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR")]
     pub admin_addr: Option<String>,
-    /// The component (.wasm), or the name of a [components.NAME] entry in the config. Without
-    /// it, every [components.NAME] with a route is served.
+    /// The name of a [components.NAME] entry in the config, or a component file (.wasm), which
+    /// gets only the flags' grants. Without it, every [components.NAME] with a route is served.
     #[arg(value_name = "COMPONENT")]
     pub component: Option<String>,
 }
