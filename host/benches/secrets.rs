@@ -592,6 +592,7 @@ fn served_component(
     let options = wasm_secrets::serve::ComponentOptions {
         limits: wasm_secrets::serve::ServeOptions::default().limits,
         env: Vec::new(),
+        output_format: Default::default(),
     };
     std::sync::Arc::new(
         wasm_secrets::serve::ServedComponent::new(

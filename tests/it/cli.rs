@@ -410,3 +410,134 @@ fn a_request_that_cannot_be_audited_is_refused() {
         1
     );
 }
+
+/// A folder holding `app.toml` (with `body` after a secrets-file line), the secrets file, and
+/// `some/dir/api.wasm`, a copy of guest `copy`.
+fn app_dir(body: &str, copy: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "db-password = \"pw-from-file\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.toml"),
+        format!("secrets-file = \"s.toml\"\n{body}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("some/dir")).unwrap();
+    std::fs::copy(guest(copy), dir.path().join("some/dir/api.wasm")).unwrap();
+    dir
+}
+
+/// `[components.api]` grants `db-password` to the entry named `api`; a file named `api.wasm`
+/// is not that entry and gets none of its grants.
+fn api_entry(wasm: &str) -> String {
+    format!(
+        "[components.api]\nwasm = {:?}\ngrants = [\"db-password\"]\n",
+        guest(wasm).display()
+    )
+}
+
+#[test]
+fn run_gives_an_entrys_grants_only_to_its_name_never_to_a_file_of_that_name() {
+    let dir = app_dir(&api_entry("secrets-get"), "secrets-get");
+    let config = dir.path().join("app.toml");
+    let r = run_cli(
+        cli()
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .arg(dir.path().join("some/dir/api.wasm"))
+            .arg("db-password"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("db-password: not-granted: "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("to use [components.api], give its name: api"),
+        "{}",
+        r.stderr
+    );
+    let r = run_cli(
+        cli()
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .args(["api", "db-password"]),
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "db-password=pw-from-file\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("warning:"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_gives_an_entrys_grants_only_to_its_name_never_to_a_file_of_that_name() {
+    let dir = app_dir(&api_entry("http-hello"), "http-hello");
+    let config = dir.path().join("app.toml");
+    let file = crate::harness::serve_once(
+        &[],
+        &[
+            "-c".into(),
+            config.clone().into(),
+            dir.path().join("some/dir/api.wasm").into(),
+        ],
+        "/db-password",
+    )
+    .await;
+    assert_eq!(file.status, 403, "{}", file.body);
+    assert!(file.body.starts_with("not-granted: "), "{}", file.body);
+    let entry = crate::harness::serve_once(
+        &[],
+        &["-c".into(), config.into(), "api".into()],
+        "/db-password",
+    )
+    .await;
+    assert_eq!(
+        (entry.status, entry.body.as_str()),
+        (200, "hello: read secret 'db-password' (12 characters)\n")
+    );
+}
+
+/// Two entries running one `.wasm` are told apart in the audit log: it names the entry.
+#[test]
+fn the_audit_log_names_the_config_entry_not_the_file() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let wasm = guest("secrets-get");
+    let body = format!(
+        "audit-log = {:?}\n\
+         [components.reader-a]\nwasm = {:?}\ngrants = [\"db-password\"]\n\
+         [components.reader-b]\nwasm = {:?}\ngrants = [\"db-password\"]\n",
+        log.path().display(),
+        wasm.display(),
+        wasm.display()
+    );
+    let dir = app_dir(&body, "secrets-get");
+    for entry in ["reader-a", "reader-b"] {
+        let r = run_cli(
+            cli()
+                .arg("run")
+                .arg("-c")
+                .arg(dir.path().join("app.toml"))
+                .args([entry, "db-password"]),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let components: Vec<String> = std::fs::read_to_string(log.path())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["component"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(components, ["reader-a", "reader-b"]);
+}

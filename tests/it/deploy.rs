@@ -361,6 +361,17 @@ fn the_container_serves_the_config_file_the_configmap_mounts() {
     assert_eq!(args.first(), Some(&"serve"), "{args:?}");
     assert_eq!(flag(&args, "-c"), Some(CONFIG_PATH), "{args:?}");
     assert_eq!(flag(&args, "--log-format"), Some("json"), "{args:?}");
+    // With the audit log on stderr, that stream carries JSON objects only: log lines, audit
+    // events, and the components' own output framed as objects naming them (never raw, so no
+    // component can print a line that passes for an audit event).
+    let config = Config::parse(shipped_config(&all)).unwrap();
+    if config.audit_log.as_deref() == Some("-") {
+        assert_eq!(
+            flag(&args, "--log-format"),
+            Some("json"),
+            "audit-log = \"-\" shares stderr with the logs: --log-format json keeps it one JSON object per line"
+        );
+    }
 
     let config_map = the(&all, "ConfigMap");
     assert_eq!(

@@ -63,6 +63,61 @@ pub fn run_cli(cmd: &mut Command) -> Run {
     }
 }
 
+/// What `serve_once` saw: the answer, and the server's stdout and stderr up to its exit.
+pub struct Served {
+    pub status: u16,
+    pub body: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Starts `wasm-secrets [global..] serve ARGS --addr <free port>`, sends `GET path` once it
+/// listens, stops it with SIGTERM and returns what it answered and printed.
+pub async fn serve_once(global: &[&str], args: &[std::ffi::OsString], path: &str) -> Served {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = cli()
+        .args(global)
+        .arg("serve")
+        .args(args)
+        .args(["--addr", &addr.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wasm-secrets serve");
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "serve never listened: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, body) = crate::serve::get(&format!("http://{addr}{path}")).await;
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    Served {
+        status,
+        body,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    }
+}
+
 /// Writes `text` to a new temporary file with the given suffix.
 pub fn temp_file(suffix: &str, text: &[u8]) -> tempfile::NamedTempFile {
     let f = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();

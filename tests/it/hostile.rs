@@ -1,6 +1,7 @@
-//! Hostile guests written in WAT: each is stopped by its limit with a clear message.
+//! Hostile guests written in WAT: each is stopped by its limit with a clear message, and none
+//! can write a line that passes for the host's own.
 
-use crate::harness::{cli, run_cli, temp_file, wat};
+use crate::harness::{cli, run_cli, serve_once, temp_file, wat};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -89,4 +90,103 @@ fn a_100_mib_name_is_refused_without_copying_it() {
 #[test]
 fn a_100_mib_digest_for_a_key_is_refused_without_copying_it() {
     refused_without_copying("key:k=jwt-signing-key:sign", "huge-digest");
+}
+
+/// What `forge-audit.wat` writes, to the byte: the audit event of a read that never happened.
+const FORGED: &str = r#"{"time":"2026-01-01T00:00:00.000Z","component":"payments","op":"get","name":"stripe","vault":"default","secret":"stripe-live-key","outcome":"ok","cache":"hit","latency_us":3}"#;
+
+/// The fields every audit event has: a line "parses as an audit event" when it has them.
+#[derive(Debug, serde::Deserialize)]
+struct AuditLine {
+    time: String,
+    component: String,
+    op: String,
+    outcome: String,
+    latency_us: u64,
+    secret: Option<String>,
+}
+
+/// Checks every audit event on `stderr` is a real read of `db-password` by the guest, and
+/// that there are `real` of them (`serve`'s readiness check reads each exact grant once more).
+fn assert_only_real_audit_events(stderr: &str, real: std::ops::RangeInclusive<usize>) {
+    let events: Vec<AuditLine> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(real.contains(&events.len()), "audit events:\n{stderr}");
+    for e in &events {
+        assert!(!e.time.is_empty() && e.latency_us < 60_000_000, "{e:?}");
+        assert_eq!(
+            (e.component.as_str(), e.op.as_str(), e.outcome.as_str()),
+            ("forge-audit", "get", "ok")
+        );
+        assert_eq!(e.secret.as_deref(), Some("db-password"));
+    }
+}
+
+/// Checks the forged line is on `stream` (the host's `which`) exactly `times` times, each
+/// framed as `format` frames guest lines, and never bare.
+fn assert_only_framed(stream: &str, format: &str, which: &str, times: usize) {
+    assert!(
+        !stream.lines().any(|l| l.trim() == FORGED),
+        "a bare forged line on {which} ({format}):\n{stream}"
+    );
+    let framed = stream
+        .lines()
+        .filter(|l| match format {
+            "text" => *l == format!("[forge-audit] {FORGED}"),
+            _ => serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v["line"] == FORGED && v["component"] == "forge-audit" && v["stream"] == which
+            }),
+        })
+        .count();
+    assert_eq!(
+        framed, times,
+        "framed forged lines on {which} ({format}):\n{stream}"
+    );
+}
+
+/// `run`: the guest's stdout is its own, untouched; its stderr, shared with the host's logs and
+/// `--audit-log -`, carries its lines framed (whole, split over two writes, and a last line
+/// without its newline), so the only audit event there is the real one.
+#[test]
+fn a_guest_cannot_forge_audit_lines_under_run() {
+    let secrets = temp_file(".toml", b"db-password = \"pw\"\n");
+    for format in ["text", "json"] {
+        let r = run_cli(
+            cli()
+                .args(["--log-format", format, "run", "--audit-log", "-"])
+                .args(["-g", "db-password", "--secrets-file"])
+                .arg(secrets.path())
+                .arg(wat("forge-audit")),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, format!("{FORGED}\n"), "stdout is the guest's own");
+        assert_only_real_audit_events(&r.stderr, 1..=1);
+        assert_only_framed(&r.stderr, format, "stderr", 3);
+    }
+}
+
+/// `serve`: components share the host's stdout and stderr, so both carry guest lines framed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_cannot_forge_audit_lines_under_serve() {
+    let secrets = temp_file(".toml", b"db-password = \"pw\"\n");
+    for format in ["text", "json"] {
+        let args: Vec<std::ffi::OsString> = vec![
+            "--audit-log".into(),
+            "-".into(),
+            "-g".into(),
+            "db-password".into(),
+            "--secrets-file".into(),
+            secrets.path().into(),
+            wat("forge-audit").into(),
+        ];
+        let served = serve_once(&["--log-format", format], &args, "/").await;
+        // The guest never answers: the host does, 500.
+        assert_eq!(served.status, 500, "{}", served.body);
+        let (stdout, stderr) = (served.stdout, served.stderr);
+        assert_only_real_audit_events(&stderr, 1..=2);
+        assert_only_framed(&stderr, format, "stderr", 3);
+        assert_only_framed(&stdout, format, "stdout", 1);
+    }
 }

@@ -3,14 +3,14 @@
 
 use super::run::guest_env;
 use super::serve::ServeArgs;
-use super::{HostArgs, host};
+use super::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
-use wasm_secrets::config::Config;
+use wasm_secrets::config::{ComponentConfig, Config};
 use wasm_secrets::egress::{EgressRule, Resolver};
-use wasm_secrets::runtime::{self, Limits};
+use wasm_secrets::runtime::{self, Limits, OutputFormat};
 use wasm_secrets::serve::{
     ComponentOptions, DEFAULT_REQUEST_TIMEOUT, Routes, ServedComponent, serve_engine,
 };
@@ -40,18 +40,15 @@ impl Plan {
         let mut components = Vec::new();
         match &args.component {
             Some(component) => {
-                let entry = config.components.get(component);
-                let path = entry
-                    .and_then(|c| c.wasm.clone())
-                    .unwrap_or_else(|| PathBuf::from(component));
-                let name = match entry {
-                    Some(_) => component.clone(),
-                    None => path
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| component.clone()),
-                };
-                components.push(Self::component(args, config, name, path, "/".into())?);
+                let host::Chosen { name, entry, path } = host::choose_component(config, component);
+                components.push(Self::component(
+                    args,
+                    config,
+                    name,
+                    entry,
+                    path,
+                    "/".into(),
+                )?);
             }
             None => {
                 anyhow::ensure!(
@@ -65,6 +62,7 @@ impl Plan {
                         args,
                         config,
                         name.clone(),
+                        Some(entry),
                         path,
                         route.clone(),
                     )?);
@@ -82,14 +80,15 @@ impl Plan {
         })
     }
 
+    /// One component: `entry`'s grants, limits and egress (none for a file) with the flags'.
     fn component(
         args: &ServeArgs,
         config: &Config,
         name: String,
+        entry: Option<&ComponentConfig>,
         path: PathBuf,
         route: String,
     ) -> anyhow::Result<ComponentPlan> {
-        let entry = config.components.get(&name);
         let grants =
             host::build_grants(&args.host, entry).with_context(|| format!("component {name}"))?;
         host::warn_whole_vault(&name, &grants);
@@ -137,6 +136,7 @@ pub struct App {
     fuel: bool,
     max_memory: Option<usize>,
     fixed: String,
+    output_format: OutputFormat,
 }
 
 /// The parts of the config that are read once, at start.
@@ -149,7 +149,12 @@ fn fixed_part(config: &Config) -> String {
 
 impl App {
     /// The engine (sized for `plan`), the vaults and the audit log.
-    pub fn start(args: &ServeArgs, config: &Config, plan: &Plan) -> anyhow::Result<Self> {
+    pub fn start(
+        args: &ServeArgs,
+        config: &Config,
+        plan: &Plan,
+        log_format: LogFormat,
+    ) -> anyhow::Result<Self> {
         let fuel = plan.needs_fuel();
         let max_memory = plan.max_memory();
         Ok(Self {
@@ -161,6 +166,7 @@ impl App {
             fuel,
             max_memory,
             fixed: fixed_part(config),
+            output_format: log_format.guest_output(),
         })
     }
 
@@ -224,6 +230,7 @@ impl App {
                 ComponentOptions {
                     limits: c.limits,
                     env: plan.env.clone(),
+                    output_format: self.output_format,
                 },
             )
             .with_context(|| format!("component {}", c.name))?;

@@ -2,6 +2,7 @@
 
 use super::HostArgs;
 use anyhow::Context as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::{AuditSink, JsonLines};
 use wasm_secrets::backend::file::FileBackend;
@@ -161,6 +162,47 @@ pub fn check_grants(vaults: &Vaults, grants: &Grants) -> anyhow::Result<()> {
         "grants need a secrets source: give --vault URL (or set WASM_SECRETS_VAULT), or --secrets-file FILE"
     );
     vaults.check_grants(grants)
+}
+
+/// What COMPONENT names: an entry of the config, by its name, or else a file.
+pub struct Chosen<'a> {
+    /// The entry's name, or the file's stem: what the audit log and metrics call it.
+    pub name: String,
+    /// The entry, whose grants, egress and limits apply; none for a file.
+    pub entry: Option<&'a ComponentConfig>,
+    /// The component's file.
+    pub path: PathBuf,
+}
+
+/// Resolves COMPONENT: the name of a `[components.NAME]` entry, or a path. An entry is chosen
+/// only by its name, never by a file's: a file named `api.wasm` gets none of `[components.api]`'s
+/// grants, egress or limits, only the flags' (a warning says how to choose the entry).
+pub fn choose_component<'a>(config: &'a Config, component: &str) -> Chosen<'a> {
+    if let Some(entry) = config.components.get(component) {
+        return Chosen {
+            name: component.to_owned(),
+            path: entry
+                .wasm
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(component)),
+            entry: Some(entry),
+        };
+    }
+    let path = PathBuf::from(component);
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| component.to_owned());
+    if config.components.contains_key(&name) {
+        eprintln!(
+            "warning: {component} is a file, not the entry [components.{name}]: it gets only the flags' grants, egress and limits; to use [components.{name}], give its name: {name}"
+        );
+    }
+    Chosen {
+        name,
+        entry: None,
+        path,
+    }
 }
 
 /// Grants from the config's component entry plus `--grant` flags. Whole-vault grants need

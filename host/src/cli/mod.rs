@@ -41,6 +41,16 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// Guest output lines are framed to match the log lines around them.
+    pub fn guest_output(self) -> wasm_secrets::runtime::OutputFormat {
+        match self {
+            Self::Text => wasm_secrets::runtime::OutputFormat::Text,
+            Self::Json => wasm_secrets::runtime::OutputFormat::Json,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a wasi:cli command component; its exit code is passed on.
@@ -61,8 +71,8 @@ impl Cli {
     /// Runs the chosen subcommand; returns the process exit code.
     pub async fn run(self) -> anyhow::Result<i32> {
         match self.command {
-            Command::Run(args) => run::run(args).await,
-            Command::Serve(args) => serve::run(args).await,
+            Command::Run(args) => run::run(args, self.log_format).await,
+            Command::Serve(args) => serve::run(args, self.log_format).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Emulator(args) => emulator::run(args).await,
             Command::Check(args) => check::run(args).await,

@@ -1,6 +1,7 @@
-//! `wasm-secrets run`: one wasi:cli command component, stdio inherited, exit code passed on.
+//! `wasm-secrets run`: one wasi:cli command component, stdin and stdout inherited, stderr
+//! framed line by line (it is shared with the host's logs), exit code passed on.
 
-use super::{HostArgs, host};
+use super::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ pub struct RunArgs {
     /// Do not cache compiled components.
     #[arg(long)]
     no_cache: bool,
-    /// The component (.wasm), or the name of a [components.NAME] entry in the config.
+    /// The name of a [components.NAME] entry in the config, or a component file (.wasm), which
+    /// gets only the flags' grants.
     #[arg(value_name = "COMPONENT")]
     component: String,
     /// Arguments for the component.
@@ -116,8 +118,9 @@ pub struct Prepared {
     pub egress: EgressPolicy,
 }
 
-/// Resolves COMPONENT (a file, or a `[components.NAME]` entry), its grants, limits, env and
-/// egress, and builds its secrets context over the configured vaults.
+/// Resolves COMPONENT (a `[components.NAME]` entry by its name, else a file), its grants,
+/// limits, env and egress, and builds its secrets context (named after the entry) over the
+/// configured vaults.
 pub fn prepare(
     host_args: &HostArgs,
     limit_args: &LimitArgs,
@@ -125,15 +128,7 @@ pub fn prepare(
     component: &str,
 ) -> anyhow::Result<Prepared> {
     let config = host::load_config(host_args)?;
-    let entry = config.components.get(component);
-    let path = match entry.and_then(|c| c.wasm.clone()) {
-        Some(wasm) => wasm,
-        None => PathBuf::from(component),
-    };
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| component.to_owned());
+    let host::Chosen { name, entry, path } = host::choose_component(&config, component);
     let grants = host::build_grants(host_args, entry)?;
     host::warn_whole_vault(&name, &grants);
     let limits = limit_args
@@ -162,7 +157,7 @@ pub fn prepare(
     })
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
     let prepared = prepare(&args.host, &args.limits, &args.egress, &args.component)?;
     let dirs = args
         .dirs
@@ -186,6 +181,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         dirs,
         limits: prepared.limits,
         capture_output: false,
+        output_format: log_format.guest_output(),
         egress: Arc::new(prepared.egress),
     };
     let outcome = runtime::run_command(&engine, &component, prepared.secrets, &options)

@@ -7,9 +7,9 @@
 //! requests in flight finish on the old, the caches survive; a config that does not load
 //! leaves the running one in place.
 
-use super::HostArgs;
 use super::app::{App, Plan};
 use super::run::{EgressArgs, LimitArgs};
+use super::{HostArgs, LogFormat};
 use clap::Args;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// Serve /metrics, /healthz and /readyz on ADDR:PORT (a port alone means 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR")]
     pub admin_addr: Option<String>,
-    /// The component (.wasm), or the name of a [components.NAME] entry in the config. Without
-    /// it, every [components.NAME] with a route is served.
+    /// The name of a [components.NAME] entry in the config, or a component file (.wasm), which
+    /// gets only the flags' grants. Without it, every [components.NAME] with a route is served.
     #[arg(value_name = "COMPONENT")]
     pub component: Option<String>,
 }
@@ -52,10 +52,10 @@ pub fn parse_admin_addr(text: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> {
     let config = super::host::load_config(&args.host)?;
     let plan = Plan::from_args(&args, &config)?;
-    let app = Arc::new(App::start(&args, &config, &plan)?);
+    let app = Arc::new(App::start(&args, &config, &plan, log_format)?);
     let routes = app.build(&config, &plan)?;
     let server = Arc::new(Server::with_routes(
         app.engine(),

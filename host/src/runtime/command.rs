@@ -1,6 +1,7 @@
 //! Running a wasi:cli command component to completion, within its limits.
 
 use super::limits::{Limits, LimitsError, StoreLimiter};
+use super::output::{FramedOutput, HostStream, OutputFormat};
 use super::state::HostState;
 use crate::SecretsCtx;
 use crate::egress::{EgressHooks, EgressPolicy};
@@ -26,8 +27,12 @@ pub struct CommandOptions {
     pub dirs: Vec<(PathBuf, String)>,
     /// Limits.
     pub limits: Limits,
-    /// Capture stdout and stderr (up to 1 MiB each) instead of inheriting them.
+    /// Capture stdout and stderr (up to 1 MiB each) instead of writing them to the host's.
+    /// Otherwise stdout is the host's, untouched, and each stderr line reaches the host's
+    /// stderr framed (see [`FramedOutput`]), naming the component.
     pub capture_output: bool,
+    /// How framed stderr lines look: like the host's own log lines.
+    pub output_format: OutputFormat,
     /// Where outgoing wasi:http requests may go (by default nowhere).
     pub egress: Arc<EgressPolicy>,
 }
@@ -102,7 +107,13 @@ pub async fn run_command_with(
         (out, err)
     });
     if pipes.is_none() {
-        wasi.inherit_stdio();
+        // stderr is shared with the host's logs and, maybe, the audit log: framed.
+        let stderr = FramedOutput::new(
+            secrets.component(),
+            HostStream::Stderr,
+            options.output_format,
+        );
+        wasi.inherit_stdin().inherit_stdout().stderr(stderr);
     }
     // No sockets and no name lookups: a guest reaches the outside only through the host.
     wasi.socket_addr_check(|_, _| Box::pin(async { false }));

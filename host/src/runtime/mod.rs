@@ -1,10 +1,12 @@
-//! Running components: the engine, per-store limits, and the `run` of a wasi:cli command.
+//! Running components: the engine, per-store limits, guest output framing, and the `run` of a
+//! wasi:cli command.
 //!
 //! This is the part of the host that knows about wasmtime beyond the WIT bindings.
 
 mod command;
 mod engine;
 mod limits;
+mod output;
 mod state;
 
 pub use command::{
@@ -15,4 +17,5 @@ pub use engine::{
     CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
 };
 pub use limits::{Limits, LimitsError, StoreLimiter};
+pub use output::{FramedOutput, HostStream, MAX_LINE, OutputFormat};
 pub use state::HostState;

@@ -5,7 +5,7 @@ use super::bytes_body::text;
 use super::{TICK, first_line};
 use crate::SecretsCtx;
 use crate::egress::{EgressHooks, EgressPolicy};
-use crate::runtime::{Limits, StoreLimiter};
+use crate::runtime::{FramedOutput, HostStream, Limits, OutputFormat, StoreLimiter};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -27,6 +27,10 @@ pub struct ComponentOptions {
     pub limits: Limits,
     /// Environment variables for the guest.
     pub env: Vec<(String, String)>,
+    /// How the guest's stdout and stderr lines look on the host's: both streams are shared
+    /// by every component (and stderr with the host's logs and maybe the audit log), so each
+    /// line is framed (see [`FramedOutput`]) with the component's name.
+    pub output_format: OutputFormat,
 }
 
 /// A `wasi:http/proxy` component ready to serve requests.
@@ -87,8 +91,9 @@ impl ServedComponent {
     fn new_store(&self) -> Store<ProxyState> {
         let limits = self.options.limits;
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout()
-            .inherit_stderr()
+        let format = self.options.output_format;
+        wasi.stdout(FramedOutput::new(&self.name, HostStream::Stdout, format))
+            .stderr(FramedOutput::new(&self.name, HostStream::Stderr, format))
             .envs(&self.options.env);
         wasi.socket_addr_check(|_, _| Box::pin(async { false }));
         wasi.allow_ip_name_lookup(false);

@@ -15,7 +15,7 @@ pub use routes::{Routes, check_route, normalize_route};
 pub use state::ProxyState;
 
 use crate::SecretsCtx;
-use crate::runtime::Limits;
+use crate::runtime::{Limits, OutputFormat};
 use anyhow::Context as _;
 use bytes_body::text;
 use hyper::body::Incoming;
@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub max_concurrent: usize,
     /// Environment variables for the guest.
     pub env: Vec<(String, String)>,
+    /// How guest output lines are framed on the host's stdout and stderr.
+    pub output_format: OutputFormat,
 }
 
 impl Default for ServeOptions {
@@ -53,6 +55,7 @@ impl Default for ServeOptions {
             },
             max_concurrent: 100,
             env: Vec::new(),
+            output_format: OutputFormat::default(),
         }
     }
 }
@@ -109,6 +112,7 @@ impl Server {
             ComponentOptions {
                 limits: options.limits,
                 env: options.env,
+                output_format: options.output_format,
             },
         )?;
         Ok(Self::with_routes(
