@@ -47,7 +47,7 @@ pub struct LimitArgs {
     /// Stop the guest after this much fuel.
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
-    /// Cap the guest's linear memory (e.g. 64MiB).
+    /// Cap the guest's memory, linear memories and tables together (e.g. 64MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_memory: Option<usize>,
     /// Cap the bytes a guest may pass into one host call (default 1MiB).
