@@ -190,9 +190,13 @@ impl Backend for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get(name, version)
     }
-    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+    fn info<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.info(name)
+        self.inner.info(name, version)
     }
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
