@@ -284,6 +284,12 @@ pub struct VersionConfig {
     /// A fixed version id (32 lowercase hex characters); random when absent.
     #[serde(default)]
     pub id: Option<String>,
+    /// This version's content type; the secret's when absent.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// This version's tags; the secret's when absent.
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 fn yes() -> bool {

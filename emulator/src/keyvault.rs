@@ -105,7 +105,11 @@ impl Vault {
                 None => s
                     .versions
                     .iter()
-                    .map(|v| mk(&v.value, v.enabled, v.id.as_ref()))
+                    .map(|v| StoredVersion {
+                        content_type: v.content_type.clone().or_else(|| s.content_type.clone()),
+                        tags: v.tags.clone().unwrap_or_else(|| s.tags.clone()),
+                        ..mk(&v.value, v.enabled, v.id.as_ref())
+                    })
                     .collect(),
             };
             secrets.insert(

@@ -630,6 +630,7 @@ impl wasm_secrets::backend::Backend for Instant0 {
     fn info<'a>(
         &'a self,
         _: &'a str,
+        _: Option<&'a str>,
     ) -> futures::future::BoxFuture<
         'a,
         Result<wasm_secrets::backend::SecretMeta, wasm_secrets::BackendError>,

@@ -140,7 +140,7 @@ pub struct LimitsConfig {
     pub timeout: Option<Duration>,
     /// Fuel units.
     pub fuel: Option<u64>,
-    /// Memory in bytes (`"64MiB"` or a number).
+    /// Memory in bytes (`"64MiB"` or a number): linear memories and tables together.
     #[serde(default, deserialize_with = "opt_bytes")]
     pub max_memory: Option<usize>,
     /// Bytes per host call.
@@ -167,6 +167,7 @@ impl LimitsConfig {
             fuel: self.fuel,
             max_memory: self.max_memory,
             max_hostcall_bytes: self.max_hostcall_bytes.unwrap_or(d.max_hostcall_bytes),
+            ..d
         }
     }
 }

@@ -281,13 +281,11 @@ impl SecretsCtx {
         let result = async {
             let (target, backend) = self.authorize(name)?;
             trail.target = Some(target);
-            let mut meta = backend
-                .info(target.secret)
+            // A pinned grant's metadata are the pinned version's own.
+            let meta = backend
+                .info(target.secret, target.version)
                 .await
                 .map_err(|e| self.backend_error(name, &target, e))?;
-            if let Some(pinned) = target.version {
-                meta.version = pinned.to_owned();
-            }
             trail.served = Some(Arc::from(meta.version.as_str()));
             trail.cache = Some(CacheStatus::Uncached);
             Ok(SecretInfo {

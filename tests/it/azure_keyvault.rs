@@ -280,3 +280,87 @@ async fn listing_follows_next_links_through_an_empty_page() {
         "one page, plus the challenge"
     );
 }
+
+#[tokio::test]
+async fn info_on_a_pinned_grant_shows_that_versions_own_metadata_even_when_it_is_disabled() {
+    const OLD: &str = "01d0000000000000000000000000000a";
+    const NEW: &str = "fe90000000000000000000000000000b";
+    let emu = start_with(|c| {
+        let version =
+            |value: &str, id: &str, enabled: bool, content_type: &str, generation: &str| {
+                wasm_secrets_emulator::config::VersionConfig {
+                    value: value.into(),
+                    enabled,
+                    id: Some(id.into()),
+                    content_type: Some(content_type.into()),
+                    tags: Some([("generation".to_owned(), generation.to_owned())].into()),
+                }
+            };
+        let main = c.vaults.iter_mut().find(|v| v.name == "main").unwrap();
+        main.secrets
+            .push(wasm_secrets_emulator::config::SecretConfig {
+                name: "rotated".into(),
+                value: None,
+                enabled: None,
+                versions: vec![
+                    version("old-value", OLD, false, "application/x-old", "1"),
+                    version("new-value", NEW, true, "text/plain", "2"),
+                ],
+                content_type: None,
+                tags: Default::default(),
+                readers: None,
+            });
+    })
+    .await;
+    let vaults = imds_vaults(&emu);
+    let pinned_old = format!("rotated@{OLD}");
+    let (code, lines) = secrets_get(
+        &[&pinned_old],
+        vaults.clone(),
+        &["rotated", "--info", "rotated"],
+    )
+    .await;
+    assert_eq!(code, 1, "{lines:?}");
+    // get says the pinned version is disabled...
+    assert_eq!(
+        error_kind(&lines[0], "rotated"),
+        Some("not-found"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("disabled"), "{lines:?}");
+    // ...and info agrees, with that version's own content type and tags, not the latest's.
+    let info = &lines[1..];
+    for expected in [
+        format!("version={OLD}"),
+        "enabled=false".to_owned(),
+        "content-type=application/x-old".to_owned(),
+        "tag.generation=1".to_owned(),
+    ] {
+        assert!(info.contains(&expected), "{expected} in {info:?}");
+    }
+    // The latest's metadata under the unpinned grant; a pinned enabled version reads its own.
+    let pinned_new = format!("rotated@{NEW}");
+    for grant in ["rotated", pinned_new.as_str()] {
+        let (code, lines) = secrets_get(&[grant], vaults.clone(), &["--info", "rotated"]).await;
+        assert_eq!(code, 0, "{grant}: {lines:?}");
+        for expected in [
+            format!("version={NEW}"),
+            "enabled=true".to_owned(),
+            "content-type=text/plain".to_owned(),
+            "tag.generation=2".to_owned(),
+        ] {
+            assert!(
+                lines.contains(&expected),
+                "{grant}: {expected} in {lines:?}"
+            );
+        }
+    }
+    // A pinned version that does not exist is not-found, not someone else's metadata.
+    let missing = "rotated@00000000000000000000000000000000";
+    let (_, lines) = secrets_get(&[missing], vaults, &["--info", "rotated"]).await;
+    assert_eq!(
+        error_kind(&lines[0], "rotated"),
+        Some("not-found"),
+        "{lines:?}"
+    );
+}

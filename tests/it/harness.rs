@@ -118,6 +118,51 @@ pub async fn serve_once(global: &[&str], args: &[std::ffi::OsString], path: &str
     }
 }
 
+/// [`run_cli`], and the child's peak resident memory in bytes (from `wait4`: that one
+/// process's own, whatever else the tests run at the same time).
+#[cfg(target_os = "linux")]
+pub fn run_cli_with_peak_rss(cmd: &mut Command) -> (Run, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaped below by wait4, which also gives its rusage"
+    )]
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasm-secrets");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data; wait4 fills it and `status`. The child is reaped here
+    // and never waited on through `child` again.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let run = Run {
+        code,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    // Linux reports kilobytes.
+    (run, u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024)
+}
+
 /// Writes `text` to a new temporary file with the given suffix.
 pub fn temp_file(suffix: &str, text: &[u8]) -> tempfile::NamedTempFile {
     let f = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
@@ -200,9 +245,13 @@ impl Backend for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get(name, version)
     }
-    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+    fn info<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.info(name)
+        self.inner.info(name, version)
     }
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);

@@ -1,6 +1,8 @@
 //! Hostile guests written in WAT: each is stopped by its limit with a clear message, and none
 //! can write a line that passes for the host's own.
 
+#[cfg(target_os = "linux")]
+use crate::harness::run_cli_with_peak_rss;
 use crate::harness::{cli, run_cli, serve_once, temp_file, wat};
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,76 @@ fn a_memory_bomb_stops_at_max_memory() {
     assert_ne!(r.code, 0);
     assert!(
         r.stderr
-            .contains("over its limit of 33554432 bytes (--max-memory)"),
+            .contains("memory growth past the memory limit of 32 MiB (--max-memory)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+/// A hostile command: `instances` instances of a core module holding 100 funcref tables (the
+/// most a module may declare); running grows each table of the first by 1 Mi elements (8 MiB
+/// of host memory apiece), then exits 0 if nothing stopped it.
+fn table_bomb(instances: usize) -> tempfile::NamedTempFile {
+    let declare: String = (0..100)
+        .map(|i| format!("    (table $t{i} 0 funcref)\n"))
+        .collect();
+    let grow: String = (0..100)
+        .map(|i| format!("      (drop (table.grow $t{i} (ref.null func) (i32.const 1048576)))\n"))
+        .collect();
+    let instantiate: String = (0..instances)
+        .map(|i| format!("  (core instance $i{i} (instantiate $m))\n"))
+        .collect();
+    let text = format!(
+        "(component\n  (core module $m\n{declare}    (func (export \"run\") (result i32)\n{grow}      (i32.const 0)))\n{instantiate}  (func $run (result (result)) (canon lift (core func $i0 \"run\")))\n  (instance $cli-run (export \"run\" (func $run)))\n  (export \"wasi:cli/run@0.2.0\" (instance $cli-run)))\n"
+    );
+    temp_file(".wat", text.as_bytes())
+}
+
+/// Tables count against --max-memory (at 8 bytes an element): 100 tables of 1 Mi elements
+/// would be 800 MiB of host memory; the first growth past 1 MiB stops the guest, and the
+/// process never holds more than a small host's worth.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_table_bomb_stops_at_max_memory_before_the_host_holds_its_tables() {
+    let bomb = table_bomb(1);
+    let (r, peak) =
+        run_cli_with_peak_rss(cli().args(["run", "--max-memory", "1MiB"]).arg(bomb.path()));
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("table growth past the memory limit of 1 MiB (--max-memory)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(peak < 200 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+/// Without --max-memory, tables are still capped: 1 Mi elements across all of a guest's tables.
+#[test]
+fn a_table_bomb_stops_at_the_default_table_cap_without_max_memory() {
+    let bomb = table_bomb(1);
+    let r = run_cli(cli().arg("run").arg(bomb.path()));
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("table growth past the cap of 1048576 table elements"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+/// More tables than the cap (1,000 per guest) are refused when the guest is instantiated.
+#[test]
+fn a_guest_with_more_tables_than_the_cap_is_refused() {
+    let bomb = table_bomb(11);
+    let r = run_cli(cli().arg("run").arg(bomb.path()));
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("table creation past the cap of 1000 tables"),
         "{}",
         r.stderr
     );

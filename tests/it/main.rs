@@ -14,6 +14,7 @@ mod azure_stale;
 mod azure_trust;
 mod cli;
 mod cli_azure;
+mod credential_exposure;
 mod deploy;
 mod egress_addresses;
 mod grants;

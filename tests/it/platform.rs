@@ -8,6 +8,7 @@ use crate::serve::{ServeBinary, get};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wasm_secrets::serve::{ComponentOptions, EgressPolicy, Readiness, Routes, ServedComponent};
 
 /// A config file with `components` (`[components.NAME]` bodies, without the header).
 fn write_config(dir: &Path, components: &[(&str, &str)]) -> PathBuf {
@@ -533,4 +534,73 @@ async fn sighup_refuses_azure_http_rules_that_send_a_token_where_it_must_not_go(
         .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("api://orders-api"), "{}", warnings[0]);
+}
+
+/// A route table serving http-hello at `/` with `grants` over `vaults`.
+fn routes_granting(grants: &[&str], vaults: wasm_secrets::Vaults) -> std::sync::Arc<Routes> {
+    let engine = crate::harness::engine_for_serve();
+    let (component, _) =
+        wasm_secrets::runtime::load_component(&engine, &guest("http-hello"), None).unwrap();
+    let served = ServedComponent::new(
+        "app",
+        &engine,
+        &component,
+        emulator::ctx(grants, vaults),
+        EgressPolicy::deny_all(),
+        ComponentOptions::default(),
+    )
+    .unwrap();
+    std::sync::Arc::new(Routes::single(served))
+}
+
+/// Polls `readiness` until its reason contains `text`, for up to 20 s.
+async fn wait_for_reason(readiness: &Readiness, text: &str) {
+    let start = Instant::now();
+    while !readiness.get().is_err_and(|why| why.contains(text)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never not ready for {text}: {:?}",
+            readiness.get()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_reload_the_old_tables_readiness_check_can_no_longer_mark_the_server_ready() {
+    let emu = emulator::start().await;
+    // Not-found is not remembered, so each round asks the vault again.
+    let cache = wasm_secrets::config::CacheConfig {
+        negative_ttl: Duration::ZERO,
+        ..emulator::long_cache()
+    };
+    let vaults = emulator::connect(
+        &emu,
+        &emulator::Identity::imds(&emu),
+        cache,
+        emulator::fast_options(),
+    );
+    let readiness = std::sync::Arc::new(Readiness::default());
+    // The running table waits for `late-secret`, trying again every 50 ms.
+    let old = routes_granting(&["late-secret"], vaults.clone());
+    tokio::spawn({
+        let readiness = readiness.clone();
+        async move { readiness.check(old, Duration::from_millis(50)).await }
+    });
+    wait_for_reason(&readiness, "grant late-secret: not-found").await;
+    // A reload serves a table whose grant cannot be read; its own check tries again only in
+    // an hour.
+    let new = routes_granting(&["never-created"], vaults);
+    tokio::spawn({
+        let readiness = readiness.clone();
+        async move { readiness.check(new, Duration::from_secs(3600)).await }
+    });
+    wait_for_reason(&readiness, "grant never-created: not-found").await;
+    // The old table's secret appears: a check still running over it would now say ready.
+    emu.put_secret("main", "late-secret", "finally");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        readiness.get(),
+        Err("component app: grant never-created: not-found".to_owned())
+    );
 }

@@ -138,13 +138,20 @@ impl Backend for FileBackend {
         futures::future::ready(result).boxed()
     }
 
-    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
-        let result = match self.secrets.get(name) {
-            None => Err(BackendError::NotFound(format!(
+    fn info<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+        let result = match (self.secrets.get(name), version) {
+            (None, _) => Err(BackendError::NotFound(format!(
                 "no such secret in {}",
                 self.label
             ))),
-            Some(_) => Ok(SecretMeta {
+            (Some(_), Some(v)) if v != FILE_VERSION => Err(BackendError::NotFound(format!(
+                "secrets files hold one version, \"{FILE_VERSION}\""
+            ))),
+            (Some(_), _) => Ok(SecretMeta {
                 version: FILE_VERSION.to_owned(),
                 content_type: None,
                 enabled: true,

@@ -62,7 +62,7 @@ impl CacheStatus {
 /// What a backend knows about a secret, without its value. Times are Unix seconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretMeta {
-    /// The current version.
+    /// The version these metadata are of.
     pub version: String,
     /// The content type, if one was stored.
     pub content_type: Option<String>,
@@ -106,8 +106,13 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// The metadata of the latest version of `name`.
-    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>>;
+    /// The metadata of `name`: of its latest version, or of `version` if given (that
+    /// version's own, also when it is disabled).
+    fn info<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>>;
 
     /// The names of the enabled secrets in this vault.
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;

@@ -503,25 +503,30 @@ impl Backend for CachedBackend {
         }
     }
 
-    /// Metadata is cached for the TTL too, one fetch per name at a time.
-    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+    /// Metadata is cached for the TTL too (per name and version), one fetch per key at a time.
+    fn info<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
         async move {
+            let key = key(name, version);
             let fresh = || {
                 lock(&self.inner.infos)
-                    .get(name)
+                    .get(key.as_ref())
                     .filter(|(at, _)| at.elapsed() < self.inner.config.ttl)
                     .map(|(_, meta)| meta.clone())
             };
             if let Some(meta) = fresh() {
                 return Ok(meta);
             }
-            let flight = self.inner.info_flight(name);
+            let flight = self.inner.info_flight(&key);
             let turn = flight.lock().await;
             if let Some(meta) = fresh() {
                 return Ok(meta);
             }
-            let meta = self.inner.backend.info(name).await?;
-            lock(&self.inner.infos).put(name.to_owned(), (Instant::now(), meta.clone()));
+            let meta = self.inner.backend.info(name, version).await?;
+            lock(&self.inner.infos).put(key.into_owned(), (Instant::now(), meta.clone()));
             drop(turn);
             drop(flight);
             self.inner.forget_idle_info_flights();

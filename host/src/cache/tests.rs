@@ -50,9 +50,17 @@ impl Backend for Scripted {
         }
         .boxed()
     }
-    fn info<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+    fn info<'a>(
+        &'a self,
+        _: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        futures::future::ready(Ok(SecretMeta::default())).boxed()
+        futures::future::ready(Ok(SecretMeta {
+            version: version.unwrap_or("latest").to_owned(),
+            ..SecretMeta::default()
+        }))
+        .boxed()
     }
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
         futures::future::ready(Ok(vec![])).boxed()
@@ -336,12 +344,16 @@ async fn get_now_answers_only_what_needs_no_wait() {
 async fn info_is_cached_for_the_ttl() {
     let b = Scripted::new(Duration::ZERO);
     let c = CachedBackend::new(b.clone(), config());
-    let all = futures::future::join_all((0..10).map(|_| c.info("k"))).await;
+    let all = futures::future::join_all((0..10).map(|_| c.info("k", None))).await;
     assert!(all.iter().all(Result::is_ok));
     assert_eq!(b.calls(), 1);
-    tokio::time::advance(Duration::from_secs(11)).await;
-    c.info("k").await.unwrap();
+    // A version's metadata are its own entry, not the latest's.
+    assert_eq!(c.info("k", Some("v1")).await.unwrap().version, "v1");
+    assert_eq!(c.info("k", None).await.unwrap().version, "latest");
     assert_eq!(b.calls(), 2);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    c.info("k", None).await.unwrap();
+    assert_eq!(b.calls(), 3);
 }
 
 #[tokio::test(start_paused = true)]

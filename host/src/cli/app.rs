@@ -75,7 +75,7 @@ impl Plan {
         }
         Ok(Self {
             components,
-            env: guest_env(&args.limits.env)?,
+            env: guest_env(&args.limits.env, args.limits.allow_credential_env)?,
             resolver: args.egress.resolver()?,
         })
     }

@@ -160,7 +160,7 @@ async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<Str
             })
             .map_err(|e| e.to_string()),
         None => backend
-            .info(&grant.secret)
+            .info(&grant.secret, None)
             .await
             .map(|m| {
                 format!(

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasm_secrets::SecretsCtx;
 use wasm_secrets::config::{LimitsConfig, parse_bytes, parse_duration};
+use wasm_secrets::credential::Env;
+use wasm_secrets::credential::exposure::{exposed_credential_dir, is_credential_var};
 use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};
 use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
 
@@ -21,9 +23,14 @@ pub struct RunArgs {
     limits: LimitArgs,
     #[command(flatten)]
     egress: EgressArgs,
-    /// Give the guest a host directory: HOST or HOST::GUEST.
+    /// Give the guest a host directory: HOST or HOST::GUEST. A folder that holds the host's
+    /// token files (the workload-identity token's, the Azure Arc agent's), is inside one or
+    /// contains one is refused.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<String>,
+    /// Let --dir give a folder that holds the host's token files (refused otherwise).
+    #[arg(long)]
+    allow_credential_dir: bool,
     /// Do not cache compiled components.
     #[arg(long)]
     no_cache: bool,
@@ -49,15 +56,20 @@ pub struct LimitArgs {
     /// Stop the guest after this much fuel.
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
-    /// Cap the guest's linear memory (e.g. 64MiB).
+    /// Cap the guest's memory, linear memories and tables together (e.g. 64MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_memory: Option<usize>,
     /// Cap the bytes a guest may pass into one host call (default 1MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_hostcall_bytes: Option<usize>,
-    /// Pass an environment variable to the guest: NAME=VALUE, or NAME to copy the host's.
+    /// Pass an environment variable to the guest: NAME=VALUE, or NAME to copy the host's. The
+    /// host's identity variables (AZURE_CLIENT_SECRET, IDENTITY_HEADER, MSI_SECRET,
+    /// AZURE_FEDERATED_TOKEN_FILE and the like) are refused.
     #[arg(long = "env", value_name = "NAME[=VAL]")]
     pub env: Vec<String>,
+    /// Let --env pass the host's identity variables (refused otherwise).
+    #[arg(long)]
+    pub allow_credential_env: bool,
 }
 
 /// Egress flags shared by `run` and `serve`.
@@ -136,7 +148,7 @@ pub fn prepare(
         .or(entry.map(|c| c.limits).unwrap_or_default())
         .or(config.limits)
         .to_limits();
-    let env = guest_env(&limit_args.env)?;
+    let env = guest_env(&limit_args.env, limit_args.allow_credential_env)?;
     let vaults = host::build_vaults(host_args, &config)?;
     host::check_grants(&vaults, &grants)?;
     let mut rules = entry.map(|c| c.egress.clone()).unwrap_or_default();
@@ -162,7 +174,7 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
     let dirs = args
         .dirs
         .iter()
-        .map(|d| parse_dir(d))
+        .map(|d| parse_dir(d, args.allow_credential_dir))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let engine = runtime::build_engine(&EngineOptions {
         fuel: prepared.engine_fuel,
@@ -193,20 +205,39 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
     Ok(outcome.exit_code())
 }
 
-pub fn guest_env(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+/// The guest's environment from `--env` specs. The host's identity variables are refused
+/// unless `allow_credential_env`; a value is never echoed.
+pub fn guest_env(
+    specs: &[String],
+    allow_credential_env: bool,
+) -> anyhow::Result<Vec<(String, String)>> {
     specs
         .iter()
-        .map(|s| match s.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            Some(_) => anyhow::bail!("--env {s:?}: expected NAME=VALUE or NAME"),
-            None => std::env::var(s)
-                .map(|v| (s.clone(), v))
-                .with_context(|| format!("--env {s}: the host has no such variable to pass on")),
+        .map(|s| {
+            let name = s.split_once('=').map_or(s.as_str(), |(k, _)| k);
+            if is_credential_var(name) {
+                anyhow::ensure!(
+                    allow_credential_env,
+                    "--env {name}: refused: it is one of the host's Azure identity variables (a credential, its path, or the endpoint that hands out tokens), which a guest must not see; pass --allow-credential-env to give it anyway"
+                );
+                eprintln!(
+                    "warning: --allow-credential-env: the guest gets the host's identity variable {name}"
+                );
+            }
+            match s.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                Some(_) => anyhow::bail!("--env {s:?}: expected NAME=VALUE or NAME"),
+                None => std::env::var(s).map(|v| (s.clone(), v)).with_context(|| {
+                    format!("--env {s}: the host has no such variable to pass on")
+                }),
+            }
         })
         .collect()
 }
 
-fn parse_dir(spec: &str) -> anyhow::Result<(PathBuf, String)> {
+/// A `--dir` spec: the host folder (which must exist, and must not expose the host's token
+/// files unless `allow_credential_dir`) and the guest's name for it.
+fn parse_dir(spec: &str, allow_credential_dir: bool) -> anyhow::Result<(PathBuf, String)> {
     let (host, guest) = spec.split_once("::").unwrap_or((spec, spec));
     anyhow::ensure!(
         !host.is_empty() && !guest.is_empty(),
@@ -218,5 +249,17 @@ fn parse_dir(spec: &str) -> anyhow::Result<(PathBuf, String)> {
         "--dir {spec:?}: {} is not a directory",
         host.display()
     );
+    if let Some(tokens) = exposed_credential_dir(&host, &Env::process()) {
+        anyhow::ensure!(
+            allow_credential_dir,
+            "--dir {spec:?}: refused: {} is, is inside, or contains {}, which holds the host's Azure identity token files; pass --allow-credential-dir to give it anyway",
+            host.display(),
+            tokens.display()
+        );
+        eprintln!(
+            "warning: --allow-credential-dir: the guest gets {}, which holds the host's token files",
+            tokens.display()
+        );
+    }
     Ok((host, guest.to_owned()))
 }

@@ -20,6 +20,7 @@ mod detect;
 mod entra;
 mod env;
 pub(crate) mod expiry;
+pub mod exposure;
 pub mod imds;
 mod retry;
 pub mod workload_identity;

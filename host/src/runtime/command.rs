@@ -204,6 +204,12 @@ pub fn describe_failure(e: &wasmtime::Error, limits: &Limits) -> String {
         };
     }
     let text = format!("{e:#}");
+    if text.contains("table count too high") {
+        return format!(
+            "table creation past the cap of {} tables: the component tried to create more",
+            limits.max_tables
+        );
+    }
     if text.contains("fuel allocated for hostcalls has been exhausted") {
         return format!(
             "the component passed more than {} bytes into one host call and was stopped",

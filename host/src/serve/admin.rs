@@ -12,15 +12,29 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Whether the server is ready for traffic, and if not, why.
+///
+/// Each [`Readiness::check`] is one round of checking one route table; starting a new one (on
+/// a reload) ends the one before, so a loop over a table no longer served can never mark the
+/// server ready.
 #[derive(Debug)]
 pub struct Readiness {
-    state: Mutex<Result<(), String>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Which check may set `ready`: the latest one started.
+    round: u64,
+    ready: Result<(), String>,
 }
 
 impl Default for Readiness {
     fn default() -> Self {
         Self {
-            state: Mutex::new(Err("starting: grants not resolved yet".to_owned())),
+            state: Mutex::new(State {
+                round: 0,
+                ready: Err("starting: grants not resolved yet".to_owned()),
+            }),
         }
     }
 }
@@ -28,28 +42,47 @@ impl Default for Readiness {
 impl Readiness {
     /// `Ok` when ready, else the reason.
     pub fn get(&self) -> Result<(), String> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.lock().ready.clone()
     }
 
-    fn set(&self, state: Result<(), String>) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a new round: the checks before it stop, and the server is not ready until this
+    /// one has resolved its table's grants.
+    fn begin(&self) -> u64 {
+        let mut state = self.lock();
+        state.round += 1;
+        if state.round > 1 {
+            state.ready = Err("reloaded: grants not resolved yet".to_owned());
+        }
+        state.round
+    }
+
+    /// Sets the state if round `round` is still the latest; says whether it was.
+    fn set(&self, round: u64, ready: Result<(), String>) -> bool {
+        let mut state = self.lock();
+        if state.round != round {
+            return false;
+        }
+        state.ready = ready;
+        true
     }
 
     /// Resolves every exact grant of every component in `routes` once (from the vault, or the
     /// cache), again every `retry` until all have; ready when they have. Each failure is
-    /// reported as `component C: grant G: <error kind>` (never a value).
+    /// reported as `component C: grant G: <error kind>` (never a value). A later call (for the
+    /// table a reload serves) ends this one.
     pub async fn check(&self, routes: Arc<Routes>, retry: Duration) {
+        let round = self.begin();
         loop {
-            match first_unresolved(&routes).await {
-                None => {
-                    self.set(Ok(()));
-                    return;
-                }
-                Some(why) => {
-                    tracing::warn!(reason = %why, "not ready");
-                    self.set(Err(why));
-                }
+            let unresolved = first_unresolved(&routes).await;
+            if !self.set(round, unresolved.clone().map_or(Ok(()), Err)) {
+                return;
             }
+            let Some(why) = unresolved else { return };
+            tracing::warn!(reason = %why, "not ready");
             tokio::time::sleep(retry).await;
         }
     }

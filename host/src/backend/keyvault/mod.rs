@@ -352,15 +352,43 @@ impl KeyVault {
         Ok(items)
     }
 
-    /// The versions of secret `name`.
-    pub async fn versions(&self, name: &str) -> Result<Vec<VersionItem>, BackendError> {
+    /// The listing of secret `name`'s versions (metadata, no values).
+    async fn version_items(&self, name: &str) -> Result<Vec<wire::Item>, BackendError> {
         let size = self.options.page_size.clamp(1, 25).to_string();
         let url = self.endpoint(
             &format!("secrets/{name}/versions"),
             &[("maxresults", &size)],
         );
+        self.pages(url).await
+    }
+
+    /// The metadata of one version of `name`: from reading it, or, when Key Vault will not
+    /// let it be read (a disabled version answers 403 SecretDisabled), from the version
+    /// listing. Never another version's.
+    async fn version_meta(&self, name: &str, version: &str) -> Result<SecretMeta, BackendError> {
+        let refused = match self.bundle(name, Some(version)).await {
+            Ok(bundle) => return Ok(bundle.meta()),
+            Err(e @ BackendError::NotFound(_)) => e,
+            Err(e) => return Err(e),
+        };
+        // Disabled, or no such version: the listing says which. If it cannot be read (an
+        // identity with get but not list), the read's own answer stands.
+        let items = match self.version_items(name).await {
+            Ok(items) => items,
+            Err(BackendError::NotFound(_) | BackendError::Forbidden(_)) => return Err(refused),
+            Err(e) => return Err(e),
+        };
+        items
+            .iter()
+            .map(wire::Item::meta)
+            .find(|m| m.version.eq_ignore_ascii_case(version))
+            .ok_or(refused)
+    }
+
+    /// The versions of secret `name`.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionItem>, BackendError> {
         Ok(self
-            .pages(url)
+            .version_items(name)
             .await?
             .into_iter()
             .filter_map(|item| {
@@ -444,10 +472,17 @@ impl Backend for KeyVault {
         .boxed()
     }
 
-    fn info<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
+    fn info<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
         async move {
             // The value comes along (Key Vault has no metadata-only read); it is wiped on drop.
-            Ok(self.bundle(name, None).await?.meta())
+            match version {
+                None => Ok(self.bundle(name, None).await?.meta()),
+                Some(v) => self.version_meta(name, v).await,
+            }
         }
         .boxed()
     }

@@ -36,12 +36,16 @@ pub struct Page {
     pub next_link: Option<String>,
 }
 
-/// An item of a page (no value).
+/// An item of a page (no value): a secret's, or one version's, metadata.
 #[derive(Deserialize)]
 pub struct Item {
     pub id: String,
+    #[serde(rename = "contentType")]
+    pub content_type: Option<String>,
     #[serde(default)]
     pub attributes: Attributes,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// `{"error":{"code","message","innererror":{"code"}}}`.
@@ -100,16 +104,42 @@ fn collection_id_parts(id: &str, collection: &str) -> Option<(String, Option<Str
 impl SecretBundle {
     /// The metadata part.
     pub fn meta(&self) -> SecretMeta {
-        SecretMeta {
-            version: id_parts(&self.id).and_then(|(_, v)| v).unwrap_or_default(),
-            content_type: self.content_type.clone(),
-            enabled: self.attributes.enabled.unwrap_or(true),
-            not_before: self.attributes.nbf,
-            expires: self.attributes.exp,
-            created: self.attributes.created,
-            updated: self.attributes.updated,
-            tags: self.tags.clone().unwrap_or_default().into_iter().collect(),
-        }
+        meta(
+            &self.id,
+            &self.content_type,
+            &self.attributes,
+            self.tags.as_ref(),
+        )
+    }
+}
+
+impl Item {
+    /// The metadata it lists.
+    pub fn meta(&self) -> SecretMeta {
+        meta(
+            &self.id,
+            &self.content_type,
+            &self.attributes,
+            self.tags.as_ref(),
+        )
+    }
+}
+
+fn meta(
+    id: &str,
+    content_type: &Option<String>,
+    attributes: &Attributes,
+    tags: Option<&BTreeMap<String, String>>,
+) -> SecretMeta {
+    SecretMeta {
+        version: id_parts(id).and_then(|(_, v)| v).unwrap_or_default(),
+        content_type: content_type.clone(),
+        enabled: attributes.enabled.unwrap_or(true),
+        not_before: attributes.nbf,
+        expires: attributes.exp,
+        created: attributes.created,
+        updated: attributes.updated,
+        tags: tags.cloned().unwrap_or_default().into_iter().collect(),
     }
 }
 
