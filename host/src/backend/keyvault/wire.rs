@@ -101,6 +101,7 @@ impl SecretBundle {
     /// The metadata part.
     pub fn meta(&self) -> SecretMeta {
         SecretMeta {
+            name: id_parts(&self.id).map(|(n, _)| n),
             version: id_parts(&self.id).and_then(|(_, v)| v).unwrap_or_default(),
             content_type: self.content_type.clone(),
             enabled: self.attributes.enabled.unwrap_or(true),
