@@ -466,7 +466,8 @@ impl EmulatorConfig {
                         s.name
                     );
                 }
-                if !snames.insert(s.name.as_str()) {
+                // Key Vault names are case-insensitive: `A` and `a` are one secret.
+                if !snames.insert(s.name.to_ascii_lowercase()) {
                     bail!("vault {:?}: secret {:?} is defined twice", v.name, s.name);
                 }
                 match (&s.value, s.versions.is_empty()) {
@@ -531,7 +532,7 @@ fn validate_keys(v: &VaultConfig) -> anyhow::Result<()> {
         if !valid_secret_name(key) {
             bail!("vault {vault:?}: key name {key:?} must be 1-127 letters, digits and '-'");
         }
-        if !knames.insert(key.as_str()) {
+        if !knames.insert(key.to_ascii_lowercase()) {
             bail!("vault {vault:?}: key {key:?} is defined twice");
         }
         match k.kty {
@@ -590,7 +591,13 @@ pub fn valid_secret_name(n: &str) -> bool {
     !n.is_empty() && n.len() <= 127 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// Key Vault version ids: 32 lowercase hex characters.
+/// A version id in a request: 32 hex characters in any case (Key Vault matches version ids
+/// case-insensitively, as it does names).
+pub fn valid_version_in_request(v: &str) -> bool {
+    v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Key Vault version ids as the emulator makes and answers them: 32 lowercase hex characters.
 pub fn valid_version(v: &str) -> bool {
     v.len() == 32
         && v.chars()

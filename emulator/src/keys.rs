@@ -4,6 +4,9 @@
 //!
 //! The 401 challenge, token checks, throttling, latency, faults and counters happen before these
 //! handlers, exactly as for secrets (see [`crate::keyvault`]).
+//!
+//! Key names are case-insensitive like secret names: held by their lowercase name, found in any
+//! spelling, and answered (`kid`s, listings) as first created; version ids match in any case.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,7 +15,7 @@ use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{KeyConfig, valid_secret_name, valid_version};
+use crate::config::{KeyConfig, valid_secret_name, valid_version_in_request};
 use crate::crypto::{
     CryptoError, Curve, EncAlg, KeyMaterial, KeyOp, KeySpec, KeyType, SignAlg, b64, b64_decode,
 };
@@ -86,16 +89,22 @@ impl KeyVersion {
 /// A key: versions oldest first, and optional narrowed users.
 #[derive(Debug, Default)]
 pub struct StoredKey {
+    /// The name as the key was first created (the store holds it by its lowercase name).
+    pub name: String,
     /// Versions, oldest first (the last is the latest).
     pub versions: Vec<Arc<KeyVersion>>,
     /// When set, only these object ids may use the key.
     pub readers: Option<Vec<String>>,
 }
 
-/// One vault's keys.
+/// One vault's keys, by lowercase name.
 #[derive(Debug, Default)]
 pub struct KeyStore {
     keys: Mutex<BTreeMap<String, StoredKey>>,
+}
+
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
 impl KeyStore {
@@ -123,8 +132,9 @@ impl KeyStore {
                     .collect()
             };
             map.insert(
-                k.name.clone(),
+                fold(&k.name),
                 StoredKey {
+                    name: k.name.clone(),
                     versions,
                     readers: k.readers.clone(),
                 },
@@ -138,24 +148,41 @@ impl KeyStore {
     /// A version: `None` or an empty version means the latest.
     pub fn find(&self, name: &str, version: Option<&str>) -> Option<Arc<KeyVersion>> {
         let keys = self.keys.lock().ok()?;
-        let k = keys.get(name)?;
+        let k = keys.get(&fold(name))?;
         match version.filter(|v| !v.is_empty()) {
             None => k.versions.last().cloned(),
-            Some(v) => k.versions.iter().find(|x| x.id == v).cloned(),
+            Some(v) => k
+                .versions
+                .iter()
+                .find(|x| x.id.eq_ignore_ascii_case(v))
+                .cloned(),
         }
+    }
+
+    /// The name of key `name` as it was first created; `name` itself if there is none.
+    pub fn spelling(&self, name: &str) -> String {
+        self.keys
+            .lock()
+            .ok()
+            .and_then(|k| k.get(&fold(name)).map(|k| k.name.clone()))
+            .unwrap_or_else(|| name.to_string())
     }
 
     /// Every version of a key, oldest first.
     pub fn versions(&self, name: &str) -> Option<Vec<Arc<KeyVersion>>> {
-        self.keys.lock().ok()?.get(name).map(|k| k.versions.clone())
+        self.keys
+            .lock()
+            .ok()?
+            .get(&fold(name))
+            .map(|k| k.versions.clone())
     }
 
     /// The latest version of every key, by name.
     pub fn latest(&self) -> Vec<(String, Arc<KeyVersion>)> {
         match self.keys.lock() {
             Ok(k) => k
-                .iter()
-                .filter_map(|(n, k)| k.versions.last().map(|v| (n.clone(), v.clone())))
+                .values()
+                .filter_map(|k| k.versions.last().map(|v| (k.name.clone(), v.clone())))
                 .collect(),
             Err(_) => Vec::new(),
         }
@@ -167,7 +194,7 @@ impl KeyStore {
             .keys
             .lock()
             .ok()
-            .and_then(|k| k.get(name).and_then(|k| k.readers.clone()));
+            .and_then(|k| k.get(&fold(name)).and_then(|k| k.readers.clone()));
         match narrowed {
             Some(r) => r.iter().any(|x| x == oid),
             None => vault_readers.iter().any(|x| x == oid),
@@ -178,8 +205,11 @@ impl KeyStore {
     pub fn add(&self, name: &str, v: KeyVersion) -> Option<Arc<KeyVersion>> {
         let v = Arc::new(v);
         let mut keys = self.keys.lock().ok()?;
-        keys.entry(name.to_string())
-            .or_default()
+        keys.entry(fold(name))
+            .or_insert_with(|| StoredKey {
+                name: name.to_string(),
+                ..StoredKey::default()
+            })
             .versions
             .push(v.clone());
         Some(v)
@@ -322,7 +352,13 @@ pub async fn respond(
     {
         return bad_parameter("Invalid key name: use 1-127 letters, digits and '-'.");
     }
-    match (&r.method, rest) {
+    // Whatever spelling was asked for, answer with the key's own (a new key keeps the asked one).
+    let spelled = rest.first().map(|n| store.spelling(n));
+    let mut segments = rest.to_vec();
+    if let (Some(first), Some(spelled)) = (segments.first_mut(), spelled.as_deref()) {
+        *first = spelled;
+    }
+    match (&r.method, segments.as_slice()) {
         (&Method::GET, []) => {
             if !vault.readers.iter().any(|x| x == oid) {
                 return forbidden(oid, "read", "");
@@ -366,8 +402,8 @@ pub async fn respond(
 
 fn check_version(version: Option<&str>) -> Option<Response<Body>> {
     match version {
-        Some(v) if !v.is_empty() && !valid_version(v) => Some(bad_parameter(
-            "Invalid key version: expected 32 lowercase hexadecimal characters.",
+        Some(v) if !v.is_empty() && !valid_version_in_request(v) => Some(bad_parameter(
+            "Invalid key version: expected 32 hexadecimal characters.",
         )),
         _ => None,
     }
@@ -484,7 +520,7 @@ async fn store_new(
         return internal_error("Key material was set twice.");
     }
     match vault.keys.add(name, v) {
-        Some(v) => bundle(base, name, &v).await,
+        Some(v) => bundle(base, &vault.keys.spelling(name), &v).await,
         None => internal_error("Internal error."),
     }
 }

@@ -1,5 +1,10 @@
 //! Key Vault secrets over HTTPS: the 401 challenge, token checks, rights, versions, paging, throttling.
 //! Requests under `/keys` are routed to [`crate::keys`] after the same checks.
+//!
+//! Names are case-insensitive, as in Key Vault: secrets are held by their lowercase name, a `PUT`
+//! of `DB-Password` adds a version to `db-password`, any spelling finds it, and every answer
+//! (ids, listings) carries the name as the secret was first created. Version ids in requests
+//! match in any case too.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,7 +14,7 @@ use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{VaultConfig, valid_secret_name, valid_version};
+use crate::config::{VaultConfig, valid_secret_name, valid_version_in_request};
 use crate::keys::KeyStore;
 use crate::server::{Body, Req, json, with_header};
 use crate::state::State;
@@ -60,6 +65,8 @@ pub struct StoredVersion {
 /// A secret: versions oldest first, and optional narrowed readers.
 #[derive(Debug, Clone)]
 pub struct StoredSecret {
+    /// The name as the secret was first created (the map holds it by its lowercase name).
+    pub name: String,
     /// Versions, oldest first (the last is the latest).
     pub versions: Vec<StoredVersion>,
     /// When set, only these object ids may read it.
@@ -69,7 +76,7 @@ pub struct StoredSecret {
 /// One vault's state.
 #[derive(Debug)]
 pub struct Vault {
-    /// Secrets by name.
+    /// Secrets by lowercase name (see [`StoredSecret::name`] for the spelling).
     pub secrets: Mutex<BTreeMap<String, StoredSecret>>,
     /// Keys by name.
     pub keys: KeyStore,
@@ -113,8 +120,9 @@ impl Vault {
                     .collect(),
             };
             secrets.insert(
-                s.name.clone(),
+                s.name.to_ascii_lowercase(),
                 StoredSecret {
+                    name: s.name.clone(),
                     versions,
                     readers: s.readers.clone(),
                 },
@@ -152,8 +160,9 @@ impl Vault {
             updated: t,
         };
         let mut s = self.secrets.lock().ok()?;
-        s.entry(name.to_string())
+        s.entry(name.to_ascii_lowercase())
             .or_insert_with(|| StoredSecret {
+                name: name.to_string(),
                 versions: Vec::new(),
                 readers: None,
             })
@@ -162,12 +171,24 @@ impl Vault {
         Some(v)
     }
 
+    /// The name of secret `name` as it was first created; `name` itself if there is none.
+    pub fn spelling(&self, name: &str) -> String {
+        self.secrets
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&name.to_ascii_lowercase()).map(|s| s.name.clone()))
+            .unwrap_or_else(|| name.to_string())
+    }
+
     /// Enable or disable a secret's latest version.
     pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
         let Ok(mut s) = self.secrets.lock() else {
             return false;
         };
-        match s.get_mut(name).and_then(|s| s.versions.last_mut()) {
+        match s
+            .get_mut(&name.to_ascii_lowercase())
+            .and_then(|s| s.versions.last_mut())
+        {
             Some(v) => {
                 v.enabled = enabled;
                 v.updated = now();
@@ -420,8 +441,8 @@ async fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
             }
             let items: Vec<Value> = match vault.secrets.lock() {
                 Ok(s) => s
-                    .iter()
-                    .filter_map(|(n, s)| s.versions.last().map(|v| item(base, n, v, false)))
+                    .values()
+                    .filter_map(|s| s.versions.last().map(|v| item(base, &s.name, v, false)))
                     .collect(),
                 Err(_) => Vec::new(),
             };
@@ -435,11 +456,11 @@ async fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
                 return forbidden(oid, "readMetadata/action", &format!("/secrets/{n}"));
             }
             let items: Vec<Value> = match vault.secrets.lock() {
-                Ok(s) => match s.get(*n) {
+                Ok(s) => match s.get(&n.to_ascii_lowercase()) {
                     Some(sec) => sec
                         .versions
                         .iter()
-                        .map(|v| item(base, n, v, true))
+                        .map(|v| item(base, &sec.name, v, true))
                         .collect(),
                     None => return not_found(n),
                 },
@@ -470,11 +491,10 @@ async fn respond(state: &State, vault: &Vault, r: &Req) -> Response<Body> {
 }
 
 fn can_read(vault: &Vault, name: &str, oid: &str) -> bool {
-    let narrowed = vault
-        .secrets
-        .lock()
-        .ok()
-        .and_then(|s| s.get(name).and_then(|s| s.readers.clone()));
+    let narrowed = vault.secrets.lock().ok().and_then(|s| {
+        s.get(&name.to_ascii_lowercase())
+            .and_then(|s| s.readers.clone())
+    });
     match narrowed {
         Some(readers) => readers.iter().any(|x| x == oid),
         None => vault.readers.iter().any(|x| x == oid),
@@ -486,34 +506,37 @@ fn get(vault: &Vault, base: &str, name: &str, version: Option<&str>, oid: &str) 
         return bad_parameter("Invalid secret name: use 1-127 letters, digits and '-'.");
     }
     if let Some(v) = version
-        && !valid_version(v)
+        && !valid_version_in_request(v)
     {
-        return bad_parameter(
-            "Invalid secret version: expected 32 lowercase hexadecimal characters.",
-        );
+        return bad_parameter("Invalid secret version: expected 32 hexadecimal characters.");
     }
     if !can_read(vault, name, oid) {
         return forbidden(oid, "getSecret/action", &format!("/secrets/{name}"));
     }
     let found = vault.secrets.lock().ok().and_then(|s| {
-        let sec = s.get(name)?;
-        match version {
+        let sec = s.get(&name.to_ascii_lowercase())?;
+        let v = match version {
             None => sec.versions.last().cloned(),
-            Some(v) => sec.versions.iter().find(|x| x.id == v).cloned(),
-        }
+            Some(v) => sec
+                .versions
+                .iter()
+                .find(|x| x.id.eq_ignore_ascii_case(v))
+                .cloned(),
+        }?;
+        Some((sec.name.clone(), v))
     });
     match found {
         None => not_found(&match version {
             Some(v) => format!("{name}/{v}"),
             None => name.to_string(),
         }),
-        Some(v) if !v.enabled => kv_error(
+        Some((_, v)) if !v.enabled => kv_error(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "Operation get is not allowed on a disabled secret.",
             Some("SecretDisabled"),
         ),
-        Some(v) => json(StatusCode::OK, &bundle(base, name, &v)),
+        Some((spelled, v)) => json(StatusCode::OK, &bundle(base, &spelled, &v)),
     }
 }
 
@@ -540,7 +563,7 @@ fn put(vault: &Vault, base: &str, name: &str, r: &Req, oid: &str) -> Response<Bo
         body.tags.unwrap_or_default(),
         &attrs,
     ) {
-        Some(v) => json(StatusCode::OK, &bundle(base, name, &v)),
+        Some(v) => json(StatusCode::OK, &bundle(base, &vault.spelling(name), &v)),
         None => kv_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",

@@ -390,8 +390,9 @@ impl Emulator {
         version: Option<&str>,
     ) -> Option<serde_json::Value> {
         let base = self.vault_url(vault)?;
-        let v = self.state.vaults.get(vault)?.keys.find(name, version)?;
-        v.public_jwk(&base, name).ok()
+        let keys = &self.state.vaults.get(vault)?.keys;
+        let v = keys.find(name, version)?;
+        v.public_jwk(&base, &keys.spelling(name)).ok()
     }
 
     /// The version ids of a key, oldest first (the last is the latest); empty when unknown.

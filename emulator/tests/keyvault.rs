@@ -390,3 +390,129 @@ async fn latency_is_applied() {
     assert_eq!(s, 200);
     assert!(t.elapsed() >= std::time::Duration::from_millis(150));
 }
+
+/// Key Vault names (and version ids) are case-insensitive: a `PUT` in another case adds a
+/// version to the same secret, any spelling finds it, and every answer names it as it was
+/// first created. Keys alike.
+#[tokio::test]
+async fn names_are_case_insensitive_and_answers_keep_the_first_spelling() {
+    let emu = start().await;
+    let http = client(&emu);
+    let vault = emu.default_vault_url();
+    let sys = imds_token(&emu, &http, VAULT, "").await;
+    let ua = imds_token(
+        &emu,
+        &http,
+        VAULT,
+        &format!("&client_id={}", ids(emu.config()).ua_client),
+    )
+    .await;
+    let put = |name: &'static str, value: &'static str| {
+        http.put(format!("{vault}/secrets/{name}?{API}"))
+            .bearer_auth(ua.clone())
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"value":"{value}"}}"#))
+            .send()
+    };
+    let (s, first) = json_of(put("Case-Test", "one").await.unwrap()).await;
+    assert_eq!(s, 200, "{first}");
+    assert!(
+        first["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{vault}/secrets/Case-Test/")),
+        "{first}"
+    );
+    // Another spelling updates the same secret, and the answer keeps the first spelling.
+    let (s, second) = json_of(put("CASE-TEST", "two").await.unwrap()).await;
+    assert_eq!(s, 200, "{second}");
+    let id = second["id"].as_str().unwrap();
+    assert!(
+        id.starts_with(&format!("{vault}/secrets/Case-Test/")),
+        "{id}"
+    );
+    let version = id.rsplit('/').next().unwrap().to_owned();
+    for asked in ["case-test", "Case-Test", "CASE-TEST", "cAsE-tEsT"] {
+        let (s, v, _) = get(&http, format!("{vault}/secrets/{asked}?{API}"), Some(&sys)).await;
+        assert_eq!((s, v["value"].as_str()), (200, Some("two")), "{asked}: {v}");
+        assert_eq!(v["id"], second["id"], "{asked}");
+        // A version id in capitals is the same version.
+        let (s, v, _) = get(
+            &http,
+            format!("{vault}/secrets/{asked}/{}?{API}", version.to_uppercase()),
+            Some(&sys),
+        )
+        .await;
+        assert_eq!((s, v["value"].as_str()), (200, Some("two")), "{asked}: {v}");
+        assert_eq!(v["id"], second["id"], "{asked}");
+    }
+    let (s, v, _) = get(
+        &http,
+        format!("{vault}/secrets/case-TEST/versions?{API}"),
+        Some(&sys),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "one secret with two versions: {ids:?}");
+    assert!(
+        ids.iter().all(|i| i.contains("/secrets/Case-Test/")),
+        "{ids:?}"
+    );
+    let (names, _, _) = list_all(&http, format!("{vault}/secrets?{API}"), &sys).await;
+    let listed: Vec<&String> = names
+        .iter()
+        .filter(|n| n.eq_ignore_ascii_case("case-test"))
+        .collect();
+    assert_eq!(listed, ["Case-Test"], "listed once, as first created");
+
+    // Keys: found in any spelling, with any-case versions, and named as created.
+    let (s, k, _) = get(
+        &http,
+        format!("{vault}/keys/JWT-Signing-KEY/1E5A0000000000000000000000000001?{API}"),
+        Some(&sys),
+    )
+    .await;
+    assert_eq!(s, 200, "{k}");
+    assert_eq!(
+        k["key"]["kid"],
+        format!("{vault}/keys/jwt-signing-key/1e5a0000000000000000000000000001")
+    );
+    let digest = [7u8; 32];
+    let (s, signed) = json_of(
+        http.post(format!(
+            "{vault}/keys/JWT-SIGNING-KEY/1E5A0000000000000000000000000002/sign?{API}"
+        ))
+        .bearer_auth(&sys)
+        .json(&serde_json::json!({"alg": "ES256", "value": b64url(&digest)}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{signed}");
+    assert_eq!(
+        signed["kid"],
+        format!("{vault}/keys/jwt-signing-key/1e5a0000000000000000000000000002")
+    );
+    let (s, listing, _) = get(&http, format!("{vault}/keys?{API}"), Some(&sys)).await;
+    assert_eq!(s, 200);
+    assert!(
+        listing["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kid"] == format!("{vault}/keys/jwt-signing-key")),
+        "{listing}"
+    );
+}
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}

@@ -6,6 +6,21 @@
 //! {"time":"2026-11-23T15:04:05.123Z","component":"hello","op":"get","name":"db","vault":"default",
 //!  "secret":"prod-db-password","version":"4f1…","outcome":"ok","cache":"hit","latency_us":3}
 //! ```
+//!
+//! # One spelling per name
+//!
+//! Key Vault names are case-insensitive, so a guest may ask for one secret (or key) as
+//! `db-password`, `DB-Password` or `db-PASSWORD`. Its audit lines all name it one way, for secrets
+//! and keys alike:
+//!
+//! - `name`: the name as granted. Under an exact grant (plain, alias or pinned), the grant's
+//!   guest name as the grant spells it; otherwise (under a pattern, or not granted at all) the
+//!   name in lowercase. An invalid name is no name: it is logged escaped and cut
+//!   ([`name_for_log`]), with `name_bytes`.
+//! - `secret` / `key`: the object's name in the vault. As the vault spells it (the name it was
+//!   created with, from the `id` or `kid` of the vault's answer, also when the answer comes from
+//!   the cache) when the request got an answer naming it; otherwise as the grant spells it, or
+//!   in lowercase under a pattern.
 
 use serde::Serialize;
 use std::io::Write;
@@ -22,7 +37,8 @@ pub struct AuditEvent<'a> {
     /// `unwrap-key`, `encrypt`, `decrypt` or `public-key`; `egress` for a guest request an
     /// `azure-http` rule attaches the host's token to.
     pub op: &'a str,
-    /// The name the guest used. An invalid name is escaped and cut to 160 bytes (see
+    /// The name the guest asked for, in one spelling: as granted, else in lowercase (see
+    /// the module's rule). An invalid name is escaped and cut to 160 bytes (see
     /// [`name_for_log`]), with its length in `name_bytes`.
     pub name: &'a str,
     /// The length in bytes of an invalid name, whose `name` is only a safe excerpt.
@@ -31,10 +47,11 @@ pub struct AuditEvent<'a> {
     /// The vault the grant led to, if it led anywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vault: Option<&'a str>,
-    /// The secret's name in the vault, if granted.
+    /// The secret's name in the vault, if granted: as the vault spells it where its answer
+    /// said, else as the grant does (see the module's rule).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
-    /// For a key operation, the key's name in the vault, if granted.
+    /// For a key operation, the key's name in the vault, if granted, spelled as `secret` is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
     /// For a key operation, the algorithm (`ES256`, `RSA-OAEP-256`, ...). Never an input or
@@ -97,6 +114,23 @@ pub fn name_for_log(name: &str) -> std::borrow::Cow<'_, str> {
         out.push_str(&piece);
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The `name` and `name_bytes` of an event for a request that asked for `asked`, which the
+/// grants gave the name `granted` (if any): see the module's rule.
+pub(crate) fn logged_name<'a>(
+    asked: &'a str,
+    granted: Option<&'a str>,
+) -> (std::borrow::Cow<'a, str>, Option<usize>) {
+    if let Some(granted) = granted {
+        return (std::borrow::Cow::Borrowed(granted), None);
+    }
+    if crate::is_valid_name(asked) {
+        return (crate::fold(asked), None);
+    }
+    let escaped = name_for_log(asked);
+    let bytes = (*escaped != *asked).then_some(asked.len());
+    (escaped, bytes)
 }
 
 /// Writes events as JSON lines to a file or stderr.

@@ -13,9 +13,16 @@
 //!
 //! Everything not granted is denied. Keys have grants of their own, `key:...:OPS`
 //! ([`crate::keys::grants`]); they are parsed with these and kept apart.
+//!
+//! Names are matched ignoring ASCII case, as Key Vault matches them (see [`crate::fold`]): a
+//! guest asking for `db-PASSWORD` gets exactly what `db-password` gets, so under
+//! `["db-password@V1", "db-*"]` it reaches the pinned grant first and never the pattern. Pattern
+//! prefixes and pinned versions compare the same way. Grants keep the spelling they were
+//! written in (for [`Grant`]'s `Display`, and for the audit log); two grants that differ only
+//! in case are one grant.
 
 use crate::keys::grants::{KEY_PREFIX, KeyGrant, KeyGrants};
-use crate::name::{is_valid_name, is_valid_version};
+use crate::name::{fold, has_prefix, is_valid_name, is_valid_version};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -156,6 +163,30 @@ impl Grant {
     pub fn is_whole_vault(&self) -> bool {
         self.pattern && self.secret.is_empty()
     }
+
+    /// Whether this pattern grant covers the vault name `name` (longer than the prefix, and
+    /// starting with it in any case). Always false for an exact grant.
+    ///
+    /// ```
+    /// let g: wasm_secrets::Grant = "feature-*".parse().unwrap();
+    /// assert!(g.matches("feature-x") && g.matches("FEATURE-X"));
+    /// assert!(!g.matches("feature-") && !g.matches("other"));
+    /// ```
+    pub fn matches(&self, name: &str) -> bool {
+        self.pattern && has_prefix(name, &self.secret)
+    }
+
+    /// Whether `other` is this grant spelled in another case: the same grant to Key Vault.
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        self.vault == other.vault
+            && self.pattern == other.pattern
+            && self.guest_name.eq_ignore_ascii_case(&other.guest_name)
+            && self.secret.eq_ignore_ascii_case(&other.secret)
+            && match (&self.version, &other.version) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a == b,
+            }
+    }
 }
 
 /// Whether grants may cover a whole vault (`*`, `VAULT/*`).
@@ -171,6 +202,9 @@ pub enum WholeVault {
 /// Where a granted name leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target<'a> {
+    /// The name as granted: an exact grant's guest name as the grant spells it, or under a
+    /// pattern the name as asked.
+    pub name: &'a str,
     /// The vault to read.
     pub vault: &'a str,
     /// The secret's name in that vault.
@@ -182,7 +216,8 @@ pub struct Target<'a> {
 /// The grants of one component: deny by default.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
-    // Looked up on every request with guest-chosen names; foldhash is randomly seeded.
+    // Looked up on every request with guest-chosen names; foldhash is randomly seeded. Keyed
+    // by the folded guest name.
     exact: HashMap<String, Grant, foldhash::fast::RandomState>,
     patterns: Vec<Grant>,
     keys: KeyGrants,
@@ -253,16 +288,17 @@ impl Grants {
         &self.keys
     }
 
-    /// Adds one grant.
+    /// Adds one grant. A grant that differs from one already held only in case adds nothing.
     pub fn add(&mut self, grant: Grant) -> Result<(), GrantError> {
         if grant.pattern {
-            if !self.patterns.contains(&grant) {
+            if !self.patterns.iter().any(|g| g.same_as(&grant)) {
                 self.patterns.push(grant);
             }
             return Ok(());
         }
-        match self.exact.get(&grant.guest_name) {
-            Some(existing) if *existing == grant => Ok(()),
+        let key = fold(&grant.guest_name).into_owned();
+        match self.exact.get(&key) {
+            Some(existing) if existing.same_as(&grant) => Ok(()),
             Some(existing) => Err(GrantError::new(
                 &grant.to_string(),
                 format!(
@@ -271,17 +307,20 @@ impl Grants {
                 ),
             )),
             None => {
-                self.exact.insert(grant.guest_name.clone(), grant);
+                self.exact.insert(key, grant);
                 Ok(())
             }
         }
     }
 
-    /// Where the name `name` leads, or `None` if it is not granted. Exact grants win over
-    /// patterns; among patterns, the first given wins.
+    /// Where the name `name` leads, or `None` if it is not granted. Case is ignored, as Key
+    /// Vault ignores it. Exact grants win over patterns; among patterns, the first given wins.
+    /// Under a pattern, the target's `name` and `secret` are `name` as given: callers that
+    /// want one spelling pass [`fold`]ed names, as the store does.
     pub fn resolve<'a>(&'a self, name: &'a str) -> Option<Target<'a>> {
-        if let Some(g) = self.exact.get(name) {
+        if let Some(g) = self.exact.get(&*fold(name)) {
             return Some(Target {
+                name: &g.guest_name,
                 vault: &g.vault,
                 secret: &g.secret,
                 version: g.version.as_deref(),
@@ -289,8 +328,9 @@ impl Grants {
         }
         self.patterns
             .iter()
-            .find(|g| name.starts_with(&g.secret) && name.len() > g.secret.len())
+            .find(|g| g.matches(name))
             .map(|g| Target {
+                name,
                 vault: &g.vault,
                 secret: name,
                 version: None,
@@ -325,7 +365,9 @@ impl Grants {
     ) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for g in self.exact.values() {
-            if vault_names(&g.vault).is_some_and(|names| names.iter().any(|n| n == &g.secret)) {
+            if vault_names(&g.vault)
+                .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(&g.secret)))
+            {
                 out.push(g.guest_name.clone());
             }
         }
@@ -334,7 +376,7 @@ impl Grants {
                 out.extend(
                     names
                         .iter()
-                        .filter(|n| n.starts_with(&g.secret) && n.len() > g.secret.len())
+                        .filter(|n| g.matches(n))
                         // An exact grant or an earlier pattern may claim the same guest name.
                         .filter(|n| matches!(self.resolve(n), Some(t) if t.vault == g.vault))
                         .cloned(),
@@ -366,12 +408,15 @@ mod tests {
         assert!(some.resolve("other").is_none());
     }
 
-    fn t<'a>(vault: &'a str, secret: &'a str, version: Option<&'a str>) -> Option<Target<'a>> {
-        Some(Target {
-            vault,
-            secret,
-            version,
-        })
+    type Where<'a> = (&'a str, &'a str, Option<&'a str>);
+
+    /// Where `name` leads: (vault, secret, version).
+    fn at<'a>(g: &'a Grants, name: &'a str) -> Option<Where<'a>> {
+        g.resolve(name).map(|t| (t.vault, t.secret, t.version))
+    }
+
+    fn t<'a>(vault: &'a str, secret: &'a str, version: Option<&'a str>) -> Option<Where<'a>> {
+        Some((vault, secret, version))
     }
 
     #[test]
@@ -385,13 +430,13 @@ mod tests {
             "pinned@0123456789abcdef0123456789abcdef",
         ])
         .unwrap();
-        assert_eq!(g.resolve("db-password"), t("default", "db-password", None));
-        assert_eq!(g.resolve("db"), t("default", "prod-db-password", None));
-        assert_eq!(g.resolve("stripe-key"), t("payments", "stripe-key", None));
-        assert_eq!(g.resolve("stripe"), t("payments", "stripe-live-key", None));
-        assert_eq!(g.resolve("feature-x"), t("default", "feature-x", None));
+        assert_eq!(at(&g, "db-password"), t("default", "db-password", None));
+        assert_eq!(at(&g, "db"), t("default", "prod-db-password", None));
+        assert_eq!(at(&g, "stripe-key"), t("payments", "stripe-key", None));
+        assert_eq!(at(&g, "stripe"), t("payments", "stripe-live-key", None));
+        assert_eq!(at(&g, "feature-x"), t("default", "feature-x", None));
         assert_eq!(
-            g.resolve("pinned"),
+            at(&g, "pinned"),
             t(
                 "default",
                 "pinned",
@@ -404,10 +449,43 @@ mod tests {
             "feature-",
             "feature",
             "other",
-            "Db",
+            "Db-",
         ] {
             assert_eq!(g.resolve(denied), None, "{denied}");
         }
+    }
+
+    #[test]
+    fn any_case_reaches_the_pin_before_a_pattern() {
+        // Issue 28: Key Vault names are case-insensitive, so `db-PASSWORD` is `db-password`,
+        // and must not slip past its pin through the pattern.
+        let g = Grants::parse(["db-password@V1", "db-*"]).unwrap();
+        for name in ["db-password", "db-PASSWORD", "DB-Password", "DB-PASSWORD"] {
+            assert_eq!(
+                at(&g, name),
+                t("default", "db-password", Some("V1")),
+                "{name}"
+            );
+            assert_eq!(g.resolve(name).unwrap().name, "db-password", "{name}");
+        }
+        // Patterns match their prefix in any case; under a pattern the name is as asked.
+        assert_eq!(at(&g, "DB-other"), t("default", "DB-other", None));
+        assert_eq!(at(&g, "Db-"), None);
+        // Aliases and vault-qualified grants too, and the grant's own spelling is kept.
+        let g = Grants::parse(["DB=Prod-DB-Password", "payments/Stripe-Key", "Team-*"]).unwrap();
+        assert_eq!(at(&g, "db"), t("default", "Prod-DB-Password", None));
+        assert_eq!(g.resolve("db").unwrap().name, "DB");
+        assert_eq!(at(&g, "stripe-key"), t("payments", "Stripe-Key", None));
+        assert_eq!(at(&g, "team-a"), t("default", "team-a", None));
+        assert_eq!(at(&g, "prod-db-password"), None);
+    }
+
+    #[test]
+    fn grants_differing_only_in_case_are_one_grant() {
+        let g = Grants::parse(["db-password@ABC", "DB-Password@abc", "x-*", "X-*"]).unwrap();
+        assert_eq!(g.iter().count(), 2);
+        let e = Grants::parse(["a=x", "A=y"]).unwrap_err().to_string();
+        assert!(e.contains("already granted"), "{e}");
     }
 
     #[test]
@@ -433,10 +511,10 @@ mod tests {
     #[test]
     fn visible_names_are_granted_and_existing() {
         let g = Grants::parse(["db-password", "missing", "alias=api-key", "feature-*"]).unwrap();
-        let names: Vec<String> = ["db-password", "api-key", "feature-a", "other", "feature-"]
+        let names: Vec<String> = ["DB-Password", "api-key", "Feature-A", "other", "feature-"]
             .map(String::from)
             .to_vec();
         let visible = g.visible_names(|v| (v == "default").then_some(names.as_slice()));
-        assert_eq!(visible, ["alias", "db-password", "feature-a"]);
+        assert_eq!(visible, ["Feature-A", "alias", "db-password"]);
     }
 }

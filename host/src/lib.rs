@@ -108,7 +108,7 @@ mod wit;
 pub use backend::Backend;
 pub use error::{BackendError, ErrorKind, SecretError};
 pub use grants::{Grant, Grants};
-pub use name::{MAX_NAME_LEN, is_valid_name};
+pub use name::{MAX_NAME_LEN, fold, is_valid_name};
 pub use store::{SecretInfo, SecretsCtx, Vaults};
 pub use value::SecretValue;
 pub use wasi_config::add_wasi_config_to_linker;

@@ -1,4 +1,11 @@
-//! The rule for secret names, checked at the boundary before anything else.
+//! The rule for secret names, checked at the boundary before anything else, and the one
+//! spelling a name is compared in.
+//!
+//! Key Vault object names (secrets and keys) and version ids are case-insensitive: `DB-Password`,
+//! `db-password` and `DB-PASSWORD` are one secret, and the vault answers with the name as it
+//! was first created. The host follows it: grants are matched, and the secret cache keyed, on
+//! [`fold`]ed names (ASCII lowercase), so every spelling of a name reaches the same grant, the
+//! same pinned version and the same cache entry. (The audit log's rule is in [`crate::audit`].)
 
 /// The longest name a guest may ask for (Azure Key Vault's limit).
 pub const MAX_NAME_LEN: usize = 127;
@@ -19,6 +26,39 @@ pub fn is_valid_name(name: &str) -> bool {
 /// Whether `version` looks like a vault version identifier: 1 to 64 ASCII letters and digits.
 pub fn is_valid_version(version: &str) -> bool {
     (1..=64).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `name` in the one spelling names are compared in: ASCII lowercase, as Key Vault compares
+/// them. Borrowed (no allocation) when `name` has no capital letter, which is the usual case.
+///
+/// ```
+/// use wasm_secrets::fold;
+/// assert_eq!(fold("DB-Password"), "db-password");
+/// assert!(matches!(fold("db-password"), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn fold(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// A valid `name` [`fold`]ed, for the policy point to match; an invalid one as it is (it is
+/// refused, and must never be copied: it may be 100 MiB).
+pub(crate) fn folded(name: &str) -> std::borrow::Cow<'_, str> {
+    if is_valid_name(name) {
+        fold(name)
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// Whether `name` starts with `prefix` and is longer, ignoring ASCII case: how a pattern
+/// grant's prefix matches a name.
+pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.len() > prefix.len()
+        && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// A form of untrusted input that is safe to put in a message: at most 40 characters,

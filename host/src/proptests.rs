@@ -47,11 +47,13 @@ proptest! {
 
     #[test]
     fn a_pattern_grant_never_matches_outside_its_prefix(
-        prefix in "[a-z-]{1,8}",
-        name in "[a-z0-9-]{1,20}",
+        prefix in "[a-zA-Z-]{1,8}",
+        name in "[a-zA-Z0-9-]{1,20}",
     ) {
         let grants = Grants::parse([format!("{prefix}*")]).unwrap();
-        let inside = name.starts_with(&prefix) && name.len() > prefix.len();
+        // Key Vault names are case-insensitive: so is the prefix.
+        let inside = name.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())
+            && name.len() > prefix.len();
         match grants.resolve(&name) {
             Some(t) => {
                 prop_assert!(inside);
@@ -67,11 +69,30 @@ proptest! {
         secret in NAME,
         other in NAME,
     ) {
-        prop_assume!(other != alias);
+        prop_assume!(!other.eq_ignore_ascii_case(&alias));
         let grants = Grants::parse([format!("{alias}={secret}")]).unwrap();
         let t = grants.resolve(&alias).unwrap();
         prop_assert_eq!(t.secret, secret.as_str());
         prop_assert!(grants.resolve(&other).is_none());
+    }
+
+    #[test]
+    fn any_spelling_of_a_name_resolves_as_the_name_does(
+        name in NAME,
+        flips in proptest::collection::vec(any::<bool>(), 40),
+    ) {
+        let spelled: String = name
+            .chars()
+            .zip(flips)
+            .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            .collect();
+        let grants = Grants::parse([
+            format!("{name}@0123456789abcdef0123456789abcdef"),
+            format!("{}*", &name[..1]),
+        ])
+        .unwrap();
+        let (a, b) = (grants.resolve(&name).unwrap(), grants.resolve(&spelled).unwrap());
+        prop_assert_eq!((a.vault, a.secret, a.version), (b.vault, b.secret, b.version));
     }
 
     #[test]

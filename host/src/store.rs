@@ -3,11 +3,16 @@
 //! This is the policy point of design section 2: validate the name, resolve it through this
 //! component's grants (deny by default, no backend call for a name outside them), then ask
 //! the vault's backend. Nothing here knows about wasmtime.
+//!
+//! Names are case-insensitive, as in Key Vault: a valid name is [`crate::fold`]ed once, here, and
+//! resolved and cached in that spelling, so every spelling of a secret meets the same grant
+//! (and pin) and the same cache entry. Error messages quote the name as the guest sent it;
+//! the audit log names it as [`crate::audit`] says.
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::backend::{Backend, CacheStatus, SecretMeta};
 use crate::grants::{Grants, Target};
-use crate::name::{is_valid_name, is_valid_version};
+use crate::name::{folded, is_valid_name, is_valid_version};
 use crate::{BackendError, ErrorKind, SecretError, SecretValue};
 use std::collections::HashMap;
 use std::fmt;
@@ -139,6 +144,8 @@ struct Trail<'a> {
     version: Option<&'a str>,
     /// The version the answer came from.
     served: Option<Arc<str>>,
+    /// The secret's name as the vault's answer spells it.
+    spelled: Option<Arc<str>>,
     cache: Option<CacheStatus>,
     /// Taken only when there is an audit log to write it to.
     start: Option<Instant>,
@@ -173,17 +180,19 @@ impl SecretsCtx {
         &self.grants
     }
 
-    /// Validates `name` and resolves it through the grants. No backend is touched.
+    /// Validates `name` and resolves it, folded, through the grants. No backend is
+    /// touched.
     fn authorize<'a>(
         &'a self,
-        name: &'a str,
+        name: &str,
+        folded: &'a str,
     ) -> Result<(Target<'a>, &'a Arc<dyn Backend>), SecretError> {
         if !is_valid_name(name) {
             return Err(SecretError::invalid_name(name));
         }
         let target = self
             .grants
-            .resolve(name)
+            .resolve(folded)
             .ok_or_else(|| SecretError::not_granted(name))?;
         let backend = self.vaults.get(target.vault).ok_or_else(|| {
             SecretError::new(
@@ -217,11 +226,12 @@ impl SecretsCtx {
         // the server's connections) on that worker thread would starve. Tokio's cooperative
         // budget makes it yield once in a while (every 128 calls), at the cost of a counter.
         tokio::task::consume_budget().await;
+        let folded = folded(name);
         let mut trail = Trail::new(op, name, self.audit.is_some());
         // The hot path, a cache hit, is plain synchronous code; only a read that must wait
         // for the vault builds (and boxes) a future, so the common case moves no large
         // future state around.
-        let result = match self.read_now(&mut trail, name, version) {
+        let result = match self.read_now(&mut trail, name, &folded, version) {
             Ok(Read::Served(value)) => Ok(value),
             Ok(Read::Fetch(target, backend)) => {
                 Box::pin(self.read_from_vault(&mut trail, name, target, backend)).await
@@ -237,17 +247,23 @@ impl SecretsCtx {
         &'a self,
         trail: &mut Trail<'a>,
         name: &'a str,
+        folded: &'a str,
         version: Option<&'a str>,
     ) -> Result<Read<'a>, SecretError> {
-        let (target, backend) = self.authorize(name)?;
+        let (target, backend) = self.authorize(name, folded)?;
         trail.target = Some(target);
         let version = match version {
             None => target.version,
             Some(v) if !is_valid_version(v) => return Err(SecretError::invalid_version(name, v)),
-            Some(v) if target.version.is_some_and(|pinned| pinned != v) => {
+            // Version ids are case-insensitive too.
+            Some(v)
+                if target
+                    .version
+                    .is_some_and(|pinned| !pinned.eq_ignore_ascii_case(v)) =>
+            {
                 return Err(SecretError::version_not_granted(name, v));
             }
-            Some(v) => Some(v),
+            Some(v) => Some(target.version.unwrap_or(v)),
         };
         trail.version = version;
         match backend.get_now(target.secret, version) {
@@ -277,9 +293,10 @@ impl SecretsCtx {
     /// Metadata of the secret granted as `name`. Never the value.
     pub async fn info(&self, name: &str) -> Result<SecretInfo, SecretError> {
         tokio::task::consume_budget().await;
+        let folded = folded(name);
         let mut trail = Trail::new("info", name, self.audit.is_some());
         let result = async {
-            let (target, backend) = self.authorize(name)?;
+            let (target, backend) = self.authorize(name, &folded)?;
             trail.target = Some(target);
             // A pinned grant's metadata are the pinned version's own.
             let meta = backend
@@ -287,6 +304,7 @@ impl SecretsCtx {
                 .await
                 .map_err(|e| self.backend_error(name, &target, e))?;
             trail.served = Some(Arc::from(meta.version.as_str()));
+            trail.spelled = meta.name.as_deref().map(Arc::from);
             trail.cache = Some(CacheStatus::Uncached);
             Ok(SecretInfo {
                 name: name.to_owned(),
@@ -345,16 +363,16 @@ impl SecretsCtx {
         let Some(sink) = &self.audit else {
             return result;
         };
-        let name = crate::audit::name_for_log(trail.name);
+        let (name, name_bytes) =
+            crate::audit::logged_name(trail.name, trail.target.map(|t| t.name));
         let written = sink.record(&AuditEvent {
             time: crate::audit::now_rfc3339(),
             component: &self.component,
             op: trail.op,
             name: &name,
-            name_bytes: (name.len() != trail.name.len() || *name != *trail.name)
-                .then_some(trail.name.len()),
+            name_bytes,
             vault: trail.target.map(|t| t.vault),
-            secret: trail.target.map(|t| t.secret),
+            secret: trail.spelled.as_deref().or(trail.target.map(|t| t.secret)),
             key: None,
             algorithm: None,
             version: trail.version(),
@@ -392,6 +410,7 @@ impl<'a> Trail<'a> {
             target: None,
             version: None,
             served: None,
+            spelled: None,
             cache: None,
             start: timed.then(Instant::now),
         }
@@ -400,6 +419,7 @@ impl<'a> Trail<'a> {
     /// Notes where `secret` came from and hands out its value.
     fn served(&mut self, secret: crate::backend::Secret) -> SecretValue {
         self.served = Some(secret.version);
+        self.spelled = secret.name;
         self.cache = Some(secret.cache);
         secret.value
     }

@@ -119,6 +119,21 @@ check("payments vault", client(imds, PAYMENTS).get_secret("stripe-key").value.st
 ua = ManagedIdentityCredential(client_id=E["EMU_UA_CLIENT_ID"])
 check("user-assigned reads restricted", client(ua).get_secret("restricted").value == "restricted-value")
 
+# Names and version ids are case-insensitive, as in Key Vault: any spelling finds the secret, a set in
+# another spelling adds a version to it, and answers name it as it was first created.
+s = kv.get_secret("DB-Password")
+check("get in another case", s.value == "s3cr3t-db-password" and s.name == "db-password", s.id)
+s = kv.get_secret("db-PASSWORD", "0123456789ABCDEF0123456789ABCDEF")
+check("version id in capitals", s.value == "old-db-password", s.id)
+first = client(ua).set_secret("Fidelity-Case", "one")
+again = client(ua).set_secret("FIDELITY-CASE", "two")
+check("set in another case keeps the first spelling", first.name == again.name == "Fidelity-Case", again.id)
+s = kv.get_secret("fidelity-case")
+check("any spelling reads the latest", s.value == "two" and s.properties.version == again.properties.version, s.id)
+versions = list(kv.list_properties_of_secret_versions("fidelity-CASE"))
+check("one secret with two versions", len(versions) == 2 and all(v.name == "Fidelity-Case" for v in versions),
+      f"{[v.id for v in versions]}")
+
 # 2. ManagedIdentityCredential via App Service (IDENTITY_ENDPOINT + IDENTITY_HEADER).
 env_only(IDENTITY_ENDPOINT=E["EMU_APP_SERVICE_ENDPOINT"], IDENTITY_HEADER=E["EMU_APP_SERVICE_HEADER"])
 app = ManagedIdentityCredential()
@@ -191,6 +206,9 @@ k = keys.get_key("jwt-signing-key")
 check("get_key", k.key_type == "EC" and k.key.crv == "P-256" and k.properties.version == JWT_V2
       and k.id == f"{VAULT}/keys/jwt-signing-key/{JWT_V2}", k.id)
 check("get_key has no private parts", k.key.d is None and k.key.x and k.key.y)
+k2 = keys.get_key("JWT-Signing-KEY", JWT_V1.upper())
+check("get_key in another case, version in capitals", k2.name == "jwt-signing-key" and k2.properties.version == JWT_V1,
+      k2.id)
 check("get_key key_ops", sorted(k.key_operations) == ["sign", "verify"], f"{k.key_operations}")
 check("get_key pinned version", keys.get_key("jwt-signing-key", JWT_V1).key.x != k.key.x)
 try:

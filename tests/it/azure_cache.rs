@@ -259,3 +259,98 @@ async fn the_audit_log_records_outcome_and_cache_status_and_never_a_value() {
         "the audit log holds a token: {text}"
     );
 }
+
+/// Issue 28: Key Vault names are case-insensitive, and so is the host. A guest asking for
+/// `db-PASSWORD` under `db-password@<pin>` and `db-*` gets the pinned version (not the latest,
+/// through the pattern); every spelling of a secret is one cache entry (one vault read), and
+/// its audit lines name it one way: `name` as granted (or in lowercase under a pattern), and
+/// `secret` as the vault spells it.
+#[tokio::test]
+async fn every_spelling_of_a_secret_is_one_grant_one_cache_entry_and_one_audit_name() {
+    let emu = start().await;
+    emu.put_secret("main", "Mixed-Case-Secret", "mixed-value");
+    let audit = AuditBuffer::default();
+    let secrets = ctx(
+        // The pin in capitals: version ids are case-insensitive too.
+        &[
+            "db-password@0123456789ABCDEF0123456789ABCDEF",
+            "db-*",
+            "mixed-*",
+        ],
+        imds_vaults(&emu),
+    )
+    .with_audit(audit.sink());
+    let asked = [
+        "db-password",
+        "db-PASSWORD",
+        "DB-Password",
+        "mixed-case-secret",
+        "MIXED-Case-Secret",
+    ];
+    let (code, out) = crate::harness::run_guest_with("secrets-get", secrets.clone(), &asked).await;
+    assert_eq!(
+        (code, out.lines().collect::<Vec<_>>()),
+        (
+            0,
+            vec![
+                "db-password=old-db-password",
+                "db-PASSWORD=old-db-password",
+                "DB-Password=old-db-password",
+                "mixed-case-secret=mixed-value",
+                "MIXED-Case-Secret=mixed-value",
+            ]
+        ),
+        "every spelling reads the pinned version"
+    );
+    // The pin's version asked for in another case is the pin.
+    let v = secrets
+        .get_version("Db-Password", "0123456789abcdef0123456789ABCDEF")
+        .await
+        .unwrap();
+    assert_eq!(v.expose(), "old-db-password");
+    assert_eq!(
+        emu.count(Endpoint::KeyVault),
+        3,
+        "1 challenge + 1 GET per secret, whatever the spelling"
+    );
+    let events = audit.events();
+    let column = |field: &str| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e[field].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        column("name"),
+        [
+            "db-password",
+            "db-password",
+            "db-password",
+            "mixed-case-secret",
+            "mixed-case-secret",
+            "db-password"
+        ]
+    );
+    assert_eq!(
+        column("secret"),
+        [
+            "db-password",
+            "db-password",
+            "db-password",
+            "Mixed-Case-Secret",
+            "Mixed-Case-Secret",
+            "db-password"
+        ],
+        "the vault's own spelling"
+    );
+    assert_eq!(
+        column("cache"),
+        ["miss", "hit", "hit", "miss", "hit", "hit"]
+    );
+    assert!(
+        column("version")
+            .iter()
+            .all(|v| v == "0123456789abcdef0123456789abcdef" || v.len() == 32),
+        "{events:?}"
+    );
+}

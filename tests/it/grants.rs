@@ -50,6 +50,10 @@ async fn each_grant_form_reads_its_target() {
             "feature-b",
             "other",
             "other@local",
+            // Key Vault names are case-insensitive: so are grants.
+            "DB-Password",
+            "Feature-A",
+            "OTHER@LOCAL",
         ],
     )
     .await;
@@ -64,6 +68,9 @@ async fn each_grant_form_reads_its_target() {
             "feature-b=v-feature-b",
             "other=v-other",
             "other@local=v-other",
+            "DB-Password=v-db-password",
+            "Feature-A=v-feature-a",
+            "OTHER@LOCAL=v-other",
         ]
     );
     assert_eq!(code, 0);
@@ -76,10 +83,9 @@ async fn names_outside_the_grants_are_refused_without_a_backend_call() {
         "prod-db-password", // only reachable through its alias
         "stripe-live-key",  // likewise, in another vault
         "unlisted",
-        "feature",   // the pattern needs something after the prefix
-        "feature-",  // likewise
-        "Feature-a", // names are matched exactly
-        "DB-password",
+        "feature",  // the pattern needs something after the prefix
+        "feature-", // likewise
+        // (Names are case-insensitive, as in Key Vault: `Feature-a` is `feature-a`.)
         "other@0123abcd", // the grant pins another version
     ];
     let (code, out) = run_guest("secrets-get", GRANTS, v, &denied).await;

@@ -592,3 +592,58 @@ async fn a_key_grant_naming_another_vault_uses_that_vaults_key() {
         .unwrap_err();
     assert_eq!(e.kind(), KeyErrorKind::NotFound, "{e}");
 }
+
+/// Issue 28, for keys: `jwt-SIGNING-KEY` under `key:jwt-signing-key@<pin>:sign` and
+/// `key:jwt-*:verify` signs with the pinned version (not refused through the pattern, which
+/// allows only verify); every spelling shares one cached public key (one vault read), and
+/// the audit names the key one way: `name` as granted, `key` as the vault spells it.
+#[tokio::test]
+async fn every_spelling_of_a_key_is_one_grant_one_cached_public_key_and_one_audit_name() {
+    let emu = start_with(|c| {
+        let main = c.vaults.iter_mut().find(|v| v.name == "main").unwrap();
+        let key = main
+            .keys
+            .iter_mut()
+            .find(|k| k.name == "jwt-signing-key")
+            .unwrap();
+        key.name = "JWT-Signing-Key".into();
+    })
+    .await;
+    let audit = AuditBuffer::default();
+    // The pin in capitals: version ids are case-insensitive too.
+    let pinned = format!("key:jwt-signing-key@{}:sign", OLD_JWT_KEY.to_uppercase());
+    let secrets =
+        ctx(&[pinned.as_str(), "key:jwt-*:verify"], imds_vaults(&emu)).with_audit(audit.sink());
+    let old = emu
+        .public_key_jwk("main", "jwt-signing-key", Some(OLD_JWT_KEY))
+        .unwrap();
+    assert_eq!(
+        old["kid"].as_str().unwrap().rsplit('/').nth(1),
+        Some("JWT-Signing-Key")
+    );
+    emu.reset_counters();
+    let digest = sha256(b"one key, many spellings");
+    for name in ["jwt-signing-key", "jwt-SIGNING-KEY", "Jwt-Signing-Key"] {
+        let sig = secrets
+            .sign(name, Sig::Es256, &digest)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            es256_verifies(&old, &digest, &sig),
+            "{name}: the pinned version signed"
+        );
+    }
+    assert_eq!(
+        emu.count(Endpoint::KeyVault),
+        5,
+        "1 challenge + 1 public-key GET (cached for every spelling) + 3 signs"
+    );
+    let events = audit.events();
+    assert_eq!(events.len(), 3);
+    for e in &events {
+        assert_eq!(e["outcome"], "ok", "{e}");
+        assert_eq!(e["name"], "jwt-signing-key", "{e}");
+        assert_eq!(e["key"], "JWT-Signing-Key", "the vault's own spelling: {e}");
+        assert_eq!(e["version"], OLD_JWT_KEY, "{e}");
+    }
+}

@@ -7,9 +7,12 @@
 //! [payments]          # another vault, for grants such as payments/stripe-key
 //! stripe-key = "sk_test_123"
 //! ```
+//!
+//! Names are case-insensitive, as in Key Vault: `DB-Password` is found as `db-password`, and a
+//! file naming one secret twice in different cases is refused.
 
 use super::{Backend, Secret, SecretMeta};
-use crate::name::is_valid_name;
+use crate::name::{fold, is_valid_name};
 use crate::{BackendError, SecretValue};
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::{BTreeMap, HashMap};
@@ -21,28 +24,47 @@ pub const FILE_VERSION: &str = "local";
 /// One vault's secrets, read from a secrets file and held in zeroizing memory.
 pub struct FileBackend {
     label: String,
-    secrets: BTreeMap<String, SecretValue>,
+    /// By folded name: the name as the file spells it, and the value.
+    secrets: BTreeMap<String, (String, SecretValue)>,
 }
 
 impl std::fmt::Debug for FileBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileBackend")
             .field("label", &self.label)
-            .field("names", &self.secrets.keys().collect::<Vec<_>>())
+            .field(
+                "names",
+                &self.secrets.values().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
 impl FileBackend {
-    /// A backend holding the given secrets.
+    /// A backend holding the given secrets. Of names that differ only in case, the last wins
+    /// (as a second `PUT` to Key Vault would), under the first one's spelling.
     pub fn new(
         label: impl Into<String>,
         secrets: impl IntoIterator<Item = (String, SecretValue)>,
     ) -> Self {
+        let mut held: BTreeMap<String, (String, SecretValue)> = BTreeMap::new();
+        for (name, value) in secrets {
+            let key = fold(&name).into_owned();
+            match held.get_mut(&key) {
+                Some((_, old)) => *old = value,
+                None => {
+                    held.insert(key, (name, value));
+                }
+            }
+        }
         Self {
             label: label.into(),
-            secrets: secrets.into_iter().collect(),
+            secrets: held,
         }
+    }
+
+    fn find(&self, name: &str) -> Option<&(String, SecretValue)> {
+        self.secrets.get(&*fold(name))
     }
 
     /// Reads a secrets file: top-level strings are the default vault, tables are other vaults.
@@ -69,10 +91,23 @@ impl FileBackend {
             )
         })?;
         let mut vaults: HashMap<String, Vec<(String, SecretValue)>> = HashMap::new();
+        let mut seen: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        let mut once = |vault: &str, name: &str| {
+            let new = seen
+                .entry(vault.to_owned())
+                .or_default()
+                .insert(fold(name).into_owned());
+            anyhow::ensure!(
+                new,
+                "secrets file {origin}: {name} is named twice (names are case-insensitive, as in Key Vault)"
+            );
+            Ok(())
+        };
         for (key, item) in table {
             match item {
                 toml::Value::String(v) => {
                     check_name(origin, &key)?;
+                    once(crate::grants::DEFAULT_VAULT, &key)?;
                     vaults
                         .entry(crate::grants::DEFAULT_VAULT.to_owned())
                         .or_default()
@@ -83,6 +118,7 @@ impl FileBackend {
                     let entry = vaults.entry(key.clone()).or_default();
                     for (name, v) in t {
                         check_name(origin, &name)?;
+                        once(&key, &name)?;
                         match v {
                             toml::Value::String(v) => entry.push((name, SecretValue::new(v))),
                             _ => anyhow::bail!(
@@ -125,15 +161,19 @@ impl Backend for FileBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>> {
-        let result = match (self.secrets.get(name), version) {
+        let result = match (self.find(name), version) {
             (None, _) => Err(BackendError::NotFound(format!(
                 "no such secret in {}",
                 self.label
             ))),
-            (Some(_), Some(v)) if v != FILE_VERSION => Err(BackendError::NotFound(format!(
-                "secrets files hold one version, \"{FILE_VERSION}\""
-            ))),
-            (Some(value), _) => Ok(Secret::new(value.clone(), FILE_VERSION)),
+            (Some(_), Some(v)) if !v.eq_ignore_ascii_case(FILE_VERSION) => {
+                Err(BackendError::NotFound(format!(
+                    "secrets files hold one version, \"{FILE_VERSION}\""
+                )))
+            }
+            (Some((spelled, value)), _) => {
+                Ok(Secret::new(value.clone(), FILE_VERSION).named(spelled.as_str()))
+            }
         };
         futures::future::ready(result).boxed()
     }
@@ -143,7 +183,7 @@ impl Backend for FileBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
-        let result = match (self.secrets.get(name), version) {
+        let result = match (self.find(name), version) {
             (None, _) => Err(BackendError::NotFound(format!(
                 "no such secret in {}",
                 self.label
@@ -151,7 +191,8 @@ impl Backend for FileBackend {
             (Some(_), Some(v)) if v != FILE_VERSION => Err(BackendError::NotFound(format!(
                 "secrets files hold one version, \"{FILE_VERSION}\""
             ))),
-            (Some(_), _) => Ok(SecretMeta {
+            (Some((spelled, _)), _) => Ok(SecretMeta {
+                name: Some(spelled.clone()),
                 version: FILE_VERSION.to_owned(),
                 content_type: None,
                 enabled: true,
@@ -162,7 +203,7 @@ impl Backend for FileBackend {
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
-        futures::future::ready(Ok(self.secrets.keys().cloned().collect())).boxed()
+        futures::future::ready(Ok(self.secrets.values().map(|(n, _)| n.clone()).collect())).boxed()
     }
 }
 
@@ -174,7 +215,7 @@ mod tests {
     fn parses_vaults_and_refuses_bad_names_without_echoing_values() {
         let v = FileBackend::parse("a = \"1\"\n[pay]\nk = \"2\"\n", "t").unwrap();
         assert_eq!(v.len(), 2);
-        assert!(v["pay"].secrets.contains_key("k"));
+        assert!(v["pay"].find("K").is_some());
         let e = FileBackend::parse("\"a/b\" = \"topsecret\"", "t")
             .unwrap_err()
             .to_string();
@@ -188,6 +229,21 @@ mod tests {
         assert!(e.contains("line 1") && !e.contains("topsecret"), "{e}");
         let e = FileBackend::parse("a = 5", "t").unwrap_err().to_string();
         assert!(e.contains("must be a string"), "{e}");
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_keep_the_files_spelling() {
+        let v = FileBackend::parse("DB-Password = \"1\"\n", "t").unwrap();
+        let b = &v["default"];
+        for asked in ["db-password", "DB-PASSWORD"] {
+            let s = futures::executor::block_on(b.get(asked, None)).unwrap();
+            assert_eq!(s.value.expose(), "1");
+            assert_eq!(s.name.as_deref(), Some("DB-Password"));
+        }
+        let e = FileBackend::parse("a = \"1\"\nA = \"2\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("named twice"), "{e}");
     }
 
     #[test]

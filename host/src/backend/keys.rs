@@ -10,6 +10,8 @@ use zeroize::Zeroizing;
 /// A key's public half, as the vault describes it.
 #[derive(Debug, Clone)]
 pub struct PublicKey {
+    /// The key's name as the vault spells it (from the key id), if it said. For the audit log.
+    pub name: Option<Arc<str>>,
     /// The version this is (the last segment of the key id).
     pub version: Arc<str>,
     /// The public JSON Web Key: only `kid`, `kty`, `key_ops`, `n`, `e`, `crv`, `x` and `y`

@@ -20,6 +20,9 @@ pub struct Secret {
     pub version: Arc<str>,
     /// How the secret cache served it (`Uncached` from a backend itself).
     pub cache: CacheStatus,
+    /// The secret's name as the vault spells it (Key Vault answers with the name as it was
+    /// created, whatever case it was asked in), if the backend said. For the audit log.
+    pub name: Option<Arc<str>>,
 }
 
 impl Secret {
@@ -29,8 +32,22 @@ impl Secret {
             value,
             version: version.into(),
             cache: CacheStatus::Uncached,
+            name: None,
         }
     }
+
+    /// The same, naming the secret as the vault spells it.
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// `answered`, the name a vault's answer gives for a request for `asked`, if it is that same
+/// name in another case; anything else (a missing name, an invalid one, another name) is not
+/// trusted as the object's spelling.
+pub fn same_name(asked: &str, answered: Option<String>) -> Option<String> {
+    answered.filter(|n| crate::is_valid_name(n) && n.eq_ignore_ascii_case(asked))
 }
 
 /// How the secret cache answered, for the audit log.
@@ -62,6 +79,8 @@ impl CacheStatus {
 /// What a backend knows about a secret, without its value. Times are Unix seconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretMeta {
+    /// The secret's name as the vault spells it, if the backend said.
+    pub name: Option<String>,
     /// The version these metadata are of.
     pub version: String,
     /// The content type, if one was stored.

@@ -17,12 +17,16 @@
 //! (0.5 s doubling per failure, capped at the TTL clamped to 1..=30 s, with jitter), so a
 //! failing vault sees one call per key per backoff step while callers get the stale value at
 //! once. Callers with nothing usable wait for the backoff to end and share the next call.
+//!
+//! Keys are [`fold`]ed names (and versions): Key Vault ignores case, so `db-password` and
+//! `DB-Password` are one entry, one flight and one vault read.
 
 mod timing;
 
 use crate::BackendError;
 use crate::backend::{Backend, CacheStatus, Secret, SecretMeta};
 use crate::config::CacheConfig;
+use crate::name::fold;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use lru::LruCache;
 use std::collections::HashMap;
@@ -33,13 +37,13 @@ use tokio::time::Instant;
 /// Keys are granted names only (the store checks grants first), so a fast hash is safe here.
 type Hasher = foldhash::fast::RandomState;
 
-/// `name`, or `name@version`: names cannot hold `@`, so the two never collide.
+/// `name`, or `name@version`, folded: names cannot hold `@`, so the two never collide.
 type Key = String;
 
 fn key<'a>(name: &'a str, version: Option<&str>) -> std::borrow::Cow<'a, str> {
     match version {
-        None => std::borrow::Cow::Borrowed(name),
-        Some(v) => std::borrow::Cow::Owned(format!("{name}@{v}")),
+        None => fold(name),
+        Some(v) => std::borrow::Cow::Owned(format!("{name}@{v}").to_ascii_lowercase()),
     }
 }
 

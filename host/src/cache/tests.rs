@@ -108,6 +108,32 @@ async fn concurrent_misses_share_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn every_spelling_of_a_name_or_version_is_one_entry() {
+    let b = Scripted::new(Duration::from_millis(10));
+    let c = CachedBackend::new(b.clone(), config());
+    assert_eq!(
+        value(&c.get("Db-Password", None).await),
+        ("v1", CacheStatus::Miss)
+    );
+    for name in ["db-password", "DB-PASSWORD"] {
+        assert_eq!(
+            value(&c.get(name, None).await),
+            ("v1", CacheStatus::Hit),
+            "{name}"
+        );
+    }
+    c.get("db-password", Some("ABC")).await.unwrap();
+    assert_eq!(
+        value(&c.get("DB-password", Some("abc")).await),
+        ("v1", CacheStatus::Hit)
+    );
+    c.info("DB-Password", None).await.unwrap();
+    c.info("db-password", None).await.unwrap();
+    assert_eq!(b.calls(), 3, "one get, one get of the version, one info");
+    assert_eq!(c.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn refresh_ahead_never_makes_a_caller_wait() {
     let b = Scripted::new(Duration::from_millis(500));
     let c = CachedBackend::new(b.clone(), config());

@@ -142,10 +142,7 @@ async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<Str
         .ok_or_else(|| format!("vault \"{}\" is not configured", grant.vault))?;
     if grant.pattern {
         let names = backend.list().await.map_err(|e| e.to_string())?;
-        let n = names
-            .iter()
-            .filter(|n| n.starts_with(&grant.secret) && n.len() > grant.secret.len())
-            .count();
+        let n = names.iter().filter(|n| grant.matches(n)).count();
         return Ok(format!("matches {n} secrets in vault \"{}\"", grant.vault));
     }
     match &grant.version {

@@ -11,8 +11,13 @@
 //!
 //! `public-key` is allowed by every key grant. Key grants and secret grants never cover each
 //! other: a secret grant allows no key operation, and a key grant reads no secret.
+//!
+//! Key names are matched ignoring ASCII case, exactly as secret names are
+//! ([`crate::grants`]): `JWT-Signing-Key` reaches the grant for `jwt-signing-key`, its pin and
+//! its operations, before any pattern.
 
 use crate::grants::{Grant, GrantError, Target, WholeVault};
+use crate::name::fold;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -164,6 +169,13 @@ impl KeyGrant {
     }
 }
 
+impl KeyGrant {
+    /// Whether `other` is this grant spelled in another case.
+    fn same_as(&self, other: &Self) -> bool {
+        self.ops == other.ops && self.target.same_as(&other.target)
+    }
+}
+
 impl fmt::Display for KeyGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{KEY_PREFIX}{}:{}", self.target, self.ops)
@@ -201,13 +213,14 @@ impl KeyGrants {
                     "it grants every key in the vault; if that is meant, set allow-whole-vault = true in the component's config (or pass --allow-whole-vault)",
                 ));
             }
-            if !self.patterns.contains(&grant) {
+            if !self.patterns.iter().any(|g| g.same_as(&grant)) {
                 self.patterns.push(grant);
             }
             return Ok(());
         }
-        match self.exact.get(&grant.target.guest_name) {
-            Some(existing) if *existing == grant => Ok(()),
+        let key = fold(&grant.target.guest_name).into_owned();
+        match self.exact.get(&key) {
+            Some(existing) if existing.same_as(&grant) => Ok(()),
             Some(existing) => Err(GrantError::new(
                 given,
                 format!(
@@ -216,18 +229,20 @@ impl KeyGrants {
                 ),
             )),
             None => {
-                self.exact.insert(grant.target.guest_name.clone(), grant);
+                self.exact.insert(key, grant);
                 Ok(())
             }
         }
     }
 
-    /// Where the key name `name` leads, or `None` if no key grant covers it. Exact grants win
-    /// over patterns; among patterns, the first given wins.
+    /// Where the key name `name` leads, or `None` if no key grant covers it. Case is ignored,
+    /// as for secrets ([`crate::Grants::resolve`]). Exact grants win over patterns; among
+    /// patterns, the first given wins.
     pub fn resolve<'a>(&'a self, name: &'a str) -> Option<KeyTarget<'a>> {
-        if let Some(g) = self.exact.get(name) {
+        if let Some(g) = self.exact.get(&*fold(name)) {
             return Some(KeyTarget {
                 key: Target {
+                    name: &g.target.guest_name,
                     vault: &g.target.vault,
                     secret: &g.target.secret,
                     version: g.target.version.as_deref(),
@@ -237,9 +252,10 @@ impl KeyGrants {
         }
         self.patterns
             .iter()
-            .find(|g| name.starts_with(&g.target.secret) && name.len() > g.target.secret.len())
+            .find(|g| g.target.matches(name))
             .map(|g| KeyTarget {
                 key: Target {
+                    name,
                     vault: &g.target.vault,
                     secret: name,
                     version: None,
@@ -345,5 +361,24 @@ mod tests {
             g.keys().resolve("old").unwrap().key.version,
             Some("0123456789abcdef0123456789abcdef")
         );
+    }
+
+    #[test]
+    fn any_case_reaches_the_pinned_key_grant_before_a_pattern() {
+        let g = Grants::parse(["key:jwt-signing-key@V1:sign", "key:jwt-*:verify"]).unwrap();
+        for name in ["jwt-signing-key", "jwt-SIGNING-KEY", "JWT-Signing-Key"] {
+            let t = g.keys().resolve(name).unwrap();
+            assert_eq!(
+                (t.key.name, t.key.secret, t.key.version),
+                ("jwt-signing-key", "jwt-signing-key", Some("V1")),
+                "{name}"
+            );
+            assert!(
+                t.ops.allows(KeyOp::Sign) && !t.ops.allows(KeyOp::Verify),
+                "{name}"
+            );
+        }
+        let t = g.keys().resolve("JWT-other").unwrap();
+        assert!(t.ops.allows(KeyOp::Verify) && !t.ops.allows(KeyOp::Sign));
     }
 }

@@ -3,11 +3,15 @@
 //! operation on the version the grant pins (or the latest, looked up through the public-key
 //! cache), except verify, which the host does on the cached public key when the key allows
 //! it ([`super::verify`]); every request is audited without its input or output.
+//!
+//! Key names are case-insensitive as secret names are (see [`crate::store`]): folded once here,
+//! resolved and cached in that spelling, and audited by the same rule ([`crate::audit`]).
 
 use super::{EncryptionAlgorithm, KeyError, KeyErrorKind, KeyOp, SignatureAlgorithm};
 use crate::audit::AuditEvent;
 use crate::backend::keys::{KeyAnswer, KeyBackend, KeyRequest, PublicKey};
 use crate::grants::Target;
+use crate::name::folded;
 use crate::{SecretsCtx, is_valid_name};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +28,8 @@ struct KeyTrail<'a> {
     algorithm: Option<&'static str>,
     key: Option<Target<'a>>,
     version: Option<Arc<str>>,
+    /// The key's name as the vault's answer spells it.
+    spelled: Option<Arc<str>>,
     start: Option<Instant>,
 }
 
@@ -42,9 +48,10 @@ impl SecretsCtx {
         algorithm: SignatureAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, KeyError> {
+        let folded = folded(name);
         let mut trail = self.key_trail("sign", name, Some(algorithm.as_str()));
         let result = async {
-            let key = self.grant_for(&mut trail, name, Some(KeyOp::Sign))?;
+            let key = self.grant_for(&mut trail, name, &folded, Some(KeyOp::Sign))?;
             check_digest(name, algorithm, digest)?;
             let public = key.public(&mut trail).await?;
             check_signature_algorithm(name, &public, algorithm)?;
@@ -65,9 +72,10 @@ impl SecretsCtx {
         digest: &[u8],
         signature: &[u8],
     ) -> Result<bool, KeyError> {
+        let folded = folded(name);
         let mut trail = self.key_trail("verify", name, Some(algorithm.as_str()));
         let result = async {
-            let key = self.grant_for(&mut trail, name, Some(KeyOp::Verify))?;
+            let key = self.grant_for(&mut trail, name, &folded, Some(KeyOp::Verify))?;
             check_digest(name, algorithm, digest)?;
             check_input(name, "signature", signature)?;
             let public = key.public(&mut trail).await?;
@@ -146,9 +154,10 @@ impl SecretsCtx {
 
     /// The public JSON Web Key of the key granted as `name`. Any key grant allows it.
     pub async fn public_key(&self, name: &str) -> Result<String, KeyError> {
+        let folded = folded(name);
         let mut trail = self.key_trail("public-key", name, None);
         let result = async {
-            let key = self.grant_for(&mut trail, name, None)?;
+            let key = self.grant_for(&mut trail, name, &folded, None)?;
             Ok(key.public(&mut trail).await?.jwk.to_string())
         }
         .await;
@@ -163,9 +172,10 @@ impl SecretsCtx {
         what: &str,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let folded = folded(name);
         let mut trail = self.key_trail(op.as_str(), name, Some(algorithm.as_str()));
         let result = async {
-            let key = self.grant_for(&mut trail, name, Some(op))?;
+            let key = self.grant_for(&mut trail, name, &folded, Some(op))?;
             check_input(name, what, input)?;
             let public = key.public(&mut trail).await?;
             if !public.kty.starts_with("RSA") {
@@ -196,16 +206,18 @@ impl SecretsCtx {
             algorithm,
             key: None,
             version: None,
+            spelled: None,
             start: self.audit.is_some().then(Instant::now),
         }
     }
 
-    /// Validates `name` and resolves it through the key grants; `needs` must be allowed.
-    /// No vault is touched.
+    /// Validates `name` and resolves it, folded, through the key grants; `needs` must be
+    /// allowed. No vault is touched.
     fn grant_for<'a>(
         &'a self,
         trail: &mut KeyTrail<'a>,
         name: &'a str,
+        folded: &'a str,
         needs: Option<KeyOp>,
     ) -> Result<Granted<'a>, KeyError> {
         if !is_valid_name(name) {
@@ -217,7 +229,7 @@ impl SecretsCtx {
                 ),
             ));
         }
-        let target = self.grants().keys().resolve(name).ok_or_else(|| {
+        let target = self.grants().keys().resolve(folded).ok_or_else(|| {
             KeyError::new(
                 KeyErrorKind::NotGranted,
                 format!("this component has no key grant for \"{name}\""),
@@ -267,16 +279,16 @@ impl SecretsCtx {
         let Some(sink) = &self.audit else {
             return result;
         };
-        let name = crate::audit::name_for_log(trail.name);
+        let (name, name_bytes) = crate::audit::logged_name(trail.name, trail.key.map(|t| t.name));
         let written = sink.record(&AuditEvent {
             time: crate::audit::now_rfc3339(),
             component: self.component(),
             op: trail.op,
             name: &name,
-            name_bytes: (*name != *trail.name).then_some(trail.name.len()),
+            name_bytes,
             vault: trail.key.map(|t| t.vault),
             secret: None,
-            key: trail.key.map(|t| t.secret),
+            key: trail.spelled.as_deref().or(trail.key.map(|t| t.secret)),
             algorithm: trail.algorithm,
             version: trail
                 .version
@@ -315,6 +327,7 @@ impl Granted<'_> {
             .await
             .map_err(|e| self.vault_error(e))?;
         trail.version = Some(public.version.clone());
+        trail.spelled = public.name.clone();
         if !public.enabled {
             return Err(KeyError::new(
                 KeyErrorKind::Forbidden,

@@ -54,18 +54,21 @@ impl KeyBackend for KeyVault {
             let bundle: KeyBundle = response.json().map_err(|e| {
                 BackendError::Unavailable(format!("Key Vault sent a malformed key: {e}"))
             })?;
-            let version = bundle
+            let (answered, version) = bundle
                 .key
                 .get("kid")
                 .and_then(|kid| kid.as_str())
                 .and_then(key_id_parts)
-                .and_then(|(_, v)| v)
+                .unzip();
+            let version = version
+                .flatten()
                 .filter(|v| crate::name::is_valid_version(v))
                 .ok_or_else(|| {
                     BackendError::Unavailable("Key Vault sent a key without a versioned kid".into())
                 })?;
             let member = |m: &str| bundle.key.get(m).and_then(|v| v.as_str()).map(Into::into);
             Ok(PublicKey {
+                name: crate::backend::same_name(name, answered).map(Into::into),
                 version: version.into(),
                 jwk: public_jwk(&bundle.key).into(),
                 kty: member("kty").unwrap_or_else(|| "".into()),

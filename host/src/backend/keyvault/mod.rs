@@ -15,7 +15,7 @@ pub(crate) mod wire;
 pub use challenge::{KEY_VAULT_RESOURCES, parse_resource, vault_may_ask_for};
 
 use crate::BackendError;
-use crate::backend::{Backend, Secret, SecretMeta};
+use crate::backend::{Backend, Secret, SecretMeta, same_name};
 use crate::http::{HttpClient, HttpError, HttpResponse, is_loopback_url};
 use crate::token_cache::TokenCache;
 use futures::future::{BoxFuture, FutureExt};
@@ -461,13 +461,15 @@ impl Backend for KeyVault {
             if bundle.attributes.enabled == Some(false) {
                 return Err(BackendError::NotFound("the secret is disabled".into()));
             }
-            let version = id_parts(&bundle.id)
-                .and_then(|(_, v)| v)
-                .unwrap_or_default();
+            let (answered, version) = id_parts(&bundle.id).unzip();
             let value = bundle.value.ok_or_else(|| {
                 BackendError::Unavailable("Key Vault sent a secret without a value".into())
             })?;
-            Ok(Secret::new(value, version))
+            let secret = Secret::new(value, version.flatten().unwrap_or_default());
+            Ok(match same_name(name, answered) {
+                Some(spelled) => secret.named(spelled),
+                None => secret,
+            })
         }
         .boxed()
     }
@@ -479,10 +481,12 @@ impl Backend for KeyVault {
     ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
         async move {
             // The value comes along (Key Vault has no metadata-only read); it is wiped on drop.
-            match version {
-                None => Ok(self.bundle(name, None).await?.meta()),
-                Some(v) => self.version_meta(name, v).await,
-            }
+            let mut meta = match version {
+                None => self.bundle(name, None).await?.meta(),
+                Some(v) => self.version_meta(name, v).await?,
+            };
+            meta.name = same_name(name, meta.name.take());
+            Ok(meta)
         }
         .boxed()
     }

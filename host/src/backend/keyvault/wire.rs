@@ -132,6 +132,7 @@ fn meta(
     tags: Option<&BTreeMap<String, String>>,
 ) -> SecretMeta {
     SecretMeta {
+        name: id_parts(id).map(|(n, _)| n),
         version: id_parts(id).and_then(|(_, v)| v).unwrap_or_default(),
         content_type: content_type.clone(),
         enabled: attributes.enabled.unwrap_or(true),
