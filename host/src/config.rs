@@ -28,7 +28,7 @@
 //! limits = { timeout = "5s" }
 //! ```
 
-use crate::grants::{Grant, Grants, WholeVault};
+use crate::grants::{Grants, WholeVault};
 use crate::runtime::Limits;
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer};
@@ -249,10 +249,6 @@ impl Config {
             );
         }
         for (name, c) in &self.components {
-            for g in &c.grants {
-                g.parse::<Grant>()
-                    .map_err(|e| anyhow::anyhow!("[components.{name}] grants: {e}"))?;
-            }
             let whole_vault = if c.allow_whole_vault {
                 WholeVault::Allow
             } else {

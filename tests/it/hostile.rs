@@ -261,3 +261,64 @@ async fn a_guest_cannot_forge_audit_lines_under_serve() {
         assert_only_framed(&stdout, format, "stdout", 1);
     }
 }
+
+/// One command's time limit stops that command only: an embedder running several commands at
+/// once on one engine (a plugin host) sees a command with no limit, and one with a long limit,
+/// finish their work while a spinning command beside them is stopped at its 500 ms. (Each run
+/// once ticked the engine's shared epoch at its timeout with every store's deadline at the
+/// next tick, so the first timeout stopped every guest on the engine.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_commands_time_limit_stops_no_other_command_on_a_shared_engine() {
+    use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Limits, Outcome};
+    let engine = runtime::build_engine(&EngineOptions::default()).unwrap();
+    let load = |name: &str| {
+        runtime::load_component(&engine, &wat(name), None)
+            .unwrap()
+            .0
+    };
+    let (spin, busy) = (load("infinite-loop"), load("busy-count"));
+    let start = |component: wasmtime::component::Component, timeout: Option<Duration>| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let options = CommandOptions {
+                limits: Limits {
+                    timeout,
+                    ..Limits::default()
+                },
+                capture_output: true,
+                ..CommandOptions::default()
+            };
+            let secrets = wasm_secrets::SecretsCtx::new(
+                "guest",
+                wasm_secrets::Grants::default(),
+                wasm_secrets::Vaults::new(),
+            );
+            let began = Instant::now();
+            let r = runtime::run_command(&engine, &component, secrets, &options)
+                .await
+                .unwrap();
+            (r.outcome, began.elapsed())
+        })
+    };
+    let no_limit = start(busy.clone(), None);
+    let long_limit = start(busy, Some(Duration::from_secs(120)));
+    let spinning = start(spin, Some(Duration::from_millis(500)));
+
+    let (outcome, took) = spinning.await.unwrap();
+    match outcome {
+        Outcome::Failed(why) => assert!(why.contains("time limit of 500ms"), "{why}"),
+        other => panic!("the spinning command was not stopped: {other:?}"),
+    }
+    assert!(took < Duration::from_secs(20), "stopped after {took:?}");
+    for (name, run) in [("no limit", no_limit), ("a long limit", long_limit)] {
+        let (outcome, took) = run.await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Exited(0)),
+            "the command with {name} was stopped: {outcome:?}"
+        );
+        assert!(
+            took > Duration::from_millis(500),
+            "the command with {name} was still working when the other one's limit passed ({took:?})"
+        );
+    }
+}

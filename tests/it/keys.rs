@@ -647,3 +647,46 @@ async fn every_spelling_of_a_key_is_one_grant_one_cached_public_key_and_one_audi
         assert_eq!(e["version"], OLD_JWT_KEY, "{e}");
     }
 }
+
+/// A config file's `key:` grants load, mixed with secret grants in one list, for `run -c` and
+/// `serve -c`: each signs a JWT that verifies against the key's public JWK, and the secret
+/// grant beside it still reads its secret. (A config with a key grant used to be refused.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_files_key_grants_load_for_run_and_serve_and_sign_jwts_that_verify() {
+    let emu = start().await;
+    let config = crate::harness::temp_file(
+        ".toml",
+        format!(
+            "[components.signer]\nwasm = {:?}\ngrants = [\"db-password\", \"key:signer=jwt-signing-key:sign\"]\n\n[components.api]\nwasm = {:?}\nroute = \"/\"\ngrants = [\"key:signer=jwt-signing-key:sign\", \"db-password\"]\n",
+            guest("jwt-sign"),
+            guest("http-hello"),
+        )
+        .as_bytes(),
+    );
+    let jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
+
+    let mut cmd = cli();
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .args(["run", "--credential", "managed-identity", "--vault"])
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path())
+        .arg("-c")
+        .arg(config.path())
+        .args(["signer", "sub=alice"]);
+    let r = tokio::task::spawn_blocking(move || run_cli(&mut cmd))
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let claims = verified_claims(r.stdout.trim_end(), &jwk, Algorithm::ES256);
+    assert_eq!(claims["sub"], "alice");
+
+    let args: Vec<std::ffi::OsString> = vec!["-c".into(), config.path().into()];
+    let serve = crate::serve::ServeBinary::start_with(&emu, &args, &[]).await;
+    let (status, body) = serve.get("/jwt?sub=bob").await;
+    assert_eq!(status, 200, "{body}");
+    let claims = verified_claims(body.trim_end(), &jwk, Algorithm::ES256);
+    assert_eq!(claims["sub"], "bob");
+    let (status, body) = serve.get("/db-password").await;
+    assert_eq!(status, 200, "the secret grant in the same list: {body}");
+}

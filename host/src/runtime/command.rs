@@ -1,5 +1,6 @@
 //! Running a wasi:cli command component to completion, within its limits.
 
+use super::deadline::{Ticker, set_time_limit};
 use super::limits::{Limits, LimitsError, StoreLimiter};
 use super::output::{FramedOutput, HostStream, OutputFormat};
 use super::state::HostState;
@@ -138,12 +139,9 @@ pub async fn run_command_with(
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel)?;
     }
-    // Ticks come from the timer below; with no timeout the deadline is never reached.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_trap();
-    let _ticker = limits
-        .timeout
-        .map(|t| EpochTicker::start(engine.clone(), t));
+    // This store's own deadline; the ticker makes wasm look at it (and stops no one else).
+    set_time_limit(&mut store, limits.timeout);
+    let _ticker = limits.timeout.map(|_| Ticker::start(engine.clone()));
 
     let run = async {
         let command = Command::instantiate_async(&mut store, component, linker).await?;
@@ -226,29 +224,4 @@ pub fn describe_failure(e: &wasmtime::Error, limits: &Limits) -> String {
         .filter(|c| !c.is_empty())
         .collect();
     format!("the component failed: {}", causes.join(": "))
-}
-
-/// Advances the engine's epoch once the timeout passes, interrupting running wasm.
-struct EpochTicker {
-    cancel: Option<std::sync::mpsc::Sender<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine, timeout: Duration) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
-                engine.increment_epoch();
-            }
-        });
-        Self { cancel: Some(tx) }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        if let Some(tx) = self.cancel.take() {
-            let _ = tx.send(());
-        }
-    }
 }

@@ -4,6 +4,7 @@
 //! This is the part of the host that knows about wasmtime beyond the WIT bindings.
 
 mod command;
+mod deadline;
 mod engine;
 mod limits;
 mod output;
@@ -13,6 +14,7 @@ pub use command::{
     CommandOptions, CommandResult, Outcome, command_linker, describe_failure, run_command,
     run_command_with,
 };
+pub use deadline::{TICK, Ticker, set_time_limit};
 pub use engine::{
     CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
 };

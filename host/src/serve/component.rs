@@ -2,9 +2,10 @@
 //! grants, egress rules, limits and environment.
 
 use super::bytes_body::text;
-use super::{TICK, first_line};
+use super::first_line;
 use crate::SecretsCtx;
 use crate::egress::{EgressHooks, EgressPolicy};
+use crate::runtime::TICK;
 use crate::runtime::{FramedOutput, HostStream, Limits, OutputFormat, StoreLimiter};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -112,11 +113,7 @@ impl ServedComponent {
         if store.get_fuel().is_ok() {
             let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         }
-        let ticks = limits.timeout.map_or(u64::MAX / 2, |t| {
-            (t.as_millis() / TICK.as_millis()).max(1) as u64 + 1
-        });
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        crate::runtime::set_time_limit(&mut store, limits.timeout);
         store
     }
 

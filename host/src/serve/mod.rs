@@ -60,9 +60,6 @@ impl Default for ServeOptions {
     }
 }
 
-/// The tick of the epoch clock that enforces per-request timeouts.
-const TICK: Duration = Duration::from_millis(10);
-
 /// An HTTP server for one or more components, each at its route.
 pub struct Server {
     engine: Engine,
@@ -187,7 +184,7 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let ticker = EpochTicker::start(self.engine.clone());
+        let ticker = crate::runtime::Ticker::start(self.engine.clone());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -244,31 +241,6 @@ fn is_timeout(e: &wasmtime::Error) -> bool {
 
 fn first_line(e: &wasmtime::Error) -> String {
     format!("{e:#}").lines().next().unwrap_or("").to_owned()
-}
-
-/// Advances the engine's epoch every tick while the server runs.
-struct EpochTicker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> Self {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                engine.increment_epoch();
-            }
-        });
-        Self { stop }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 mod bytes_body {

@@ -28,19 +28,29 @@ const EXCERPT_BYTES: usize = 200;
 /// Secret reads, as the handler sees them: `wasm_secrets_guest::get` in `http-hello`.
 pub type ReadSecret<'a> = &'a dyn Fn(&str) -> Result<String, wasm_secrets_guest::Error>;
 
+/// Signing a JWT for a subject, as the handler sees it: the vault signs with the key `signer`
+/// in `http-hello`; `None` in `http-plain`, which imports no keys.
+pub type SignJwt<'a> = Option<&'a dyn Fn(&str) -> Result<String, String>>;
+
 /// Handles one request: `GET /<name>` reads a secret through `read`, `GET /egress?url=` makes
-/// an outgoing request.
-pub fn handle(request: IncomingRequest, response_out: ResponseOutparam, read: ReadSecret<'_>) {
+/// an outgoing request, `GET /jwt?sub=` answers a JWT signed through `sign`.
+pub fn handle(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    read: ReadSecret<'_>,
+    sign: SignJwt<'_>,
+) {
     let path_with_query = request.path_with_query().unwrap_or_default();
     let (path, query) = path_with_query
         .split_once('?')
         .unwrap_or((&path_with_query, ""));
     let first_segment = path.trim_start_matches('/').split('/').next().unwrap_or("");
 
-    let (status, body) = match first_segment {
-        "egress" => egress(query),
-        "" => read_secret(DEFAULT_SECRET, read),
-        name => read_secret(name, read),
+    let (status, body) = match (first_segment, sign) {
+        ("egress", _) => egress(query),
+        ("jwt", Some(sign)) => jwt(query, sign),
+        ("", _) => read_secret(DEFAULT_SECRET, read),
+        (name, _) => read_secret(name, read),
     };
     respond(response_out, status, body.as_bytes());
 }
@@ -64,6 +74,19 @@ fn read_secret(name: &str, read: ReadSecret<'_>) -> (u16, String) {
             };
             (status, format!("{}: {}\n", err.kind(), err.message()))
         }
+    }
+}
+
+/// A JWT for the `sub` query parameter, or 500 and the signing error.
+fn jwt(query: &str, sign: &dyn Fn(&str) -> Result<String, String>) -> (u16, String) {
+    let sub = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sub="))
+        .map(percent_decode)
+        .unwrap_or_default();
+    match sign(&sub) {
+        Ok(token) => (200, format!("{token}\n")),
+        Err(err) => (500, format!("{err}\n")),
     }
 }
 

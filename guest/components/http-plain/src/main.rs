@@ -23,7 +23,12 @@ const STAND_IN: &str = "xxxxxxxxxxxxxxxxxx";
 
 impl Guest for Handler {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        http_hello::handle(request, response_out, &|_name| Ok(STAND_IN.to_string()));
+        http_hello::handle(
+            request,
+            response_out,
+            &|_name| Ok(STAND_IN.to_string()),
+            None,
+        );
     }
 }
 
