@@ -2,6 +2,7 @@
 //!
 //! This is the part of the host that knows about wasmtime beyond the WIT bindings.
 
+mod cache_trust;
 mod command;
 mod engine;
 mod limits;
@@ -13,6 +14,7 @@ pub use command::{
 };
 pub use engine::{
     CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
+    prepare_cache_dir,
 };
 pub use limits::{Limits, LimitsError, StoreLimiter};
 pub use state::HostState;
