@@ -133,7 +133,7 @@ fn a_compiled_file_owned_by_another_user_is_not_loaded() {
     let before = std::fs::metadata(&file).unwrap();
     let r = run_with_cache(dir.path(), s.path());
     assert_warned_once(&r.stderr, dir.path(), &format!("owned by uid {OTHER_UID}"));
-    assert_eq!(entries(dir.path()), [file.clone()], "nothing stored");
+    assert_eq!(entries(dir.path()), vec![file.clone()], "nothing stored");
     let after = std::fs::metadata(&file).unwrap();
     assert_eq!(
         (after.ino(), after.uid(), after.mtime_nsec()),
@@ -153,7 +153,7 @@ fn a_symlinked_compiled_file_is_not_followed() {
     std::os::unix::fs::symlink(&target, &file).unwrap();
     let r = run_with_cache(dir.path(), s.path());
     assert_warned_once(&r.stderr, dir.path(), "symbolic link");
-    assert_eq!(entries(dir.path()), [file.clone()], "nothing stored");
+    assert_eq!(entries(dir.path()), vec![file.clone()], "nothing stored");
     assert!(
         std::fs::symlink_metadata(&file)
             .unwrap()
