@@ -709,6 +709,23 @@ fn the_dockerfile_agrees_with_the_manifests() {
         compile.contains(&format!("WASM_SECRETS_CACHE_DIR={cache}")),
         "the compile step writes where serve reads: {compile}"
     );
+    // Serve (uid 65532) loads compiled code only from a folder no one but its owner (root) can
+    // write, and must be able to read it: the step leaves the cache readable by all, writable by
+    // none but root (tests/it/cache_trust.rs runs this layout as uid 65532).
+    let chmod = compile
+        .split("&&")
+        .map(str::trim)
+        .find(|c| c.starts_with("chmod "))
+        .expect("the compile step sets the cache's permissions");
+    let words: Vec<&str> = chmod.split_whitespace().collect();
+    assert!(
+        words.contains(&"-R")
+            && words.contains(&"a+rX,go-w")
+            && words
+                .last()
+                .is_some_and(|dir| Path::new(&cache).starts_with(dir)),
+        "the compile step makes the cache readable by all and writable only by root: {chmod}"
+    );
     let env = container(&all).get("env").and_then(Value::as_sequence);
     if let Some(set) = env
         .into_iter()

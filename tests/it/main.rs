@@ -12,6 +12,7 @@ mod azure_faults;
 mod azure_keyvault;
 mod azure_stale;
 mod azure_trust;
+mod cache_trust;
 mod cli;
 mod cli_azure;
 mod credential_exposure;

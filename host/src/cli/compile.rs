@@ -1,6 +1,8 @@
 //! `wasm-secrets compile`: compiles components ahead of time into the cache `run` and `serve`
 //! read (`WASM_SECRETS_CACHE_DIR`, else `~/.cache/wasm-secrets`), so that they start without
-//! compiling (a container image ships them this way).
+//! compiling (a container image ships them this way). The folder must be one no one else can
+//! write (owned by this user or root, not writable by group or others): compiled components are
+//! native code, and `run` and `serve` load them only from such a folder.
 //!
 //! A compiled form is only used by an engine with the same settings on a CPU with the same
 //! features, so `--serve` compiles for `serve`'s engine: the same `--max-concurrent` and, from
@@ -10,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
 use wasm_secrets::config::Config;
-use wasm_secrets::runtime::{self, EngineOptions};
+use wasm_secrets::runtime::{self, CacheUse, EngineOptions};
 use wasm_secrets::serve::serve_engine;
 
 /// Arguments of `compile`.
@@ -64,11 +66,19 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<i32> {
     } else {
         runtime::build_engine(&EngineOptions::default())?
     };
-    std::fs::create_dir_all(&cache)
-        .with_context(|| format!("cannot create the cache folder {}", cache.display()))?;
+    // Nothing is stored in a folder someone else can write: say so, rather than compile for
+    // nothing.
+    runtime::prepare_cache_dir(&cache)?;
     for file in &files {
         let started = std::time::Instant::now();
-        runtime::load_component(&engine, file, Some(&cache))?;
+        let (_, used) = runtime::load_component(&engine, file, Some(&cache))?;
+        anyhow::ensure!(
+            used != CacheUse::Untrusted,
+            "{} was not stored: its compiled form in {} is a symbolic link or a file someone \
+             other than this user or root can write (the warning above says which)",
+            file.display(),
+            cache.display()
+        );
         eprintln!(
             "compiled {} in {:.1} s",
             file.display(),

@@ -1,5 +1,6 @@
 //! The wasmtime engine, and a cache of compiled components on disk.
 
+use super::cache_trust::{self, DirState};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -45,10 +46,15 @@ pub enum CacheUse {
     Miss,
     /// Compiled; no cache.
     Off,
+    /// Compiled in memory, neither loaded from nor stored in the cache: the cache folder, or the
+    /// file in it, could be written by someone other than this user or root (a warning said
+    /// which and why).
+    Untrusted,
 }
 
 /// Reads the component at `path` (binary, or `.wat` text) and compiles it, or loads the
-/// compiled form from `cache_dir` when an earlier run stored it.
+/// compiled form from `cache_dir` when an earlier run stored it and no one else can write it
+/// (see [`compile_cached`]).
 ///
 /// The error says in one line what is wrong: a missing file, or a file that is not a
 /// WebAssembly component.
@@ -77,6 +83,13 @@ pub fn load_component(
 
 /// Compiles component `bytes` (`label` names it in messages), or loads the compiled form
 /// from `cache_dir` when an earlier run stored it.
+///
+/// A compiled form is native code the host runs, so the cache is used only when no one else
+/// can write it: the folder must be owned by this user or root and not writable by group or
+/// others, and the file likewise (and not a symbolic link). Otherwise the component is compiled
+/// in memory, nothing is loaded or stored, one warning names the folder and what is wrong, and
+/// the result is [`CacheUse::Untrusted`]. A missing folder is created readable by this user
+/// only, and files are written the same way.
 pub fn compile_cached(
     engine: &Engine,
     bytes: &[u8],
@@ -86,26 +99,60 @@ pub fn compile_cached(
     let Some(dir) = cache_dir else {
         return Ok((compile(engine, bytes, label)?, CacheUse::Off));
     };
+    let untrusted = |why: cache_trust::Untrusted| -> anyhow::Result<(Component, CacheUse)> {
+        cache_trust::warn_once(dir, &why);
+        Ok((compile(engine, bytes, label)?, CacheUse::Untrusted))
+    };
     let cached = dir.join(cache_key(engine, bytes));
-    if cached.is_file() {
-        // SAFETY: the file was written by `Component::serialize` below, into the user's own
-        // cache folder, under a name that includes the hash of the source and of the engine's
-        // compatibility settings. wasmtime checks the header and version before use.
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => {
-                tracing::debug!(component = label, cache = %cached.display(), "loaded compiled component from cache");
-                return Ok((component, CacheUse::Hit));
+    match cache_trust::check_dir(dir) {
+        Err(why) => return untrusted(why),
+        Ok(DirState::Missing) => {}
+        Ok(DirState::Trusted) => match cache_trust::read_file(&cached) {
+            Err(why) => return untrusted(why),
+            Ok(None) => {}
+            Ok(Some(compiled)) => {
+                // SAFETY: the bytes come from a file that only this user or root can write,
+                // in a folder only they can write (checked just above, on the handle they were
+                // read from), stored there by `Component::serialize` below under a name that
+                // includes the hash of the source and of the engine's compatibility settings.
+                // wasmtime checks the header and version before use.
+                match unsafe { Component::deserialize(engine, &compiled) } {
+                    Ok(component) => {
+                        tracing::debug!(component = label, cache = %cached.display(), "loaded compiled component from cache");
+                        return Ok((component, CacheUse::Hit));
+                    }
+                    Err(e) => {
+                        tracing::warn!(cache = %cached.display(), error = %e, "ignoring unusable cache entry")
+                    }
+                }
             }
-            Err(e) => {
-                tracing::warn!(cache = %cached.display(), error = %e, "ignoring unusable cache entry")
-            }
-        }
+        },
     }
     let component = compile(engine, bytes, label)?;
-    if let Err(e) = store(&component, dir, &cached) {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the compiled component");
+    match store(&component, dir, &cached) {
+        Ok(Stored::Yes) => Ok((component, CacheUse::Miss)),
+        Ok(Stored::Untrusted(why)) => {
+            cache_trust::warn_once(dir, &why);
+            Ok((component, CacheUse::Untrusted))
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the compiled component");
+            Ok((component, CacheUse::Miss))
+        }
     }
-    Ok((component, CacheUse::Miss))
+}
+
+/// Creates the cache folder `dir` if it is missing (readable by this user only), and checks
+/// that no one else can write it (see [`compile_cached`]); the error says what is wrong.
+pub fn prepare_cache_dir(dir: &Path) -> anyhow::Result<()> {
+    if cache_trust::check_dir(dir).map_err(|why| anyhow::anyhow!("{why}"))? == DirState::Missing {
+        cache_trust::create_dir(dir)
+            .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
+    }
+    match cache_trust::check_dir(dir).map_err(|why| anyhow::anyhow!("{why}"))? {
+        DirState::Trusted => Ok(()),
+        DirState::Missing => anyhow::bail!("the cache folder {} vanished", dir.display()),
+    }
 }
 
 fn compile(engine: &Engine, bytes: &[u8], label: &str) -> anyhow::Result<Component> {
@@ -130,11 +177,23 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     format!("{hex}.cwasm")
 }
 
-fn store(component: &Component, dir: &Path, dest: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+enum Stored {
+    Yes,
+    /// The folder was created (or found) but not by this user or root.
+    Untrusted(cache_trust::Untrusted),
+}
+
+fn store(component: &Component, dir: &Path, dest: &Path) -> anyhow::Result<Stored> {
+    if cache_trust::check_dir(dir) == Ok(DirState::Missing) {
+        cache_trust::create_dir(dir)?;
+    }
+    // Checked again: someone else may have created it in the meantime.
+    match cache_trust::check_dir(dir) {
+        Ok(DirState::Trusted) => {}
+        Ok(DirState::Missing) => anyhow::bail!("the folder vanished"),
+        Err(why) => return Ok(Stored::Untrusted(why)),
+    }
     let bytes = component.serialize().map_err(anyhow::Error::from)?;
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dest)?;
-    Ok(())
+    cache_trust::write_file(dest, &bytes)?;
+    Ok(Stored::Yes)
 }

@@ -3,6 +3,7 @@
 //!
 //! This is the part of the host that knows about wasmtime beyond the WIT bindings.
 
+mod cache_trust;
 mod command;
 mod deadline;
 mod engine;
@@ -17,6 +18,7 @@ pub use command::{
 pub use deadline::{TICK, Ticker, set_time_limit};
 pub use engine::{
     CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
+    prepare_cache_dir,
 };
 pub use limits::{Limits, LimitsError, StoreLimiter};
 pub use output::{FramedOutput, HostStream, MAX_LINE, OutputFormat};
