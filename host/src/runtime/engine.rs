@@ -102,6 +102,7 @@ pub fn compile_cached(
         }
     }
     let component = compile(engine, bytes, label)?;
+    tracing::debug!(component = label, cache = %cached.display(), "compiled component, not found in the cache");
     if let Err(e) = store(&component, dir, &cached) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the compiled component");
     }
