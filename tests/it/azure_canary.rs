@@ -77,6 +77,8 @@ fn token_pieces(emu: &Emulator) -> Vec<String> {
     vec![emu.canary(), header]
 }
 
+/// Fails if the guest's output, the host's log or the audit log holds the canary, the JWT
+/// header, or any 12-character piece of any token the emulator minted so far, or a secret value.
 fn assert_no_token_anywhere(emu: &Emulator, what: &str, o: &Outcome) {
     for piece in token_pieces(emu) {
         assert!(
@@ -110,6 +112,14 @@ fn assert_no_token_anywhere(emu: &Emulator, what: &str, o: &Outcome) {
             "{what}: audit log holds a secret value"
         );
     }
+    assert_no_piece(
+        &emu.minted_tokens(),
+        &[
+            (&format!("{what}: guest output"), &o.run.stdout),
+            (&format!("{what}: host log"), &o.run.stderr),
+            (&format!("{what}: audit log"), &o.audit),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The command line as a new user meets it: the README's run, and bad input.
 
 use crate::harness::{cli, guest, run_cli, temp_file};
+use std::path::Path;
 
 fn secrets_file() -> tempfile::NamedTempFile {
     temp_file(
@@ -409,6 +410,64 @@ fn a_request_that_cannot_be_audited_is_refused() {
         std::fs::read_to_string(log.path()).unwrap().lines().count(),
         1
     );
+}
+
+/// `info` and `list` are audited like `get`, and refused like it when their line cannot be
+/// written: a guest learns neither a secret's metadata nor which names exist.
+#[test]
+fn info_and_list_that_cannot_be_audited_are_refused() {
+    let s = secrets_file();
+    let secrets_get = |log: &Path, args: &[&str]| {
+        run_cli(
+            cli()
+                .args(["run", "--audit-log"])
+                .arg(log)
+                .arg("--secrets-file")
+                .arg(s.path())
+                .args(["--grant", "db-password"])
+                .arg(guest("secrets-get"))
+                .args(args),
+        )
+    };
+    let refused = "unavailable: the request for";
+    let full = Path::new("/dev/full");
+    let r = secrets_get(full, &["--info", "db-password"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(&format!("db-password: {refused}"))
+            && r.stdout.contains("the host cannot write its audit log"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("version="), "{}", r.stdout);
+    let r = secrets_get(full, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(&format!("list: {refused}"))
+            && r.stdout.contains("the host cannot write its audit log"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("db-password"), "{}", r.stdout);
+
+    // The same requests with a writable log are served, one line each.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let r = secrets_get(log.path(), &["--info", "db-password"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("name=db-password\n"), "{}", r.stdout);
+    let r = secrets_get(log.path(), &[]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "db-password\n"),
+        "{}",
+        r.stderr
+    );
+    let ops: Vec<String> = std::fs::read_to_string(log.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["op"].to_string())
+        .collect();
+    assert_eq!(ops, ["\"info\"", "\"list\""]);
 }
 
 /// A folder holding `app.toml` (with `body` after a secrets-file line), the secrets file, and

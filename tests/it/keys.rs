@@ -690,3 +690,351 @@ async fn a_config_files_key_grants_load_for_run_and_serve_and_sign_jwts_that_ver
     let (status, body) = serve.get("/db-password").await;
     assert_eq!(status, 200, "the secret grant in the same list: {body}");
 }
+
+/// An audit log every write to fails, as on a full disk.
+struct FullDisk;
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(28))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A key operation whose audit line cannot be written hands out nothing: each of sign, verify,
+/// wrap-key, unwrap-key, encrypt, decrypt and public-key, which succeeds with a writable log, is
+/// refused as `unavailable`, naming the key and the audit log.
+#[tokio::test]
+async fn a_key_operation_that_cannot_be_audited_is_refused() {
+    let emu = start().await;
+    let grants = [
+        "key:signer=jwt-signing-key:sign,verify",
+        "key:kek=data-kek:wrap-key,unwrap-key,encrypt,decrypt",
+    ];
+    let audit = AuditBuffer::default();
+    let logged = ctx(&grants, imds_vaults(&emu)).with_audit(audit.sink());
+    let unlogged = ctx(&grants, imds_vaults(&emu)).with_audit(std::sync::Arc::new(
+        wasm_secrets::audit::JsonLines::new(Box::new(FullDisk)),
+    ));
+    let digest = sha256(b"audited or nothing");
+    let data_key = [9u8; 32];
+    let sig = logged.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let wrapped = logged
+        .wrap_key("kek", Enc::RsaOaep256, &data_key)
+        .await
+        .unwrap();
+    let ciphertext = logged
+        .encrypt("kek", Enc::RsaOaep256, b"plain-words")
+        .await
+        .unwrap();
+    assert!(
+        logged
+            .verify("signer", Sig::Es256, &digest, &sig)
+            .await
+            .unwrap()
+    );
+    logged
+        .unwrap_key("kek", Enc::RsaOaep256, &wrapped)
+        .await
+        .unwrap();
+    logged
+        .decrypt("kek", Enc::RsaOaep256, &ciphertext)
+        .await
+        .unwrap();
+    logged.public_key("signer").await.unwrap();
+    assert_eq!(audit.events().len(), 7, "each served operation was logged");
+
+    let refusals = [
+        (
+            "sign",
+            "signer",
+            unlogged.sign("signer", Sig::Es256, &digest).await.map(drop),
+        ),
+        (
+            "verify",
+            "signer",
+            unlogged
+                .verify("signer", Sig::Es256, &digest, &sig)
+                .await
+                .map(drop),
+        ),
+        (
+            "wrap-key",
+            "kek",
+            unlogged
+                .wrap_key("kek", Enc::RsaOaep256, &data_key)
+                .await
+                .map(drop),
+        ),
+        (
+            "unwrap-key",
+            "kek",
+            unlogged
+                .unwrap_key("kek", Enc::RsaOaep256, &wrapped)
+                .await
+                .map(drop),
+        ),
+        (
+            "encrypt",
+            "kek",
+            unlogged
+                .encrypt("kek", Enc::RsaOaep256, b"plain-words")
+                .await
+                .map(drop),
+        ),
+        (
+            "decrypt",
+            "kek",
+            unlogged
+                .decrypt("kek", Enc::RsaOaep256, &ciphertext)
+                .await
+                .map(drop),
+        ),
+        (
+            "public-key",
+            "signer",
+            unlogged.public_key("signer").await.map(drop),
+        ),
+    ];
+    for (op, key, result) in refusals {
+        let e = result.expect_err(op);
+        assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{op}: {}", e.message());
+        assert_eq!(
+            e.message(),
+            format!(
+                "the request for key \"{key}\" was refused: the host cannot write its audit log"
+            ),
+            "{op}"
+        );
+    }
+}
+
+/// A public key past its TTL is served stale while the vault fails, for up to the cache's
+/// `stale-if-error`, so `public-key` and `verify` go on; with no stale-if-error window the
+/// vault's failure shows as `unavailable`.
+#[tokio::test]
+async fn public_keys_are_served_stale_within_stale_if_error_while_the_vault_fails() {
+    let emu = start().await;
+    let ttl = std::time::Duration::from_millis(200);
+    let with_window = |stale_if_error| {
+        let cache = wasm_secrets::config::CacheConfig {
+            ttl,
+            stale_if_error,
+            ..Default::default()
+        };
+        ctx(
+            &["key:signer=jwt-signing-key:sign,verify"],
+            connect(&emu, &Identity::imds(&emu), cache, fast_options()),
+        )
+    };
+    let stale_ok = with_window(std::time::Duration::from_secs(3600));
+    let no_stale = with_window(std::time::Duration::ZERO);
+    let digest = sha256(b"stale but good");
+    let sig = stale_ok.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let public = stale_ok.public_key("signer").await.unwrap();
+    no_stale.public_key("signer").await.unwrap();
+
+    tokio::time::sleep(ttl * 2).await;
+    emu.set_standing_fault(Endpoint::KeyVault, Some(status(503)));
+    let before = emu.count(Endpoint::KeyVault);
+    assert_eq!(stale_ok.public_key("signer").await.unwrap(), public);
+    assert!(
+        stale_ok
+            .verify("signer", Sig::Es256, &digest, &sig)
+            .await
+            .unwrap()
+    );
+    assert!(
+        emu.count(Endpoint::KeyVault) > before,
+        "past the TTL the vault was asked first"
+    );
+    let e = no_stale.public_key("signer").await.unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
+    let e = no_stale
+        .verify("signer", Sig::Es256, &digest, &sig)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
+}
+
+/// An emulator whose default vault also holds `extra` (`[[vaults.keys]]` TOML).
+async fn start_with_keys(extra: &str) -> wasm_secrets_emulator::Emulator {
+    let extra = EmulatorConfig::from_toml_str(&format!("[[vaults]]\nname = 'x'\n{extra}"))
+        .expect("the extra keys parse");
+    let keys = extra.vaults[0].keys.clone();
+    start_with(move |c| c.vaults[0].keys.extend(keys)).await
+}
+
+/// A key whose `key_ops` leave out `verify` is not verified on the cached public key: the
+/// request goes to the vault, which refuses it (`forbidden`) even for a good signature.
+#[tokio::test]
+async fn verify_with_a_key_whose_ops_leave_out_verify_goes_to_the_vault() {
+    let emu = start_with_keys(
+        "[[vaults.keys]]\nname = 'sign-only-key'\nkty = 'EC'\ncrv = 'P-256'\nkey-ops = ['sign']",
+    )
+    .await;
+    let secrets = ctx(&["key:sign-only-key:sign,verify"], imds_vaults(&emu));
+    let digest = sha256(b"signed, not verified here");
+    let sig = secrets
+        .sign("sign-only-key", Sig::Es256, &digest)
+        .await
+        .unwrap();
+    let jwk = emu.public_key_jwk("main", "sign-only-key", None).unwrap();
+    assert!(es256_verifies(&jwk, &digest, &sig), "a good signature");
+    secrets.public_key("sign-only-key").await.unwrap();
+    let before = emu.count(Endpoint::KeyVault);
+    let e = secrets
+        .verify("sign-only-key", Sig::Es256, &digest, &sig)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), KeyErrorKind::Forbidden, "{e}");
+    assert!(
+        emu.count(Endpoint::KeyVault) > before,
+        "the vault was asked, not the cached public key"
+    );
+}
+
+/// `jwt-sign --alg` ES384, ES512 and ES256K: a token whose header names the algorithm and
+/// whose signature verifies, on the key's public JWK with RustCrypto, over SHA-384, SHA-512
+/// and SHA-256 of the signing input.
+#[tokio::test]
+async fn jwt_sign_with_es384_es512_and_es256k_verifies_on_the_public_key() {
+    let emu = start_with_keys(
+        "[[vaults.keys]]\nname = 'p384-key'\nkty = 'EC'\ncrv = 'P-384'\n\
+         [[vaults.keys]]\nname = 'p521-key'\nkty = 'EC'\ncrv = 'P-521'\n\
+         [[vaults.keys]]\nname = 'k256-key'\nkty = 'EC'\ncrv = 'P-256K'",
+    )
+    .await;
+    for (alg, key, width) in [
+        ("ES384", "p384-key", 48),
+        ("ES512", "p521-key", 66),
+        ("ES256K", "k256-key", 32),
+    ] {
+        let grant = format!("key:signer={key}:sign");
+        let (code, out, err) =
+            jwt_sign(Lang::Rust, &[&grant], &emu, &["--alg", alg, "sub=carol"]).await;
+        assert_eq!(code, 0, "{alg}: {err}");
+        let token = out.trim_end();
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        let (header, claims) = input.split_once('.').unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(header["alg"], alg, "{token}");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+        assert_eq!(claims, serde_json::json!({"sub": "carol"}));
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        assert_eq!(signature.len(), 2 * width, "{alg}: raw r||s");
+        let jwk = emu.public_key_jwk("main", key, None).unwrap();
+        assert!(
+            ec_verifies(alg, &jwk, input.as_bytes(), &signature),
+            "{alg}"
+        );
+        let mut changed = signature.clone();
+        changed[5] ^= 1;
+        assert!(!ec_verifies(alg, &jwk, input.as_bytes(), &changed), "{alg}");
+    }
+}
+
+/// Verifies a JWS `alg` (ES384, ES512 or ES256K) signature of `input` on `jwk`, with RustCrypto.
+fn ec_verifies(alg: &str, jwk: &serde_json::Value, input: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let coord = |m: &str| URL_SAFE_NO_PAD.decode(jwk[m].as_str().unwrap()).unwrap();
+    let mut sec1 = vec![0x04];
+    sec1.extend(coord("x"));
+    sec1.extend(coord("y"));
+    match alg {
+        "ES384" => {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+            p384::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify_prehash(&sha2::Sha384::digest(input), &s).is_ok())
+        }
+        "ES512" => {
+            let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+            p521::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify_prehash(&sha2::Sha512::digest(input), &s).is_ok())
+        }
+        "ES256K" => {
+            let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+            k256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|s| key.verify_prehash(&sha256(input), &s).is_ok())
+        }
+        other => panic!("not an EC algorithm here: {other}"),
+    }
+}
+
+/// Runs `lang`'s command `name` in-process with `grants` on the emulator's vaults; returns
+/// (exit code, stdout, stderr).
+async fn run_guest(
+    lang: Lang,
+    name: &str,
+    grants: &[&str],
+    emu: &wasm_secrets_emulator::Emulator,
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut argv = vec![name.to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let options = CommandOptions {
+        args: argv,
+        capture_output: true,
+        ..CommandOptions::default()
+    };
+    let r = runtime::run_command(
+        engine(),
+        &crate::harness::component_at(&lang.guest(name)),
+        ctx(grants, imds_vaults(emu)),
+        &options,
+    )
+    .await
+    .unwrap();
+    let Outcome::Exited(code) = r.outcome else {
+        panic!("{name} failed: {:?}", r.outcome)
+    };
+    (
+        code,
+        String::from_utf8(r.stdout).unwrap(),
+        String::from_utf8(r.stderr).unwrap(),
+    )
+}
+
+/// A JavaScript command built against the `command` world imports `keys`: guest/js/key-sign
+/// has the vault sign a digest (the signature verifies on the public JWK, independently),
+/// asks it to verify, reads the public key, and without a grant gets `not-granted`.
+#[tokio::test]
+async fn a_javascript_command_signs_verifies_and_reads_public_keys_through_keys() {
+    let emu = start().await;
+    let grants = ["key:signer=jwt-signing-key:sign,verify"];
+    let js = Lang::JavaScript;
+    let digest = sha256(b"from javascript");
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let (code, out, err) =
+        run_guest(js, "key-sign", &grants, &emu, &["signer", "ES256", &hex]).await;
+    assert_eq!(code, 0, "{err}");
+    let signature = URL_SAFE_NO_PAD.decode(out.trim_end()).unwrap();
+    let jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
+    assert!(es256_verifies(&jwk, &digest, &signature), "{out}");
+
+    let mut changed = signature.clone();
+    changed[7] ^= 1;
+    for (sig, expected) in [(&signature, "true\n"), (&changed, "false\n")] {
+        let sig = URL_SAFE_NO_PAD.encode(sig);
+        let args = ["--verify", "signer", "ES256", &hex, &sig];
+        let (code, out, err) = run_guest(js, "key-sign", &grants, &emu, &args).await;
+        assert_eq!((code, out.as_str()), (0, expected), "{err}");
+    }
+
+    let (code, out, err) = run_guest(js, "key-sign", &grants, &emu, &["--public", "signer"]).await;
+    assert_eq!(code, 0, "{err}");
+    let public: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    assert_eq!(
+        (&public["x"], &public["y"]),
+        (&jwk["x"], &jwk["y"]),
+        "{out}"
+    );
+
+    let (code, out, err) = run_guest(js, "key-sign", &[], &emu, &["signer", "ES256", &hex]).await;
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.starts_with("key-sign: not-granted: "), "{err}");
+}

@@ -414,6 +414,8 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `compile --serve` writes one compiled component into the cache, and `serve` starts from it:
+/// it loads that file (its debug line says so) and compiles nothing, writing nothing new.
 #[tokio::test(flavor = "multi_thread")]
 async fn compile_serve_writes_exactly_what_serve_then_reads() {
     let emu = emulator::start().await;
@@ -432,12 +434,42 @@ async fn compile_serve_writes_exactly_what_serve_then_reads() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let files = || std::fs::read_dir(cache.path()).unwrap().count();
     assert_eq!(files(), 1, "one compiled component");
-    let (s, _) = serve_config(&emu, &config, &[], &[("WASM_SECRETS_CACHE_DIR", cache_env)]).await;
+    let compiled = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (s, _) = serve_config(
+        &emu,
+        &config,
+        &[],
+        &[
+            ("WASM_SECRETS_CACHE_DIR", cache_env),
+            ("WASM_SECRETS_LOG", "warn,wasm_secrets=debug"),
+        ],
+    )
+    .await;
     assert_eq!(s.get("/").await.0, 200);
     assert_eq!(
         files(),
         1,
         "serve found the compiled form instead of compiling its own"
+    );
+    let (_, stderr) = s.signal_and_wait("TERM");
+    let loaded: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("loaded compiled component from cache"))
+        .collect();
+    assert_eq!(loaded.len(), 1, "{stderr}");
+    assert!(
+        loaded[0].contains(&compiled.display().to_string()),
+        "{}",
+        loaded[0]
+    );
+    assert!(
+        !stderr.contains("compiled component, not found in the cache"),
+        "serve compiled: {stderr}"
     );
 }
 
@@ -534,6 +566,87 @@ async fn sighup_refuses_azure_http_rules_that_send_a_token_where_it_must_not_go(
         .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("api://orders-api"), "{}", warnings[0]);
+}
+
+/// What a reload cannot change, because the server made it once at start, is refused with a
+/// line saying to restart, and the running config stays: `[vaults]`, `[cache]`, `secrets-file`,
+/// `audit-log`, a fuel limit when the server started without fuel metering, and a memory limit
+/// above the one the server started with. A smaller memory limit is not such a change: it loads.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_refuses_what_only_a_restart_can_change_and_says_so() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("app.toml");
+    let app = format!(
+        "[components.app]\nwasm = {:?}\nroute = \"/\"\ngrants = [\"db-password\"]\n",
+        guest("http-hello")
+    );
+    let write = |top: &str| std::fs::write(&config, format!("{top}\n{app}")).unwrap();
+    write("[limits]\nmax-memory = \"64MiB\"");
+    let (s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    assert_eq!(s.get("/").await.0, 200);
+
+    let fixed =
+        "[vaults], [cache], secrets-file and audit-log are read at start: restart to change them";
+    let fuel = "the server started without fuel metering: restart to apply it";
+    let memory = "above what the server started with: restart to apply it";
+    let secrets = dir.path().join("secrets.json");
+    let audit = dir.path().join("audit.log");
+    let refused = [
+        (
+            format!(
+                "[limits]\nmax-memory = \"64MiB\"\n[vaults.other]\nurl = {:?}",
+                emu.default_vault_url()
+            ),
+            fixed,
+        ),
+        (
+            "[limits]\nmax-memory = \"64MiB\"\n[cache]\nttl = \"1s\"".to_owned(),
+            fixed,
+        ),
+        (
+            format!("secrets-file = {secrets:?}\n[limits]\nmax-memory = \"64MiB\""),
+            fixed,
+        ),
+        (
+            format!("audit-log = {audit:?}\n[limits]\nmax-memory = \"64MiB\""),
+            fixed,
+        ),
+        (
+            "[limits]\nmax-memory = \"64MiB\"\nfuel = 1000000000".to_owned(),
+            fuel,
+        ),
+        ("[limits]\nmax-memory = \"128MiB\"".to_owned(), memory),
+        ("".to_owned(), memory),
+    ];
+    for (i, (top, _)) in refused.iter().enumerate() {
+        write(top);
+        s.signal("HUP");
+        wait_for_reloads(&admin, "failed", i + 1).await;
+        assert_eq!(s.get("/").await.0, 200, "the running config stays");
+    }
+    // What may change does: a smaller memory limit loads.
+    write("[limits]\nmax-memory = \"32MiB\"");
+    s.signal("HUP");
+    wait_for_reloads(&admin, "ok", 1).await;
+    assert_eq!(s.get("/").await.0, 200);
+
+    let (_, stderr) = s.signal_and_wait("TERM");
+    let failures: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("config reload failed, the running config stays"))
+        .collect();
+    assert_eq!(failures.len(), refused.len(), "{stderr}");
+    for (line, (top, reason)) in failures.iter().zip(&refused) {
+        assert!(
+            line.contains(reason),
+            "{top:?} refused as {reason:?}: {line}"
+        );
+    }
+    assert!(
+        !secrets.exists() && !audit.exists(),
+        "nothing of the refused configs was made"
+    );
 }
 
 /// A route table serving http-hello at `/` with `grants` over `vaults`.

@@ -293,7 +293,8 @@ async fn egress_goes_only_where_allowed_and_never_carries_the_guests_authorizati
 
     // The guest sets Authorization; it does not arrive, and the echo shows the upstream got
     // no credential at all. (A guest cannot set Proxy-Authorization: wasi:http refuses it as
-    // a forbidden header; the host removes it too.)
+    // a forbidden header. The host removes it too, which no guest can show: host/src/egress's
+    // unit test `the_guests_credential_headers_are_stripped_and_nothing_else` does.)
     let (status, body) = s.get(&format!("/egress?url=http://{up}/x")).await;
     assert_eq!((status, body.as_str()), (200, "upstream ok\n"));
     assert_eq!(
@@ -311,8 +312,11 @@ async fn egress_goes_only_where_allowed_and_never_carries_the_guests_authorizati
     );
 }
 
+/// An `azure-http` rule attaches the host's token (not the guest's) for its audience's
+/// domains, and trusts the upstream with it: an upstream that echoes its request shows the
+/// guest the token, as SECURITY.md says.
 #[tokio::test(flavor = "multi_thread")]
-async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees() {
+async fn an_echoing_upstream_shows_the_guest_the_token_an_azure_http_rule_attached() {
     let emu = emulator::start().await;
     let (up, seen) = upstream().await;
     let http = emulator::http(&emu);
@@ -352,7 +356,7 @@ async fn azure_http_egress_attaches_the_hosts_token_which_the_guest_never_sees()
         "the host's token was attached"
     );
     assert!(!auth.contains("guest-supplied-token"));
-    assert!(!body.contains("guest-supplied") && !body.contains("proxy-authorization"));
+    assert!(!body.contains("guest-supplied"));
     // What an azure-http rule trusts: the upstream. One that reflects its request shows the
     // guest the host's token (here, as much of it as the guest's 200-byte excerpt holds).
     // SECURITY.md says so; grant azure-http only to hosts that do not echo credentials.

@@ -5,7 +5,7 @@
 //! Bounds here are looser than the bench's goals (the test shares two cores with the rest of
 //! the suite); what they still catch is any request waiting on the vault (a refresh in the
 //! request path costs 1 s per request on 503 and 10 s on a stall), any failed request, and
-//! growth of memory or descriptors.
+//! growth of memory (more than 10% + 4 MiB over the warmed-up resident set) or descriptors.
 
 #[path = "../../host/benches/soak/harness.rs"]
 mod harness;
@@ -66,8 +66,10 @@ async fn serve_holds_under_a_fault_schedule_for_20_seconds() {
         "descriptors {:?}",
         report.fds
     );
+    // Flat memory: the resident set at the end is within 10% + 4 MiB of the one after the
+    // warm-up (connections open, allocator pools filled).
     assert!(
-        report.rss_kib.1 <= report.rss_kib.0 + report.rss_kib.0 / 2 + 16 * 1024,
+        report.rss_kib.1 <= report.rss_kib.0 + report.rss_kib.0 / 10 + 4 * 1024,
         "memory {:?} KiB",
         report.rss_kib
     );

@@ -49,6 +49,16 @@ const STRIPPED: [HeaderName; 5] = [
     HeaderName::from_static("secret"),
 ];
 
+/// Removes every value of each [`STRIPPED`] header: credentials the guest set never leave,
+/// not to a plain rule, not to a proxy, and no identity endpoint's authentication header
+/// either. wasi:http already refuses some of them from a guest (`Proxy-Authorization`); this
+/// does not count on it.
+fn strip_guest_credentials(headers: &mut http::HeaderMap) {
+    for name in &STRIPPED {
+        headers.remove(name);
+    }
+}
+
 /// The egress rules of one component, with the token cache `azure-http` rules use and the
 /// resolver for host names. The default policy allows nothing.
 pub struct EgressPolicy {
@@ -301,11 +311,7 @@ impl WasiHttpHooks for EgressHooks {
                 crate::metrics::global().egress_refused("no-rule");
                 return Err(Error::HttpRequestDenied);
             };
-            // Credentials the guest set never leave: not to a plain rule, not to a proxy, and
-            // no identity endpoint's authentication header either.
-            for name in &STRIPPED {
-                request.headers_mut().remove(name);
-            }
+            strip_guest_credentials(request.headers_mut());
             if rule.kind == EgressKind::Http {
                 let addrs = policy.destination(rule, host, port).await?;
                 return connect::send(request, options, host, &addrs).await;
@@ -359,6 +365,43 @@ async fn send_with_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each credential header leaves the request, every value of it and whatever its
+    /// spelling; the guest's other headers stay as they were.
+    #[test]
+    fn the_guests_credential_headers_are_stripped_and_nothing_else() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("Authorization", "Bearer guest-token"),
+            ("authorization", "Basic second-value"),
+            ("Proxy-Authorization", "Basic cHJveHk6cGFzcw=="),
+            ("Metadata", "true"),
+            ("X-IDENTITY-HEADER", "guest-identity-header"),
+            ("Secret", "guest-msi-secret"),
+            ("Content-Type", "application/json"),
+            ("X-Api-Key", "meant-for-the-upstream"),
+            ("Accept", "*/*"),
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_guest_credentials(&mut headers);
+        let mut left: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ("accept", "*/*"),
+                ("content-type", "application/json"),
+                ("x-api-key", "meant-for-the-upstream"),
+            ]
+        );
+    }
 
     fn policy(hosts: &[&str]) -> EgressPolicy {
         EgressPolicy::new(

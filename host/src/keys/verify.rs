@@ -118,3 +118,76 @@ impl Verifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use serde_json::json;
+
+    /// A P-256 key pair (fixed, for tests) and its public JWK with `key_ops`, if any.
+    fn p256_jwk(key_ops: Option<&[&str]>) -> (p256::ecdsa::SigningKey, Map<String, Value>) {
+        let signer = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let point = signer.verifying_key().to_encoded_point(false);
+        let mut jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+        });
+        if let Some(ops) = key_ops {
+            jwk["key_ops"] = json!(ops);
+        }
+        (signer, jwk.as_object().unwrap().clone())
+    }
+
+    /// A key whose `key_ops` allow verify, or that names none, is verified here: a good
+    /// signature passes, a changed one or another digest fails.
+    #[test]
+    fn a_key_that_allows_verify_or_names_no_ops_is_verified_here() {
+        for ops in [None, Some(&["sign", "verify"][..]), Some(&["verify"][..])] {
+            let (signer, jwk) = p256_jwk(ops);
+            let digest = [1u8; 32];
+            let signature: p256::ecdsa::Signature = signer.sign_prehash(&digest).unwrap();
+            let signature = signature.to_bytes();
+            let verifier = Verifier::from_jwk(&jwk).expect("a verifier");
+            let alg = SignatureAlgorithm::Es256;
+            assert_eq!(verifier.verify(alg, &digest, &signature), Some(true));
+            let mut changed = signature.to_vec();
+            changed[3] ^= 1;
+            assert_eq!(verifier.verify(alg, &digest, &changed), Some(false));
+            assert_eq!(verifier.verify(alg, &[2u8; 32], &signature), Some(false));
+            // An algorithm that does not fit the key is the vault's to answer.
+            assert_eq!(
+                verifier.verify(SignatureAlgorithm::Es384, &digest, &signature),
+                None
+            );
+        }
+    }
+
+    /// A key whose `key_ops` leave out verify is not verified here, even with a signature
+    /// that would pass: the vault, which enforces `key_ops`, decides.
+    #[test]
+    fn a_key_whose_ops_leave_out_verify_goes_to_the_vault() {
+        for ops in [&["sign"][..], &[][..], &["encrypt", "decrypt"][..]] {
+            let (_, jwk) = p256_jwk(Some(ops));
+            assert!(Verifier::from_jwk(&jwk).is_none(), "key_ops {ops:?}");
+        }
+    }
+
+    /// A JWK this module cannot read (unknown curve or key type, missing coordinates) goes
+    /// to the vault too.
+    #[test]
+    fn a_jwk_this_module_cannot_read_goes_to_the_vault() {
+        let (_, good) = p256_jwk(None);
+        let mut unknown_curve = good.clone();
+        unknown_curve.insert("crv".into(), json!("P-999"));
+        let mut oct = good.clone();
+        oct.insert("kty".into(), json!("oct"));
+        let mut no_y = good.clone();
+        no_y.remove("y");
+        for jwk in [unknown_curve, oct, no_y] {
+            assert!(Verifier::from_jwk(&jwk).is_none(), "{jwk:?}");
+        }
+    }
+}

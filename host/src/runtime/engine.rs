@@ -129,6 +129,7 @@ pub fn compile_cached(
         },
     }
     let component = compile(engine, bytes, label)?;
+    tracing::debug!(component = label, cache = %cached.display(), "compiled component, not found in the cache");
     match store(&component, dir, &cached) {
         Ok(Stored::Yes) => Ok((component, CacheUse::Miss)),
         Ok(Stored::Untrusted(why)) => {
