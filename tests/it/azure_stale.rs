@@ -59,7 +59,7 @@ fn stack(emu: &Emulator, token_policy: TokenCachePolicy, imds_retry: RetryPolicy
         ..CacheConfig::default()
     };
     let vaults = Vaults::new().with("default", CachedBackend::new(Arc::new(vault), cache));
-    ctx(&["db-password"], vaults)
+    ctx(&["db-password", "api-key"], vaults)
 }
 
 fn default_tokens() -> TokenCachePolicy {
@@ -254,20 +254,38 @@ async fn a_stalled_vault_costs_requests_nothing() {
     .await;
 }
 
-/// IMDS answers 500 while the token held is valid but due for refresh: secret refreshes go on
-/// with the held token, requests never wait, and IMDS sees one attempt per cooldown. IMDS
-/// retries wait 300 and 600 ms here, so a token refresh made in front of a secret refresh
-/// would hold it (and any request waiting on it) for about a second.
-#[tokio::test]
-async fn imds_failing_while_the_token_is_valid_costs_requests_nothing() {
-    let emu = start().await;
-    emu.set_token_lifetime(8);
-    let policy = TokenCachePolicy {
+/// Fails unless a read of `api-key` (a miss: it waits for its vault read, which needs the
+/// token) is answered in under [`SLOWEST`].
+async fn a_miss_is_quick(secrets: &SecretsCtx) {
+    let asked = Instant::now();
+    assert_eq!(secrets.get("api-key").await.unwrap().expose(), API_KEY);
+    assert!(
+        asked.elapsed() < SLOWEST,
+        "a miss waited {:?}: the token was refreshed in front of it",
+        asked.elapsed()
+    );
+}
+
+/// The token policy of the IMDS tests: tokens living 8 s are due for refresh at half-life
+/// (4 s) and used until 7 s; after a failed refresh, 500 ms before the next attempt.
+fn half_life_tokens() -> TokenCachePolicy {
+    TokenCachePolicy {
         refresh_before: Duration::from_secs(3600),
         half_life_from: Duration::from_secs(7200),
         expiry_margin: Duration::from_secs(1),
         failure_cooldown: Duration::from_millis(500),
-    };
+    }
+}
+
+/// IMDS answers 500 while the token held is valid but due for refresh: secret refreshes go on
+/// with the held token, requests never wait (not even a miss, whose vault read needs the
+/// token), and IMDS sees one attempt per cooldown. IMDS retries wait 300 and 600 ms here, so
+/// a token refresh made in front of a vault read would hold it (and the miss waiting on it)
+/// for about a second.
+#[tokio::test]
+async fn imds_failing_while_the_token_is_valid_costs_requests_nothing() {
+    let emu = start().await;
+    emu.set_token_lifetime(8);
     let slow_imds = RetryPolicy {
         max_retries: 2,
         initial_delay: Duration::from_millis(300),
@@ -275,7 +293,7 @@ async fn imds_failing_while_the_token_is_valid_costs_requests_nothing() {
         gone_window: Duration::ZERO,
         attempt_timeout: Duration::from_millis(300),
     };
-    let secrets = stack(&emu, policy, slow_imds);
+    let secrets = stack(&emu, half_life_tokens(), slow_imds);
     assert_eq!(
         secrets.get("db-password").await.unwrap().expose(),
         DB_PASSWORD
@@ -284,6 +302,7 @@ async fn imds_failing_while_the_token_is_valid_costs_requests_nothing() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     emu.set_standing_fault(Endpoint::Imds, Some(status(500, None)));
     emu.reset_counters();
+    a_miss_is_quick(&secrets).await;
     let rotated = "rotated-while-imds-fails";
     assert!(!emu.put_secret("main", "db-password", rotated).is_empty());
     let run = drive(&secrets, Duration::from_secs(2)).await;
@@ -294,5 +313,39 @@ async fn imds_failing_while_the_token_is_valid_costs_requests_nothing() {
     // IMDS saw refresh attempts (each 1 + 2 retries over 0.9 s), then a 500 ms cooldown.
     let imds = emu.count(Endpoint::Imds);
     assert!((3..=9).contains(&imds), "IMDS saw {imds} requests");
+    assert!(emu.count(Endpoint::KeyVault) >= 3);
+}
+
+/// IMDS answers, but only after 2 s, while the token held is valid and due for refresh: the
+/// refresh runs in the background, so no request waits for IMDS, not even a miss, whose vault
+/// read needs the token; and IMDS is asked once. A refresh made in front of the miss's vault
+/// read would hold it for the 2 s.
+#[tokio::test]
+async fn a_slow_imds_while_the_token_is_valid_costs_requests_nothing() {
+    let emu = start().await;
+    emu.set_token_lifetime(8);
+    let patient = RetryPolicy {
+        max_retries: 0,
+        attempt_timeout: Duration::from_secs(10),
+        ..quick_retry(0, Duration::ZERO)
+    };
+    let secrets = stack(&emu, half_life_tokens(), patient);
+    assert_eq!(
+        secrets.get("db-password").await.unwrap().expose(),
+        DB_PASSWORD
+    );
+    // The token is due for refresh at 4 s and valid until 7 s; the refresh lands at about 6 s.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    emu.set_standing_fault(Endpoint::Imds, Some(Fault::Delay(Duration::from_secs(2))));
+    emu.reset_counters();
+    a_miss_is_quick(&secrets).await;
+    let run = drive(&secrets, Duration::from_millis(2500)).await;
+    assert!(run.failures.is_empty(), "{:?}", run.failures);
+    assert!(run.slowest < SLOWEST, "a request waited {:?}", run.slowest);
+    assert_eq!(
+        emu.count(Endpoint::Imds),
+        1,
+        "one refresh, in the background"
+    );
     assert!(emu.count(Endpoint::KeyVault) >= 3);
 }
