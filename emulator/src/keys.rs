@@ -323,16 +323,32 @@ async fn ready(v: &Arc<KeyVersion>) -> Result<(), CryptoError> {
     }
 }
 
-/// A KeyBundle: the public JWK, attributes and tags.
-async fn bundle(base: &str, name: &str, v: &Arc<KeyVersion>) -> Response<Body> {
+/// The private members a JWK can hold (RSA's `d`, `p`, `q`, `dp`, `dq`, `qi`, EC's `d`, and a
+/// symmetric key's `k`), each with the value `PRIVATE-<member>`: what a vault that leaked
+/// private parts would add (see [`crate::Emulator::set_key_answers_with_private_members`]).
+pub const PRIVATE_JWK_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+
+/// A KeyBundle: the public JWK, attributes and tags; with private members too if the vault is
+/// set to send them.
+async fn bundle(vault: &Vault, base: &str, name: &str, v: &Arc<KeyVersion>) -> Response<Body> {
     if let Err(e) = ready(v).await {
         return internal_error(&e.0);
     }
+    let leak = vault
+        .private_key_members
+        .load(std::sync::atomic::Ordering::Relaxed);
     match v.public_jwk(base, name) {
-        Ok(jwk) => json(
-            StatusCode::OK,
-            &json!({"key": jwk, "attributes": attributes(v), "tags": v.tags}),
-        ),
+        Ok(mut jwk) => {
+            if leak {
+                for m in PRIVATE_JWK_MEMBERS {
+                    jwk[m] = json!(format!("PRIVATE-{m}"));
+                }
+            }
+            json(
+                StatusCode::OK,
+                &json!({"key": jwk, "attributes": attributes(v), "tags": v.tags}),
+            )
+        }
         Err(e) => internal_error(&e.0),
     }
 }
@@ -423,7 +439,7 @@ async fn get(
         return forbidden(oid, "read", name);
     }
     match vault.keys.find(name, version) {
-        Some(v) => bundle(base, name, &v).await,
+        Some(v) => bundle(vault, base, name, &v).await,
         None => not_found(&match version.filter(|v| !v.is_empty()) {
             Some(v) => format!("{name}/{v}"),
             None => name.to_string(),
@@ -520,7 +536,7 @@ async fn store_new(
         return internal_error("Key material was set twice.");
     }
     match vault.keys.add(name, v) {
-        Some(v) => bundle(base, &vault.keys.spelling(name), &v).await,
+        Some(v) => bundle(vault, base, &vault.keys.spelling(name), &v).await,
         None => internal_error("Internal error."),
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use http::{Method, Response, StatusCode};
@@ -86,6 +87,9 @@ pub struct Vault {
     pub writers: Vec<String>,
     /// Delay added to every answer.
     pub latency: Mutex<Duration>,
+    /// When set, key answers (`GET /keys/...`) carry private JWK members, as a misbehaving
+    /// vault might (see [`crate::Emulator::set_key_answers_with_private_members`]).
+    pub private_key_members: AtomicBool,
     /// Throttle window: (start, requests in it).
     pub window: Mutex<(Instant, u64)>,
 }
@@ -134,6 +138,7 @@ impl Vault {
             readers: c.readers.clone(),
             writers: c.writers.clone(),
             latency: Mutex::new(Duration::ZERO),
+            private_key_members: AtomicBool::new(false),
             window: Mutex::new((Instant::now(), 0)),
         }
     }

@@ -414,6 +414,17 @@ impl Emulator {
         }
     }
 
+    /// Make a vault's key answers (`GET /keys/{name}[/{version}]`, create, import) carry the
+    /// private JWK members [`keys::PRIVATE_JWK_MEMBERS`] beside the public ones, each valued
+    /// `PRIVATE-<member>`, as a misbehaving vault might: for tests that a host hands out only
+    /// public members, whatever the vault sends.
+    pub fn set_key_answers_with_private_members(&self, vault: &str, on: bool) {
+        if let Some(v) = self.state.vaults.get(vault) {
+            v.private_key_members
+                .store(on, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Change the lifetime of tokens minted from now on (0 = already expired).
     pub fn set_token_lifetime(&self, secs: u64) {
         self.state.tokens.set_lifetime(secs)

@@ -141,6 +141,61 @@ async fn a_hundred_concurrent_guests_cause_one_token_request_and_one_vault_read(
     assert_eq!(emu.vault_count("main"), 2, "1 challenge + 1 GET");
 }
 
+/// Refresh-ahead on the path production takes (the coarse clock, real time): against a
+/// healthy vault that takes 1 s an answer, a request every 50 ms from the fetch to past the
+/// TTL (12 s) never waits for the vault. The refresh starts at 70-80% of the TTL behind a
+/// hit and lands before the TTL, so every request is a hit and the value rotated meanwhile
+/// is served before the TTL. A refresh decided at the TTL would land a second after it, and
+/// the requests in that second would be stale ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_ahead_against_a_slow_vault_keeps_every_request_a_fast_hit() {
+    const TTL: Duration = Duration::from_secs(12);
+    const LATENCY: Duration = Duration::from_secs(1);
+    const SLOWEST: Duration = Duration::from_millis(500);
+    let emu = start().await;
+    let audit = AuditBuffer::default();
+    let cache = CacheConfig {
+        ttl: TTL,
+        ..CacheConfig::default()
+    };
+    let secrets = audited(&emu, cache, &audit);
+    let before = Instant::now();
+    assert_eq!(
+        secrets.get("db-password").await.unwrap().expose(),
+        DB_PASSWORD
+    );
+    emu.set_vault_latency("main", LATENCY);
+    let rotated = "rotated-before-the-refresh";
+    assert!(!emu.put_secret("main", "db-password", rotated).is_empty());
+    emu.reset_counters();
+
+    let mut values = Vec::new();
+    while before.elapsed() < TTL + Duration::from_secs(1) {
+        let asked = Instant::now();
+        let value = secrets.get("db-password").await.unwrap();
+        let took = asked.elapsed();
+        assert!(
+            took < SLOWEST,
+            "a request {:?} after the fetch waited {took:?} for the vault",
+            before.elapsed()
+        );
+        values.push((before.elapsed(), value.expose().to_owned()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let column = cache_column(&audit);
+    assert_eq!(column[0], "ok/miss");
+    assert!(
+        column[1..].iter().all(|c| c == "ok/hit"),
+        "every request after the first is a hit: {column:?}"
+    );
+    assert_eq!(emu.count(Endpoint::KeyVault), 1, "one refresh");
+    let first_new = values.iter().find(|(_, v)| v == rotated).map(|(at, _)| *at);
+    assert!(
+        first_new.is_some_and(|at| at < TTL),
+        "the refreshed value came before the TTL: {first_new:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_refreshed_ahead_of_its_expiry_while_reads_go_on() {
     use wasm_secrets::backend::keyvault::KeyVault;

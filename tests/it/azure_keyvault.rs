@@ -109,6 +109,47 @@ async fn throttled_with_retry_after_waits_that_long_then_succeeds() {
     assert_eq!(emu.vault_count("main"), 2, "429, then the retry");
 }
 
+/// `Retry-After` holds for the whole vault (Key Vault throttles per vault), not only for the
+/// secret that drew it: while `db-password` waits out a 429 with `Retry-After: 2`, a read of
+/// another secret on the same vault sends nothing before that time; then both are read.
+#[tokio::test]
+async fn retry_after_holds_for_every_secret_of_the_vault() {
+    let emu = start().await;
+    let vaults = warmed_up(&emu).await;
+    emu.set_faults(
+        Endpoint::KeyVault,
+        vec![Fault::Status {
+            status: 429,
+            retry_after: Some(2),
+            body: None,
+        }],
+    );
+    let throttled = Instant::now();
+    let first = tokio::spawn({
+        let vaults = vaults.clone();
+        async move { read(&vaults, "db-password").await }
+    });
+    // The 429 has gone out (and been read) before the other secret is asked for.
+    while emu.vault_count("main") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = tokio::spawn({
+        let vaults = vaults.clone();
+        async move { read(&vaults, "feature-alpha").await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(throttled.elapsed())).await;
+    assert_eq!(
+        emu.vault_count("main"),
+        1,
+        "a request went to the vault within its Retry-After"
+    );
+    assert_eq!(first.await.unwrap(), format!("db-password={DB_PASSWORD}"));
+    assert_eq!(other.await.unwrap(), "feature-alpha=on");
+    assert!(throttled.elapsed() >= Duration::from_secs(2));
+    assert_eq!(emu.vault_count("main"), 3, "the 429, then one read of each");
+}
+
 #[tokio::test]
 async fn throttled_without_retry_after_backs_off_then_succeeds() {
     let emu = start().await;

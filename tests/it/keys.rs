@@ -105,6 +105,61 @@ async fn each_operation_round_trips_through_the_vault() {
     }
 }
 
+/// SECURITY.md: `public-key` hands a guest only a key's public members, whatever the vault
+/// sends. The emulator's vault is set to add every private JWK member (`d`, `p`, `q`, `dp`,
+/// `dq`, `qi`, `k`) to its key answers; through the real Key Vault client and the call behind
+/// the guest's `public-key`, none of them comes out, for an EC and an RSA key.
+#[tokio::test]
+async fn public_key_drops_private_members_the_vault_sends() {
+    use wasm_secrets_emulator::keys::PRIVATE_JWK_MEMBERS;
+    let emu = start().await;
+    emu.set_key_answers_with_private_members("main", true);
+
+    // The premise: the vault's own answer does carry them.
+    let system = &emu.config().identities.system;
+    let token = emu.mint_token(VAULT_RESOURCE, &system.client_id, &system.object_id);
+    let url = format!(
+        "{}/keys/jwt-signing-key?api-version=2025-07-01",
+        emu.default_vault_url().trim_end_matches('/')
+    );
+    let client = http(&emu);
+    let raw = client
+        .send(
+            client
+                .request(reqwest::Method::GET, url.parse().unwrap())
+                .bearer_auth(token),
+        )
+        .await
+        .unwrap();
+    let raw: serde_json::Value = raw.json().unwrap();
+    for private in PRIVATE_JWK_MEMBERS {
+        assert!(
+            raw["key"].get(private).is_some(),
+            "{private} not sent: {raw}"
+        );
+    }
+
+    let secrets = ctx(
+        &[
+            "key:signer=jwt-signing-key:sign",
+            "key:kek=data-kek:wrap-key",
+        ],
+        imds_vaults(&emu),
+    );
+    for (name, kty) in [("signer", "EC"), ("kek", "RSA")] {
+        let text = secrets.public_key(name).await.unwrap();
+        assert!(!text.contains("PRIVATE"), "{name}: {text}");
+        let public: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(public["kty"], kty, "{name}: {public}");
+        for private in PRIVATE_JWK_MEMBERS {
+            assert!(
+                public.get(private).is_none(),
+                "{name}: {private} in {public}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn what_the_grant_does_not_allow_is_refused_before_any_vault_call() {
     let emu = start().await;

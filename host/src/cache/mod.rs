@@ -110,12 +110,65 @@ enum Plan {
 struct Inner {
     backend: Arc<dyn Backend>,
     config: CacheConfig,
+    clock: Clock,
     entries: Mutex<LruCache<Key, Entry, Hasher>>,
     info_flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>, Hasher>>,
     infos: Mutex<LruCache<String, (Instant, SecretMeta), Hasher>>,
     names: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
     /// Public keys, by `name` or `name@version`, with when they were fetched.
     public_keys: Mutex<LruCache<Key, (Instant, crate::backend::keys::PublicKey), Hasher>>,
+}
+
+/// Which clock decides a plain hit on the hot path (see [`coarse_hit`]). Every other decision
+/// is made on Tokio's clock, whichever this is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheClock {
+    /// The coarse system clock: a hit costs a few loads instead of a precise clock read.
+    #[default]
+    Coarse,
+    /// A coarse clock that follows Tokio's: for tests that pause and advance Tokio's clock,
+    /// which the system's coarse clock does not follow. A hit reads Tokio's clock, so this is
+    /// slower; the decisions are the same.
+    Tokio,
+}
+
+/// A [`CacheClock`], ready to read.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    Coarse,
+    /// Tokio's clock since `origin`, counted from `coarse_origin`.
+    Tokio {
+        origin: Instant,
+        coarse_origin: coarsetime::Instant,
+    },
+}
+
+impl Clock {
+    fn new(kind: CacheClock) -> Self {
+        match kind {
+            CacheClock::Coarse => Clock::Coarse,
+            CacheClock::Tokio => Clock::Tokio {
+                origin: Instant::now(),
+                coarse_origin: coarsetime::Instant::now_without_cache_update(),
+            },
+        }
+    }
+
+    /// Now on the coarse clock. (The system's is read with `now_without_cache_update`:
+    /// coarsetime's `now` also stores into a process-wide atomic, a cache line every thread
+    /// would write.)
+    fn coarse_now(&self) -> coarsetime::Instant {
+        match self {
+            Clock::Coarse => coarsetime::Instant::now_without_cache_update(),
+            Clock::Tokio {
+                origin,
+                coarse_origin,
+            } => {
+                *coarse_origin
+                    + coarsetime::Duration::from(Instant::now().saturating_duration_since(*origin))
+            }
+        }
+    }
 }
 
 /// A [`Backend`] with the secret cache in front of it.
@@ -133,10 +186,16 @@ impl crate::metrics::CountEntries for Inner {
 impl CachedBackend {
     /// Caches `backend` with `config`.
     pub fn new(backend: Arc<dyn Backend>, config: CacheConfig) -> Self {
+        Self::with_clock(backend, config, CacheClock::default())
+    }
+
+    /// Caches `backend` with `config`, deciding plain hits on `clock`.
+    pub fn with_clock(backend: Arc<dyn Backend>, config: CacheConfig, clock: CacheClock) -> Self {
         let bound = NonZeroUsize::new(config.max_entries).unwrap_or(NonZeroUsize::MIN);
         let inner = Arc::new(Inner {
             backend,
             config,
+            clock: Clock::new(clock),
             entries: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
             info_flights: Mutex::default(),
             infos: Mutex::new(LruCache::with_hasher(bound, Hasher::default())),
@@ -164,29 +223,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The coarse-clock time until which a value whose refresh is due at `refresh_at` (now being
-/// `now`) is a plain hit. (The clock is read with `now_without_cache_update`: coarsetime's
-/// `now` also stores into a process-wide atomic, a cache line every thread would write.)
+/// `now`) is a plain hit.
 ///
 /// A hit is the hot path of every guest's `get`, and reading the precise clock is a good part
 /// of its cost; the coarse clock (updated every tick, 1 to 4 ms) costs a few loads. The margin
 /// covers the coarse clock's lag, so a hit decided this way is one the precise clock would
 /// decide too; past this time every decision is made on the precise clock as before.
 ///
-/// The unit tests run the cache on Tokio's paused clock, which the coarse clock does not
-/// follow, so there every decision is made on the precise (paused) clock; the integration
-/// tests and benchmarks run on real time and take this path.
-fn coarse_hit(refresh_at: Instant, now: Instant) -> coarsetime::Instant {
+/// The unit tests run the cache on Tokio's paused clock with [`CacheClock::Tokio`], so they
+/// take this path too.
+fn coarse_hit(clock: &Clock, refresh_at: Instant, now: Instant) -> coarsetime::Instant {
     const MARGIN: std::time::Duration = std::time::Duration::from_millis(20);
-    if cfg!(test) {
-        return coarsetime::Instant::default();
-    }
     match refresh_at
         .saturating_duration_since(now)
         .checked_sub(MARGIN)
     {
-        Some(left) => {
-            coarsetime::Instant::now_without_cache_update() + coarsetime::Duration::from(left)
-        }
+        Some(left) => clock.coarse_now() + coarsetime::Duration::from(left),
         None => coarsetime::Instant::default(),
     }
 }
@@ -205,7 +257,7 @@ impl Inner {
             hit_until,
             ..
         }) = &entry
-            && coarsetime::Instant::now_without_cache_update() < *hit_until
+            && self.clock.coarse_now() < *hit_until
         {
             return Plan::Ready(Ok(with_status(secret, CacheStatus::Hit)));
         }
@@ -357,7 +409,7 @@ impl Inner {
             entry.fetched = started;
             entry.refresh_at = started + timing::refresh_after(self.config.ttl);
             entry.hit_until = match cached {
-                Cached::Value(_) => coarse_hit(entry.refresh_at, now),
+                Cached::Value(_) => coarse_hit(&self.clock, entry.refresh_at, now),
                 Cached::NotFound(_) => coarsetime::Instant::default(),
             };
             entry.cached = Some(cached);

@@ -77,6 +77,12 @@ fn config() -> CacheConfig {
     }
 }
 
+/// A cache over `b` whose hot path follows Tokio's paused clock: the tests take the path
+/// production takes.
+fn cache(b: Arc<Scripted>, config: CacheConfig) -> CachedBackend {
+    CachedBackend::with_clock(b, config, CacheClock::Tokio)
+}
+
 fn down() -> BackendError {
     BackendError::Unavailable("vault down".into())
 }
@@ -96,7 +102,7 @@ async fn timed(c: &CachedBackend) -> (Result<Secret, BackendError>, Duration) {
 #[tokio::test(start_paused = true)]
 async fn concurrent_misses_share_one_fetch() {
     let b = Scripted::new(Duration::from_millis(200));
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     let results = futures::future::join_all((0..100).map(|_| c.get("k", None))).await;
     assert_eq!(b.calls(), 1);
     assert!(
@@ -110,7 +116,7 @@ async fn concurrent_misses_share_one_fetch() {
 #[tokio::test(start_paused = true)]
 async fn every_spelling_of_a_name_or_version_is_one_entry() {
     let b = Scripted::new(Duration::from_millis(10));
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     assert_eq!(
         value(&c.get("Db-Password", None).await),
         ("v1", CacheStatus::Miss)
@@ -136,7 +142,7 @@ async fn every_spelling_of_a_name_or_version_is_one_entry() {
 #[tokio::test(start_paused = true)]
 async fn refresh_ahead_never_makes_a_caller_wait() {
     let b = Scripted::new(Duration::from_millis(500));
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Ok("v2"));
     // Before 70% of the TTL nothing is refreshed.
@@ -159,7 +165,7 @@ async fn refresh_ahead_never_makes_a_caller_wait() {
 #[tokio::test(start_paused = true)]
 async fn past_the_ttl_a_slow_vault_costs_at_most_the_refresh_wait() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Ok("v2"));
     b.set_delay(Duration::from_secs(3));
@@ -185,7 +191,7 @@ async fn past_the_ttl_a_slow_vault_costs_at_most_the_refresh_wait() {
 #[tokio::test(start_paused = true)]
 async fn callers_joining_a_refresh_wait_only_until_its_budget_ends() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set_delay(Duration::from_secs(5));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -204,7 +210,7 @@ async fn callers_joining_a_refresh_wait_only_until_its_budget_ends() {
 #[tokio::test(start_paused = true)]
 async fn a_quick_refresh_past_the_ttl_serves_the_new_value() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Ok("v2"));
     b.set_delay(Duration::from_millis(10));
@@ -217,7 +223,7 @@ async fn a_quick_refresh_past_the_ttl_serves_the_new_value() {
 #[tokio::test(start_paused = true)]
 async fn a_failing_vault_is_asked_once_per_backoff_step_and_never_waited_on() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Err(down()));
     tokio::time::advance(Duration::from_secs(10)).await;
@@ -251,7 +257,7 @@ async fn a_failing_vault_is_asked_once_per_backoff_step_and_never_waited_on() {
 #[tokio::test(start_paused = true)]
 async fn once_the_vault_has_failed_no_caller_waits_even_the_budget() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Err(down()));
     b.set_delay(Duration::from_secs(2));
@@ -273,7 +279,7 @@ async fn once_the_vault_has_failed_no_caller_waits_even_the_budget() {
 #[tokio::test(start_paused = true)]
 async fn stale_if_error_ends_then_callers_wait_out_the_backoff_and_share_one_call() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Err(down()));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -300,7 +306,7 @@ async fn stale_if_error_ends_then_callers_wait_out_the_backoff_and_share_one_cal
 #[tokio::test(start_paused = true)]
 async fn a_caller_that_gives_up_does_not_cancel_the_fetch() {
     let b = Scripted::new(Duration::from_secs(1));
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     let gave_up = tokio::time::timeout(Duration::from_millis(100), c.get("k", None)).await;
     assert!(gave_up.is_err());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -312,7 +318,7 @@ async fn a_caller_that_gives_up_does_not_cancel_the_fetch() {
 async fn not_found_is_remembered_for_the_negative_ttl() {
     let b = Scripted::new(Duration::ZERO);
     b.set(Err(BackendError::NotFound("gone".into())));
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     let gone = BackendError::NotFound("gone".into());
     assert_eq!(c.get("k", None).await.unwrap_err(), gone);
     assert_eq!(c.get_now("k", None).unwrap().unwrap_err(), gone);
@@ -325,7 +331,7 @@ async fn not_found_is_remembered_for_the_negative_ttl() {
 #[tokio::test(start_paused = true)]
 async fn a_deleted_secret_is_not_served_stale() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Err(BackendError::NotFound("gone".into())));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -338,7 +344,7 @@ async fn a_deleted_secret_is_not_served_stale() {
 #[tokio::test(start_paused = true)]
 async fn forbidden_drops_the_cached_value() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     c.get("k", None).await.unwrap();
     b.set(Err(BackendError::Forbidden("revoked".into())));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -352,7 +358,7 @@ async fn forbidden_drops_the_cached_value() {
 #[tokio::test(start_paused = true)]
 async fn get_now_answers_only_what_needs_no_wait() {
     let b = Scripted::new(Duration::from_secs(1));
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     assert!(c.get_now("k", None).is_none());
     assert_eq!(
         b.calls(),
@@ -369,7 +375,7 @@ async fn get_now_answers_only_what_needs_no_wait() {
 #[tokio::test(start_paused = true)]
 async fn info_is_cached_for_the_ttl() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     let all = futures::future::join_all((0..10).map(|_| c.info("k", None))).await;
     assert!(all.iter().all(Result::is_ok));
     assert_eq!(b.calls(), 1);
@@ -385,7 +391,7 @@ async fn info_is_cached_for_the_ttl() {
 #[tokio::test(start_paused = true)]
 async fn the_cache_is_bounded_and_drops_the_least_recently_used() {
     let b = Scripted::new(Duration::ZERO);
-    let c = CachedBackend::new(b.clone(), config());
+    let c = cache(b.clone(), config());
     for k in ["a", "b", "c"] {
         c.get(k, None).await.unwrap();
     }
