@@ -33,17 +33,12 @@ pub type Sent = Result<
 /// What wasi:http waits for when the guest sets no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// TLS for guest requests: the public web's roots (webpki), never the host's extra CA.
+/// TLS for guest requests: the host's one TLS setup with the public web's roots only (never
+/// the host's extra CA), over HTTP/1.1.
 static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config =
+        crate::http::tls_config(None).expect("the webpki roots and ring's defaults always load");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
 });
 

@@ -197,7 +197,8 @@ pub fn loopback_only_from_env() -> bool {
     std::env::var(LOOPBACK_ONLY_ENV).is_ok_and(|v| v.trim() == "1")
 }
 
-fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, HttpError> {
+/// The one TLS setup: rustls (ring) with the webpki roots, plus `extra_ca` if given.
+pub(crate) fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, HttpError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca {
