@@ -50,7 +50,7 @@ fn lang_guest(lang: &str, name: &str) -> std::path::PathBuf {
 
 async fn vaults(emu: &Emulator, cache: CacheConfig) -> Vaults {
     let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())]);
-    let mut connector = Connector::new(env, cache).loopback_only(true);
+    let connector = Connector::new(env, cache).loopback_only(true);
     let vault = connector
         .key_vault(&VaultSettings {
             url: emu.default_vault_url(),

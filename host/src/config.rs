@@ -184,7 +184,7 @@ pub struct ComponentConfig {
     /// Its limits.
     #[serde(default)]
     pub limits: LimitsConfig,
-    /// Where its outgoing wasi:http requests may go (serve); nowhere by default.
+    /// Where its outgoing wasi:http requests may go (`run` and `serve`); nowhere by default.
     #[serde(default)]
     pub egress: Vec<crate::egress::EgressRule>,
     /// Whether its grants may cover a whole vault (`*`, `VAULT/*`); refused otherwise.

@@ -10,7 +10,7 @@ use crate::token_cache::TokenCache;
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How to reach one Key Vault.
 #[derive(Debug, Clone, Default)]
@@ -27,12 +27,24 @@ pub struct VaultSettings {
     pub api_version: Option<String>,
 }
 
-/// Builds Key Vault backends, sharing one token cache per credential.
+/// Builds Key Vault backends and egress token caches for a whole process: one HTTP client per
+/// trust setting, one token cache per credential, shared by every vault, every component's
+/// `azure-http` egress and every reload that uses them. Clones share all of it.
+#[derive(Clone)]
 pub struct Connector {
     env: Env,
     cache: CacheConfig,
     options: KeyVaultOptions,
     loopback_only: bool,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// What a [`Connector`] has built, for reuse.
+#[derive(Default)]
+struct Shared {
+    /// By extra CA file and loopback guard.
+    clients: HashMap<(Option<PathBuf>, bool), HttpClient>,
+    /// By credential (source and identity) and extra CA file.
     token_caches: HashMap<String, Arc<TokenCache>>,
 }
 
@@ -44,7 +56,7 @@ impl Connector {
             cache,
             options: KeyVaultOptions::default(),
             loopback_only: false,
-            token_caches: HashMap::new(),
+            shared: Arc::default(),
         }
     }
 
@@ -54,39 +66,50 @@ impl Connector {
         self
     }
 
-    /// The credential `settings` would use, resolved from the environment (for reports).
-    pub fn credential_kind(&self, settings: &VaultSettings) -> anyhow::Result<&'static str> {
-        let http = self.http(settings)?;
-        let c =
-            credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(c.kind())
-    }
-
-    fn http(&self, settings: &VaultSettings) -> anyhow::Result<HttpClient> {
-        let mut http = HttpClient::builder().loopback_only(self.loopback_only);
-        if let Some(ca) = &settings.ca_cert {
-            http = http.extra_ca(ca.clone());
-        }
-        http.build()
-            .with_context(|| format!("vault {}", settings.url))
-    }
-
     /// Uses `options` for the Key Vault clients built from now on.
     pub fn with_options(mut self, options: KeyVaultOptions) -> Self {
         self.options = options;
         self
     }
 
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The credential `settings` would use, resolved from the environment (for reports).
+    pub fn credential_kind(&self, settings: &VaultSettings) -> anyhow::Result<&'static str> {
+        let http = self.http(settings)?;
+        let c = credential::from_env(settings.credential, &settings.identity, &http, &self.env)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(c.kind())
+    }
+
+    /// The one HTTP client for `settings`' trust roots.
+    fn http(&self, settings: &VaultSettings) -> anyhow::Result<HttpClient> {
+        let key = (settings.ca_cert.clone(), self.loopback_only);
+        if let Some(client) = self.shared().clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut http = HttpClient::builder().loopback_only(self.loopback_only);
+        if let Some(ca) = &settings.ca_cert {
+            http = http.extra_ca(ca.clone());
+        }
+        let client = http
+            .build()
+            .with_context(|| format!("vault {}", settings.url))?;
+        Ok(self.shared().clients.entry(key).or_insert(client).clone())
+    }
+
     /// The token cache for the credential `settings` name (its URL is not used), shared with
-    /// any vault using the same credential.
-    pub fn token_cache(&mut self, settings: &VaultSettings) -> anyhow::Result<Arc<TokenCache>> {
+    /// every vault and egress rule using the same credential.
+    pub fn token_cache(&self, settings: &VaultSettings) -> anyhow::Result<Arc<TokenCache>> {
         let http = self.http(settings)?;
         let credential =
-            credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
+            credential::from_env(settings.credential, &settings.identity, &http, &self.env)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         let key = format!("{}|{:?}", credential.cache_key(), settings.ca_cert);
         Ok(self
+            .shared()
             .token_caches
             .entry(key)
             .or_insert_with(|| Arc::new(TokenCache::new(credential)))
@@ -94,22 +117,15 @@ impl Connector {
     }
 
     /// A cached Key Vault backend for `settings`.
-    pub fn key_vault(&mut self, settings: &VaultSettings) -> anyhow::Result<CachedBackend> {
-        let http = self.http(settings)?;
-        let credential =
-            credential::from_env_with(settings.credential, &settings.identity, &http, &self.env)
-                .map_err(|e| anyhow::anyhow!("vault {}: {e}", settings.url))?;
-        let key = format!("{}|{:?}", credential.cache_key(), settings.ca_cert);
+    pub fn key_vault(&self, settings: &VaultSettings) -> anyhow::Result<CachedBackend> {
         let tokens = self
-            .token_caches
-            .entry(key)
-            .or_insert_with(|| Arc::new(TokenCache::new(credential)))
-            .clone();
+            .token_cache(settings)
+            .with_context(|| format!("vault {}", settings.url))?;
         let mut options = self.options.clone();
         if let Some(v) = &settings.api_version {
             options.api_version = v.clone();
         }
-        let vault = KeyVault::new(&settings.url, http, tokens, options)?;
+        let vault = KeyVault::new(&settings.url, self.http(settings)?, tokens, options)?;
         Ok(CachedBackend::new(Arc::new(vault), self.cache))
     }
 }

@@ -1,8 +1,8 @@
 //! Prometheus metrics (design section 12): what the host does, never what it holds.
 //!
 //! One process-wide registry, as a Prometheus client's default registry is: the lower layers
-//! (the Key Vault client, credential sources) count into it without being handed anything, and
-//! `serve`'s admin listener encodes it at `/metrics`. Metric names start with `wasm_secrets_`,
+//! (the Key Vault client, the token cache, the secret cache) count into it without being
+//! handed anything, and `serve`'s admin listener encodes it at `/metrics`. Metric names start with `wasm_secrets_`,
 //! carry their unit, and counters end in `_total`. Labels are component, status, outcome,
 //! cache, vault (the vault's host) and source (the credential source): never a secret value, a
 //! token, or a secret name (names go to the audit log).

@@ -107,16 +107,6 @@ impl TokenCache {
         }
     }
 
-    /// The credential behind the cache.
-    pub fn credential(&self) -> &Arc<dyn TokenCredential> {
-        &self.credential
-    }
-
-    /// The credential's cache key (source and identity); entries are per resource under it.
-    pub fn key(&self) -> String {
-        self.credential.cache_key()
-    }
-
     fn slot(&self, resource: &str) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry(resource.to_owned()).or_default().clone()

@@ -111,7 +111,7 @@ async fn legacy_app_service_reads_and_parses(form: LegacyDateForm) {
     assert_reads_db_password_but_not_restricted(&lines);
     assert_eq!(emu.count(Endpoint::AppServiceLegacy), 1);
 
-    let source = credential::from_env_with(id.kind, &id.user, &http(&emu), &id.env).unwrap();
+    let source = credential::from_env(id.kind, &id.user, &http(&emu), &id.env).unwrap();
     assert_eq!(source.kind(), "app-service-2017");
     let token = source.get_token(VAULT_RESOURCE).await.unwrap();
     let left = token.remaining_at(SystemTime::now());

@@ -214,7 +214,7 @@ pub fn try_connect(
     cache: CacheConfig,
     options: KeyVaultOptions,
 ) -> anyhow::Result<Vaults> {
-    let mut connector = Connector::new(id.env.clone(), cache)
+    let connector = Connector::new(id.env.clone(), cache)
         .loopback_only(true)
         .with_options(options);
     let mut vaults = Vaults::new();

@@ -4,6 +4,7 @@
 
 mod emulator;
 mod harness;
+mod jws;
 
 mod azure_cache;
 mod azure_canary;

@@ -717,3 +717,60 @@ async fn after_a_reload_the_old_tables_readiness_check_can_no_longer_mark_the_se
         Err("component app: grant never-created: not-found".to_owned())
     );
 }
+
+/// Every component's `azure-http` egress gets its token from the process's one token cache,
+/// across reloads: two components calling a storage account, then a reload, then both again,
+/// cost one token request. (The components read no secret, so the vault asks for no token.)
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_http_egress_of_every_component_and_reload_shares_one_token() {
+    let emu = emulator::start().await;
+    let (up, seen) = crate::serve::upstream().await;
+    let account = "acct.blob.core.windows.net";
+    let target = format!("{account}:{}", up.port());
+    let dir = tempfile::tempdir().unwrap();
+    let body = |route: &str| {
+        format!(
+            "route = \"{route}\"\ngrants = []\negress = [{{ host = \"{target}\", kind = \"azure-http\", resource = \"https://storage.azure.com\", private = true }}]"
+        )
+    };
+    // http-hello reads the first path segment: `/egress/a?url=` is its egress call too.
+    let config = write_config(
+        dir.path(),
+        &[("a", &body("/egress/a")), ("b", &body("/egress/b"))],
+    );
+    let pin = format!("{account}:127.0.0.1");
+    let (s, admin) = serve_config(&emu, &config, &["--resolve", &pin], &[]).await;
+    let imds = emu.count(wasm_secrets_emulator::Endpoint::Imds);
+    let call = |route: &'static str| {
+        let s = &s;
+        let url = format!("/egress/{route}?url=http://{target}/blob");
+        async move {
+            let (status, text) = s.get(&url).await;
+            assert_eq!(status, 200, "{route}: {text}");
+        }
+    };
+    call("a").await;
+    call("b").await;
+    // A reload builds both components again (here with a changed route).
+    write_config(
+        dir.path(),
+        &[("a", &body("/egress/a")), ("b", &body("/egress/b2"))],
+    );
+    s.signal("HUP");
+    wait_for_reloads(&admin, "ok", 1).await;
+    call("a").await;
+    call("b2").await;
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent.len(), 4, "every call reached the upstream");
+    assert!(
+        sent.iter()
+            .all(|auth| auth.as_deref() == sent[0].as_deref() && sent[0].is_some()),
+        "one token for all: {}",
+        sent.len()
+    );
+    assert_eq!(
+        emu.count(wasm_secrets_emulator::Endpoint::Imds) - imds,
+        1,
+        "one token request for two components and a reload"
+    );
+}

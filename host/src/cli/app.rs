@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
 use wasm_secrets::config::{ComponentConfig, Config};
+use wasm_secrets::connect::Connector;
 use wasm_secrets::egress::{EgressRule, Resolver};
 use wasm_secrets::runtime::{self, Limits, OutputFormat};
 use wasm_secrets::serve::{
@@ -131,6 +132,8 @@ pub struct App {
     host_args: HostArgs,
     engine: wasmtime::Engine,
     vaults: Vaults,
+    /// The one connector: egress token caches survive reloads.
+    connector: Connector,
     audit: Option<Arc<dyn AuditSink>>,
     cache_dir: Option<PathBuf>,
     fuel: bool,
@@ -157,10 +160,12 @@ impl App {
     ) -> anyhow::Result<Self> {
         let fuel = plan.needs_fuel();
         let max_memory = plan.max_memory();
+        let connector = host::connector(config);
         Ok(Self {
             host_args: args.host.clone(),
             engine: serve_engine(args.max_concurrent, fuel, max_memory)?,
-            vaults: host::build_vaults(&args.host, config)?,
+            vaults: host::build_vaults(&args.host, config, &connector)?,
+            connector,
             audit: host::audit_sink(&args.host, config)?,
             cache_dir: runtime::default_cache_dir(),
             fuel,
@@ -216,6 +221,7 @@ impl App {
                 config,
                 c.egress.clone(),
                 plan.resolver.clone(),
+                &self.connector,
             )
             .with_context(|| format!("component {}", c.name))?;
             if let Some(sink) = &self.audit {

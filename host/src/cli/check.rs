@@ -37,7 +37,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     for (name, kind) in host::describe_sources(&args.host, &config)? {
         println!("vault {name}: {kind}");
     }
-    let vaults = host::build_vaults(&args.host, &config)?;
+    let vaults = host::build_vaults(&args.host, &config, &host::connector(&config))?;
     for name in vaults.names() {
         let Some(backend) = vaults.get(name) else {
             continue;

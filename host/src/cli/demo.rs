@@ -53,7 +53,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
 
     // The host's side: the managed-identity credential pointed at the emulator's IMDS.
     let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emulator.imds_base())]);
-    let mut connector = Connector::new(env, CacheConfig::default()).loopback_only(true);
+    let connector = Connector::new(env, CacheConfig::default()).loopback_only(true);
     let vault = connector.key_vault(&VaultSettings {
         url: emulator.default_vault_url(),
         credential: CredentialKind::ManagedIdentity,

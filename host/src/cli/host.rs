@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::{AuditSink, JsonLines};
 use wasm_secrets::backend::file::FileBackend;
-use wasm_secrets::config::{CacheConfig, ComponentConfig, Config};
+use wasm_secrets::config::{ComponentConfig, Config};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::{Env, UserAssigned};
 use wasm_secrets::egress::{EgressKind, EgressPolicy, EgressRule, Resolver};
@@ -22,8 +22,18 @@ pub fn load_config(args: &HostArgs) -> anyhow::Result<Config> {
     }
 }
 
-/// The vaults the flags and config describe.
-pub fn build_vaults(args: &HostArgs, config: &Config) -> anyhow::Result<Vaults> {
+/// The process's one [`Connector`]: every vault, every component's `azure-http` egress and
+/// every reload get their HTTP clients and token caches from it.
+pub fn connector(config: &Config) -> Connector {
+    Connector::new(Env::process(), config.cache)
+}
+
+/// The vaults the flags and config describe, built by `connector`.
+pub fn build_vaults(
+    args: &HostArgs,
+    config: &Config,
+    connector: &Connector,
+) -> anyhow::Result<Vaults> {
     let secrets_file = args.secrets_file.as_ref().or(config.secrets_file.as_ref());
     if let Some(path) = secrets_file {
         let mut vaults = Vaults::new();
@@ -32,7 +42,6 @@ pub fn build_vaults(args: &HostArgs, config: &Config) -> anyhow::Result<Vaults> 
         }
         return Ok(vaults);
     }
-    let mut connector = Connector::new(Env::process(), config.cache);
     let mut vaults = Vaults::new();
     for (name, settings) in vault_settings(args, config)? {
         let backend = connector
@@ -96,7 +105,7 @@ pub fn describe_sources(args: &HostArgs, config: &Config) -> anyhow::Result<Vec<
             format!("secrets file {}", path.display()),
         )]);
     }
-    let connector = Connector::new(Env::process(), config.cache);
+    let connector = connector(config);
     vault_settings(args, config)?
         .into_iter()
         .map(|(name, s)| {
@@ -125,22 +134,21 @@ pub fn token_settings(args: &HostArgs, config: &Config) -> anyhow::Result<VaultS
     })
 }
 
-/// The egress policy for `rules`: checked, with a token cache when an `azure-http` rule needs
-/// one (the identity of the default vault), names resolved by `resolver`, and the loopback
-/// guard from the environment.
+/// The egress policy for `rules`: checked, with `connector`'s token cache when an
+/// `azure-http` rule needs one (the identity of the default vault), names resolved by
+/// `resolver`, and the loopback guard from the environment.
 pub fn egress_policy(
     args: &HostArgs,
     config: &Config,
     rules: Vec<EgressRule>,
     resolver: Resolver,
+    connector: &Connector,
 ) -> anyhow::Result<EgressPolicy> {
     for rule in &rules {
         rule.check()?;
     }
     let tokens = if rules.iter().any(|r| r.kind == EgressKind::AzureHttp) {
-        let settings = token_settings(args, config)?;
-        let mut connector = Connector::new(Env::process(), CacheConfig::default());
-        Some(connector.token_cache(&settings)?)
+        Some(connector.token_cache(&token_settings(args, config)?)?)
     } else {
         None
     };

@@ -149,11 +149,18 @@ pub fn prepare(
         .or(config.limits)
         .to_limits();
     let env = guest_env(&limit_args.env, limit_args.allow_credential_env)?;
-    let vaults = host::build_vaults(host_args, &config)?;
+    let connector = host::connector(&config);
+    let vaults = host::build_vaults(host_args, &config, &connector)?;
     host::check_grants(&vaults, &grants)?;
     let mut rules = entry.map(|c| c.egress.clone()).unwrap_or_default();
     rules.extend(egress_args.rules());
-    let mut egress = host::egress_policy(host_args, &config, rules, egress_args.resolver()?)?;
+    let mut egress = host::egress_policy(
+        host_args,
+        &config,
+        rules,
+        egress_args.resolver()?,
+        &connector,
+    )?;
     let mut secrets = SecretsCtx::new(name.clone(), grants, vaults);
     if let Some(sink) = host::audit_sink(host_args, &config)? {
         secrets = secrets.with_audit(sink.clone());

@@ -25,21 +25,12 @@ use super::{CredentialError, Env, TokenCredential, UserAssigned, UserAssignedId}
 use crate::config::CredentialKind;
 use crate::http::HttpClient;
 
-/// [`from_env_with`] on the process environment.
-pub fn from_env(
-    kind: CredentialKind,
-    identity: &UserAssigned,
-    http: &HttpClient,
-) -> Result<Arc<dyn TokenCredential>, CredentialError> {
-    from_env_with(kind, identity, http, &Env::process())
-}
-
 /// The credential source `kind` asks for, configured from `env`; logs which one it picked.
 ///
 /// `identity` selects a user-assigned managed identity; for workload identity its client id,
 /// when given, replaces `AZURE_CLIENT_ID`. Naming an identity for the client secret or the
 /// Azure CLI is an error.
-pub fn from_env_with(
+pub fn from_env(
     kind: CredentialKind,
     identity: &UserAssigned,
     http: &HttpClient,

@@ -41,7 +41,8 @@ pub(crate) fn scope_for(resource: &str) -> String {
     }
 }
 
-/// Entra is retried on 429, 5xx and transport failures, a few times; it has no 410 rule.
+/// Entra is retried as managed identity is (404, 429, 5xx and transport failures), a few
+/// times; it has no 410 rule.
 fn entra_retry() -> RetryPolicy {
     RetryPolicy {
         max_retries: 3,

@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 use crate::BackendError;
 use crate::http::HttpError;
 
-pub use detect::{from_env, from_env_with};
+pub use detect::from_env;
 pub use env::Env;
 pub use expiry::{parse_epoch, parse_expires_on};
 pub use retry::RetryPolicy;

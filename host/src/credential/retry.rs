@@ -1,4 +1,5 @@
-//! The managed-identity retry policy (design section 5) and mapping answers to errors.
+//! The retry policy of token requests (managed identity, design section 5, and Entra) and
+//! mapping their answers to errors.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use reqwest::StatusCode;
 use super::CredentialError;
 use crate::http::{HttpClient, HttpError, HttpResponse};
 
-/// When to try a managed-identity request again.
+/// When to try a token request again.
 ///
 /// 404, 429, 5xx and transport failures are retried `max_retries` times with exponential
 /// backoff; 410 ("IMDS is updating") is retried until `gone_window` has passed since the first
@@ -80,7 +81,7 @@ impl RetryPolicy {
                 return outcome.map_err(CredentialError::from);
             }
             let wait = match &outcome {
-                Ok(r) => retry_after(r).map_or(delay, |d| d.min(self.max_delay)),
+                Ok(r) => r.retry_after().map_or(delay, |d| d.min(self.max_delay)),
                 Err(_) => delay,
             };
             match &outcome {
@@ -99,17 +100,12 @@ fn retryable(s: StatusCode) -> bool {
     s == StatusCode::NOT_FOUND || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
 }
 
-fn retry_after(r: &HttpResponse) -> Option<Duration> {
-    let secs: u64 = r.header("retry-after")?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs))
-}
-
 /// The error for a non-success answer: status, plus the error code and `AADSTS` number when
 /// they look like codes. Never the body itself.
 pub(crate) fn status_error(resp: &HttpResponse, what: &str) -> CredentialError {
     let status = resp.status;
     let mut detail = format!("{what} answered HTTP {}", status.as_u16());
-    let codes = error_codes(resp);
+    let codes = resp.error_codes();
     if !codes.is_empty() {
         detail.push_str(&format!(" ({})", codes.join(", ")));
     }
@@ -118,45 +114,4 @@ pub(crate) fn status_error(resp: &HttpResponse, what: &str) -> CredentialError {
     } else {
         CredentialError::Unavailable(detail)
     }
-}
-
-/// `error` (when it is a short snake_case code) and `AADSTSnnnn` from an error body.
-fn error_codes(resp: &HttpResponse) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        #[serde(default)]
-        error: Option<serde_json::Value>,
-        #[serde(default)]
-        error_description: Option<String>,
-    }
-    let Ok(body) = serde_json::from_slice::<Body>(&resp.body) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let code = match &body.error {
-        Some(serde_json::Value::String(s)) => Some(s.as_str()),
-        Some(serde_json::Value::Object(o)) => o.get("code").and_then(|c| c.as_str()),
-        _ => None,
-    };
-    if let Some(code) = code.filter(|c| is_code(c)) {
-        out.push(code.to_owned());
-    }
-    if let Some(desc) = &body.error_description
-        && let Some(i) = desc.find("AADSTS")
-    {
-        let digits: String = desc[i + 6..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .take(10)
-            .collect();
-        if !digits.is_empty() {
-            out.push(format!("AADSTS{digits}"));
-        }
-    }
-    out
-}
-
-/// A short identifier like `invalid_request` or `SecretNotFound`: letters and `_`, at most 40.
-fn is_code(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
 }

@@ -536,7 +536,7 @@ fn pick(
     id: &UserAssigned,
     pairs: &[(&str, &str)],
 ) -> Result<Arc<dyn TokenCredential>, CredentialError> {
-    from_env_with(kind, id, &http(), &Env::from_pairs(pairs.iter().copied()))
+    from_env(kind, id, &http(), &Env::from_pairs(pairs.iter().copied()))
 }
 
 #[test]
@@ -622,7 +622,7 @@ fn detection_order() {
             ("IDENTITY_HEADER", "h"),
             ("MSI_SECRET", "s"),
         ]);
-        let err = from_env_with(CredentialKind::Auto, &none, &http, &env).unwrap_err();
+        let err = from_env(CredentialKind::Auto, &none, &http, &env).unwrap_err();
         assert!(
             matches!(&err, CredentialError::NotConfigured(m) if m.contains(why)),
             "{kind}: {err:?}"

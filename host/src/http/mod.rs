@@ -11,8 +11,9 @@
 //! - the loopback guard (design section 8): with `WASM_SECRETS_LOOPBACK_ONLY=1`, or
 //!   [`HttpClientBuilder::loopback_only`], every destination outside `127.0.0.0/8` and `::1` is
 //!   refused before connecting. Literal IPs are checked in the URL; names other than
-//!   `localhost` and `*.localhost` are refused without a DNS query, and the DNS resolver
-//!   drops any address that is not loopback.
+//!   `localhost` and `*.localhost` are refused without a DNS query, so no answer from DNS
+//!   can lead anywhere. (`localhost` names always resolve to `127.0.0.1` and `::1` without
+//!   DNS; with the guard off, other names go to the system resolver unfiltered.)
 //!
 //! Redirects are not followed and proxies from the environment are ignored, so a request
 //! goes where its URL says or nowhere. Errors carry a status and a short reason, never a body.
@@ -28,6 +29,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use url::{Host, Url};
 use zeroize::Zeroizing;
+
+mod answer;
+pub use answer::is_code;
 
 /// The environment variable that turns the loopback guard on when set to `1`.
 pub const LOOPBACK_ONLY_ENV: &str = "WASM_SECRETS_LOOPBACK_ONLY";

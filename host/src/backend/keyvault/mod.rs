@@ -23,7 +23,7 @@ use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
-use wire::{ErrorBody, Page, SecretBundle, id_parts};
+use wire::{Page, SecretBundle, id_parts};
 
 /// The api-version sent when none is configured.
 pub const DEFAULT_API_VERSION: &str = "2025-07-01";
@@ -79,15 +79,6 @@ impl std::fmt::Debug for KeyVault {
             .field("api_version", &self.options.api_version)
             .finish_non_exhaustive()
     }
-}
-
-/// What a Key Vault version listing says of one version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionItem {
-    /// The version id.
-    pub version: String,
-    /// Whether it may be read.
-    pub enabled: bool,
 }
 
 impl KeyVault {
@@ -241,7 +232,7 @@ impl KeyVault {
             );
             let wait = match sent {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
-                    let asked = retry_after(&r);
+                    let asked = r.retry_after();
                     if let Some(asked) = asked {
                         *self
                             .throttled_until
@@ -384,36 +375,16 @@ impl KeyVault {
             .find(|m| m.version.eq_ignore_ascii_case(version))
             .ok_or(refused)
     }
-
-    /// The versions of secret `name`.
-    pub async fn versions(&self, name: &str) -> Result<Vec<VersionItem>, BackendError> {
-        Ok(self
-            .version_items(name)
-            .await?
-            .into_iter()
-            .filter_map(|item| {
-                let (_, version) = id_parts(&item.id)?;
-                Some(VersionItem {
-                    version: version?,
-                    enabled: item.attributes.enabled.unwrap_or(true),
-                })
-            })
-            .collect())
-    }
 }
 
-fn retry_after(r: &HttpResponse) -> Option<Duration> {
-    r.header("retry-after")?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
+/// The answer's error codes as `Code/InnerCode`, for messages.
 fn error_codes(r: &HttpResponse) -> String {
-    r.json::<ErrorBody>()
-        .map(|b| b.codes())
-        .unwrap_or_else(|_| "no error body".into())
+    let codes = r.error_codes();
+    if codes.is_empty() {
+        "no error code".to_owned()
+    } else {
+        codes.join("/")
+    }
 }
 
 /// Maps a non-401 answer to success or a typed failure.

@@ -48,38 +48,6 @@ pub struct Item {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
-/// `{"error":{"code","message","innererror":{"code"}}}`.
-#[derive(Deserialize, Default)]
-pub struct ErrorBody {
-    #[serde(default)]
-    pub error: ErrorDetail,
-}
-
-#[derive(Deserialize, Default)]
-pub struct ErrorDetail {
-    pub code: Option<String>,
-    pub innererror: Option<Box<ErrorDetail>>,
-}
-
-impl ErrorBody {
-    /// `Code` or `Code/InnerCode`, kept only if it looks like a code (letters, digits).
-    pub fn codes(&self) -> String {
-        let clean = |c: &Option<String>| {
-            c.as_deref()
-                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
-                .map(str::to_owned)
-        };
-        match (
-            clean(&self.error.code),
-            self.error.innererror.as_ref().and_then(|i| clean(&i.code)),
-        ) {
-            (Some(c), Some(i)) => format!("{c}/{i}"),
-            (Some(c), None) => c,
-            _ => "no error code".to_owned(),
-        }
-    }
-}
-
 /// The path segments of a Key Vault id after `/secrets/`: `(name, version)`.
 pub fn id_parts(id: &str) -> Option<(String, Option<String>)> {
     collection_id_parts(id, "secrets")
@@ -159,17 +127,5 @@ mod tests {
             Some(("db".into(), None))
         );
         assert_eq!(id_parts("https://v.vault.azure.net/keys/db"), None);
-    }
-
-    #[test]
-    fn error_codes_are_sanitised() {
-        let e: ErrorBody = serde_json::from_str(
-            r#"{"error":{"code":"Forbidden","message":"x","innererror":{"code":"ForbiddenByRbac"}}}"#,
-        )
-        .unwrap();
-        assert_eq!(e.codes(), "Forbidden/ForbiddenByRbac");
-        let e: ErrorBody =
-            serde_json::from_str(r#"{"error":{"code":"has spaces and secrets"}}"#).unwrap();
-        assert_eq!(e.codes(), "no error code");
     }
 }
