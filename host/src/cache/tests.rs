@@ -55,15 +55,28 @@ impl Backend for Scripted {
         _: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        futures::future::ready(Ok(SecretMeta {
-            version: version.unwrap_or("latest").to_owned(),
-            ..SecretMeta::default()
-        }))
+        async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = *self.delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            let a = self.answer.lock().unwrap().clone();
+            a.map(|v| SecretMeta {
+                version: version.unwrap_or("latest").to_owned(),
+                content_type: Some(v.to_owned()),
+                ..SecretMeta::default()
+            })
+        }
         .boxed()
     }
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
-        futures::future::ready(Ok(vec![])).boxed()
+        async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = *self.delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            let a = self.answer.lock().unwrap().clone();
+            a.map(|v| vec![v.to_owned()])
+        }
+        .boxed()
     }
 }
 
@@ -410,4 +423,88 @@ async fn the_cache_is_bounded_and_drops_the_least_recently_used() {
         before + 1,
         "b was least recently used and is gone"
     );
+}
+
+/// Metadata and name lists follow the one policy too: concurrent misses share one call,
+/// refresh-ahead never makes a caller wait, and past the TTL a failing vault gets one call
+/// per backoff step while callers get the stale answer at once.
+#[tokio::test(start_paused = true)]
+async fn metadata_and_lists_share_calls_refresh_ahead_and_serve_stale_while_the_vault_fails() {
+    let b = Scripted::new(Duration::from_millis(200));
+    let c = cache(b.clone(), config());
+    let infos = futures::future::join_all((0..20).map(|_| c.info("k", None))).await;
+    let lists = futures::future::join_all((0..20).map(|_| c.list())).await;
+    assert!(
+        infos
+            .iter()
+            .all(|m| m.as_ref().unwrap().content_type.as_deref() == Some("v1"))
+    );
+    assert!(lists.iter().all(|l| l.as_ref().unwrap() == &["v1"]));
+    assert_eq!(
+        b.calls(),
+        2,
+        "one info call and one list call for 40 callers"
+    );
+
+    // Past the refresh point (at most 80% of the TTL): answered at once, refreshed behind.
+    b.set(Ok("v2"));
+    tokio::time::advance(Duration::from_secs(9)).await;
+    let start = Instant::now();
+    assert_eq!(
+        c.info("k", None).await.unwrap().content_type.as_deref(),
+        Some("v1")
+    );
+    assert_eq!(c.list().await.unwrap(), ["v1"]);
+    assert_eq!(start.elapsed(), Duration::ZERO, "refresh-ahead never waits");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.calls(), 4);
+    assert_eq!(
+        c.info("k", None).await.unwrap().content_type.as_deref(),
+        Some("v2")
+    );
+    assert_eq!(c.list().await.unwrap(), ["v2"]);
+
+    // Past the TTL with the vault down: stale within the refresh wait, then at once.
+    b.set(Err(down()));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let start = Instant::now();
+    assert_eq!(
+        c.info("k", None).await.unwrap().content_type.as_deref(),
+        Some("v2")
+    );
+    assert_eq!(c.list().await.unwrap(), ["v2"]);
+    assert!(
+        start.elapsed() <= Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = b.calls();
+    for _ in 0..50 {
+        assert!(c.info("k", None).await.is_ok());
+        assert!(c.list().await.is_ok());
+    }
+    assert_eq!(b.calls(), calls, "no call during the backoff");
+}
+
+/// A metadata read of a secret the vault says is gone is remembered for the negative TTL.
+#[tokio::test(start_paused = true)]
+async fn a_missing_secrets_metadata_is_remembered_for_the_negative_ttl() {
+    let b = Scripted::new(Duration::ZERO);
+    b.set(Err(BackendError::NotFound("gone".into())));
+    let c = cache(b.clone(), config());
+    for _ in 0..5 {
+        assert!(matches!(
+            c.info("k", None).await,
+            Err(BackendError::NotFound(_))
+        ));
+    }
+    assert_eq!(b.calls(), 1);
+    tokio::time::advance(Duration::from_secs(6)).await;
+    b.set(Ok("back"));
+    assert_eq!(
+        c.info("k", None).await.unwrap().content_type.as_deref(),
+        Some("back")
+    );
+    assert_eq!(b.calls(), 2);
 }

@@ -306,7 +306,7 @@ impl WasiHttpHooks for EgressHooks {
                 tracing::warn!(
                     host,
                     port,
-                    "egress refused: no rule allows this host and port (allow it with --allow-http HOST:PORT or an egress rule)"
+                    "egress refused: no egress rule allows this host and port"
                 );
                 crate::metrics::global().egress_refused("no-rule");
                 return Err(Error::HttpRequestDenied);
