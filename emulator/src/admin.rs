@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::config::ThrottleConfig;
 use crate::faults::{Endpoint, Fault, FaultSpec};
-use crate::server::{Body, Req, json, raw};
+use crate::http::{Body, Req, json, raw};
 use crate::state::State;
 
 fn bad(msg: &str) -> Response<Body> {

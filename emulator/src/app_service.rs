@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::config::LegacyDateForm;
-use crate::server::{Body, Req, json, uuid};
+use crate::http::{Body, Req, json, uuid};
 use crate::state::State;
 
 /// The path of both App Service endpoints.

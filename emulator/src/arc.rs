@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use http::{Response, StatusCode};
 
+use crate::http::{Body, Req, with_header};
 use crate::imds::{common_checks, error, token_answer};
-use crate::server::{Body, Req, with_header};
 use crate::state::State;
 use crate::token::random_hex;
 

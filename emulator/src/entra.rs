@@ -5,7 +5,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::server::{Body, Req, json, uuid};
+use crate::http::{Body, Req, json, uuid};
 use crate::state::State;
 
 /// The client-assertion type of workload identity.

@@ -3,7 +3,7 @@
 use http::{Method, Response, StatusCode};
 use serde_json::json;
 
-use crate::server::{Body, Req, json};
+use crate::http::{Body, Req, json};
 use crate::state::State;
 
 /// The IMDS (and Arc) token path.

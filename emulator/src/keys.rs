@@ -1,5 +1,4 @@
-//! Key Vault keys: the key store (versions, rights, lazily generated material) and the REST handlers
-//! for `GET /keys[/{name}[/{version}|/versions]]`, `POST /keys/{name}/create`, `PUT /keys/{name}`
+//! Key Vault keys over REST (the store they read is [`crate::key_store`]): `GET /keys[/{name}[/{version}|/versions]]`, `POST /keys/{name}/create`, `PUT /keys/{name}`
 //! (import) and `POST /keys/{name}[/{version}]/{sign|verify|encrypt|decrypt|wrapkey|unwrapkey}`.
 //!
 //! The 401 challenge, token checks, throttling, latency, faults and counters happen before these
@@ -9,212 +8,22 @@
 //! spelling, and answered (`kid`s, listings) as first created; version ids match in any case.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{KeyConfig, valid_secret_name, valid_version_in_request};
+use crate::config::{valid_secret_name, valid_version_in_request};
 use crate::crypto::{
     CryptoError, Curve, EncAlg, KeyMaterial, KeyOp, KeySpec, KeyType, SignAlg, b64, b64_decode,
 };
-use crate::keyvault::{Vault, bad_parameter, internal_error, kv_error, page, rbac_forbidden};
-use crate::server::{Body, Req, json};
+use crate::http::{Body, Req, json};
+use crate::key_store::KeyVersion;
+use crate::kv_answer::{bad_parameter, internal_error, kv_error, page, rbac_forbidden};
 use crate::state::State;
-use crate::token::{now, random_hex};
-
-/// One version of a key. The private material is made on first use and kept.
-#[derive(Debug)]
-pub struct KeyVersion {
-    /// 32 lowercase hex characters.
-    pub id: String,
-    /// What key this is.
-    pub spec: KeySpec,
-    /// Permitted operations.
-    pub key_ops: Vec<KeyOp>,
-    /// Enabled.
-    pub enabled: bool,
-    /// Not before (epoch seconds).
-    pub nbf: Option<u64>,
-    /// Expiry (epoch seconds).
-    pub exp: Option<u64>,
-    /// Created (epoch seconds).
-    pub created: u64,
-    /// Updated (epoch seconds).
-    pub updated: u64,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    material: OnceLock<Result<KeyMaterial, CryptoError>>,
-}
-
-impl KeyVersion {
-    fn new(id: String, spec: KeySpec, key_ops: Vec<KeyOp>, enabled: bool) -> KeyVersion {
-        let t = now();
-        KeyVersion {
-            id,
-            spec,
-            key_ops,
-            enabled,
-            nbf: None,
-            exp: None,
-            created: t,
-            updated: t,
-            tags: BTreeMap::new(),
-            material: OnceLock::new(),
-        }
-    }
-
-    /// The private material, generated now (blocking; RSA takes a while) if not yet made.
-    pub fn material(&self) -> Result<&KeyMaterial, CryptoError> {
-        self.material
-            .get_or_init(|| KeyMaterial::generate(self.spec))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// The public JWK (with `kid` and `key_ops`) under a vault base URL.
-    pub fn public_jwk(&self, base: &str, name: &str) -> Result<Value, CryptoError> {
-        let mut jwk = self.material()?.public_jwk();
-        jwk.insert(
-            "kid".into(),
-            json!(format!("{base}/keys/{name}/{}", self.id)),
-        );
-        let ops: Vec<&str> = self.key_ops.iter().map(|o| o.name()).collect();
-        jwk.insert("key_ops".into(), json!(ops));
-        Ok(Value::Object(jwk))
-    }
-}
-
-/// A key: versions oldest first, and optional narrowed users.
-#[derive(Debug, Default)]
-pub struct StoredKey {
-    /// The name as the key was first created (the store holds it by its lowercase name).
-    pub name: String,
-    /// Versions, oldest first (the last is the latest).
-    pub versions: Vec<Arc<KeyVersion>>,
-    /// When set, only these object ids may use the key.
-    pub readers: Option<Vec<String>>,
-}
-
-/// One vault's keys, by lowercase name.
-#[derive(Debug, Default)]
-pub struct KeyStore {
-    keys: Mutex<BTreeMap<String, StoredKey>>,
-}
-
-fn fold(name: &str) -> String {
-    name.to_ascii_lowercase()
-}
-
-impl KeyStore {
-    /// Build from config (no material is generated yet).
-    pub fn from_config(keys: &[KeyConfig]) -> KeyStore {
-        let mut map = BTreeMap::new();
-        for k in keys {
-            let spec = match (k.kty, k.crv) {
-                (KeyType::Ec, Some(c)) => KeySpec::Ec(c),
-                (KeyType::Ec, None) => KeySpec::Ec(Curve::P256),
-                (KeyType::Rsa, _) => KeySpec::Rsa(k.size.unwrap_or(2048)),
-            };
-            let ops = k.key_ops.clone().unwrap_or_else(|| KeyOp::all_for(k.kty));
-            let mk = |id: String, enabled: bool| {
-                let mut v = KeyVersion::new(id, spec, ops.clone(), enabled);
-                v.tags = k.tags.clone();
-                Arc::new(v)
-            };
-            let versions = if k.versions.is_empty() {
-                vec![mk(random_hex(16), k.enabled)]
-            } else {
-                k.versions
-                    .iter()
-                    .map(|v| mk(v.id.clone(), v.enabled.unwrap_or(k.enabled)))
-                    .collect()
-            };
-            map.insert(
-                fold(&k.name),
-                StoredKey {
-                    name: k.name.clone(),
-                    versions,
-                    readers: k.readers.clone(),
-                },
-            );
-        }
-        KeyStore {
-            keys: Mutex::new(map),
-        }
-    }
-
-    /// A version: `None` or an empty version means the latest.
-    pub fn find(&self, name: &str, version: Option<&str>) -> Option<Arc<KeyVersion>> {
-        let keys = self.keys.lock().ok()?;
-        let k = keys.get(&fold(name))?;
-        match version.filter(|v| !v.is_empty()) {
-            None => k.versions.last().cloned(),
-            Some(v) => k
-                .versions
-                .iter()
-                .find(|x| x.id.eq_ignore_ascii_case(v))
-                .cloned(),
-        }
-    }
-
-    /// The name of key `name` as it was first created; `name` itself if there is none.
-    pub fn spelling(&self, name: &str) -> String {
-        self.keys
-            .lock()
-            .ok()
-            .and_then(|k| k.get(&fold(name)).map(|k| k.name.clone()))
-            .unwrap_or_else(|| name.to_string())
-    }
-
-    /// Every version of a key, oldest first.
-    pub fn versions(&self, name: &str) -> Option<Vec<Arc<KeyVersion>>> {
-        self.keys
-            .lock()
-            .ok()?
-            .get(&fold(name))
-            .map(|k| k.versions.clone())
-    }
-
-    /// The latest version of every key, by name.
-    pub fn latest(&self) -> Vec<(String, Arc<KeyVersion>)> {
-        match self.keys.lock() {
-            Ok(k) => k
-                .values()
-                .filter_map(|k| k.versions.last().map(|v| (k.name.clone(), v.clone())))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// Whether `oid` may use the key: its narrowed readers, else the vault's readers.
-    pub fn can_use(&self, vault_readers: &[String], name: &str, oid: &str) -> bool {
-        let narrowed = self
-            .keys
-            .lock()
-            .ok()
-            .and_then(|k| k.get(&fold(name)).and_then(|k| k.readers.clone()));
-        match narrowed {
-            Some(r) => r.iter().any(|x| x == oid),
-            None => vault_readers.iter().any(|x| x == oid),
-        }
-    }
-
-    /// Add a version (creating the key if needed).
-    pub fn add(&self, name: &str, v: KeyVersion) -> Option<Arc<KeyVersion>> {
-        let v = Arc::new(v);
-        let mut keys = self.keys.lock().ok()?;
-        keys.entry(fold(name))
-            .or_insert_with(|| StoredKey {
-                name: name.to_string(),
-                ..StoredKey::default()
-            })
-            .versions
-            .push(v.clone());
-        Some(v)
-    }
-}
+use crate::token::random_hex;
+use crate::vault::Vault;
 
 /// Attributes accepted in create and import bodies (other members are ignored, as Key Vault does).
 #[derive(Debug, Default, Deserialize)]
@@ -313,7 +122,7 @@ fn item(base: &str, name: &str, v: &KeyVersion, versioned: bool) -> Value {
 
 /// Make sure a version's material exists, generating it off the async threads when needed.
 async fn ready(v: &Arc<KeyVersion>) -> Result<(), CryptoError> {
-    if let Some(r) = v.material.get() {
+    if let Some(r) = v.made() {
         return r.as_ref().map(|_| ()).map_err(Clone::clone);
     }
     let v = v.clone();
@@ -532,7 +341,7 @@ async fn store_new(
 ) -> Response<Body> {
     let mut v = KeyVersion::new(random_hex(16), spec, ops, true);
     finish(&mut v, attrs, tags);
-    if v.material.set(Ok(material)).is_err() {
+    if !v.set_material(material) {
         return internal_error("Key material was set twice.");
     }
     match vault.keys.add(name, v) {

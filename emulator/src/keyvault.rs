@@ -7,19 +7,18 @@
 //! match in any case too.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{VaultConfig, valid_secret_name, valid_version_in_request};
-use crate::keys::KeyStore;
-use crate::server::{Body, Req, json, with_header};
+use crate::config::{valid_secret_name, valid_version_in_request};
+use crate::http::{Body, Req, json, with_header};
+use crate::kv_answer::{bad_parameter, kv_error, page, rbac_forbidden};
 use crate::state::State;
-use crate::token::{TokenError, VAULT_AUDIENCE, now, random_hex};
+use crate::token::{TokenError, VAULT_AUDIENCE};
+use crate::vault::{PutAttributes, StoredVersion, Vault};
 
 /// Numbered api-versions accepted (dated ones from 2025-07-01 on are accepted too).
 pub const API_VERSIONS: &[&str] = &["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6"];
@@ -40,185 +39,6 @@ pub fn api_version_ok(v: &str) -> bool {
         && date >= "2025-07-01"
 }
 
-/// One stored version of a secret.
-#[derive(Debug, Clone)]
-pub struct StoredVersion {
-    /// 32 lowercase hex characters.
-    pub id: String,
-    /// The value.
-    pub value: String,
-    /// Content type.
-    pub content_type: Option<String>,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    /// Enabled.
-    pub enabled: bool,
-    /// Not before (epoch seconds).
-    pub nbf: Option<u64>,
-    /// Expiry (epoch seconds).
-    pub exp: Option<u64>,
-    /// Created (epoch seconds).
-    pub created: u64,
-    /// Updated (epoch seconds).
-    pub updated: u64,
-}
-
-/// A secret: versions oldest first, and optional narrowed readers.
-#[derive(Debug, Clone)]
-pub struct StoredSecret {
-    /// The name as the secret was first created (the map holds it by its lowercase name).
-    pub name: String,
-    /// Versions, oldest first (the last is the latest).
-    pub versions: Vec<StoredVersion>,
-    /// When set, only these object ids may read it.
-    pub readers: Option<Vec<String>>,
-}
-
-/// One vault's state.
-#[derive(Debug)]
-pub struct Vault {
-    /// Secrets by lowercase name (see [`StoredSecret::name`] for the spelling).
-    pub secrets: Mutex<BTreeMap<String, StoredSecret>>,
-    /// Keys by name.
-    pub keys: KeyStore,
-    /// Object ids with read (and list) rights on the whole vault.
-    pub readers: Vec<String>,
-    /// Object ids with write rights.
-    pub writers: Vec<String>,
-    /// Delay added to every answer.
-    pub latency: Mutex<Duration>,
-    /// When set, key answers (`GET /keys/...`) carry private JWK members, as a misbehaving
-    /// vault might (see [`crate::Emulator::set_key_answers_with_private_members`]).
-    pub private_key_members: AtomicBool,
-    /// Throttle window: (start, requests in it).
-    pub window: Mutex<(Instant, u64)>,
-}
-
-impl Vault {
-    /// Build a vault from its config.
-    pub fn from_config(c: &VaultConfig) -> Vault {
-        let t = now();
-        let mut secrets = BTreeMap::new();
-        for s in &c.secrets {
-            let mk = |value: &str, enabled: bool, id: Option<&String>| StoredVersion {
-                id: id.cloned().unwrap_or_else(|| random_hex(16)),
-                value: value.to_string(),
-                content_type: s.content_type.clone(),
-                tags: s.tags.clone(),
-                enabled,
-                nbf: None,
-                exp: None,
-                created: t,
-                updated: t,
-            };
-            let versions = match &s.value {
-                Some(v) => vec![mk(v, s.enabled.unwrap_or(true), None)],
-                None => s
-                    .versions
-                    .iter()
-                    .map(|v| StoredVersion {
-                        content_type: v.content_type.clone().or_else(|| s.content_type.clone()),
-                        tags: v.tags.clone().unwrap_or_else(|| s.tags.clone()),
-                        ..mk(&v.value, v.enabled, v.id.as_ref())
-                    })
-                    .collect(),
-            };
-            secrets.insert(
-                s.name.to_ascii_lowercase(),
-                StoredSecret {
-                    name: s.name.clone(),
-                    versions,
-                    readers: s.readers.clone(),
-                },
-            );
-        }
-        Vault {
-            secrets: Mutex::new(secrets),
-            keys: KeyStore::from_config(&c.keys),
-            readers: c.readers.clone(),
-            writers: c.writers.clone(),
-            latency: Mutex::new(Duration::ZERO),
-            private_key_members: AtomicBool::new(false),
-            window: Mutex::new((Instant::now(), 0)),
-        }
-    }
-
-    /// Add a version (creating the secret if needed); returns the version id.
-    pub fn put(
-        &self,
-        name: &str,
-        value: &str,
-        content_type: Option<String>,
-        tags: BTreeMap<String, String>,
-        attrs: &PutAttributes,
-    ) -> Option<StoredVersion> {
-        let t = now();
-        let v = StoredVersion {
-            id: random_hex(16),
-            value: value.to_string(),
-            content_type,
-            tags,
-            enabled: attrs.enabled.unwrap_or(true),
-            nbf: attrs.nbf,
-            exp: attrs.exp,
-            created: t,
-            updated: t,
-        };
-        let mut s = self.secrets.lock().ok()?;
-        s.entry(name.to_ascii_lowercase())
-            .or_insert_with(|| StoredSecret {
-                name: name.to_string(),
-                versions: Vec::new(),
-                readers: None,
-            })
-            .versions
-            .push(v.clone());
-        Some(v)
-    }
-
-    /// The name of secret `name` as it was first created; `name` itself if there is none.
-    pub fn spelling(&self, name: &str) -> String {
-        self.secrets
-            .lock()
-            .ok()
-            .and_then(|s| s.get(&name.to_ascii_lowercase()).map(|s| s.name.clone()))
-            .unwrap_or_else(|| name.to_string())
-    }
-
-    /// Enable or disable a secret's latest version.
-    pub fn set_enabled(&self, name: &str, enabled: bool) -> bool {
-        let Ok(mut s) = self.secrets.lock() else {
-            return false;
-        };
-        match s
-            .get_mut(&name.to_ascii_lowercase())
-            .and_then(|s| s.versions.last_mut())
-        {
-            Some(v) => {
-                v.enabled = enabled;
-                v.updated = now();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Attributes accepted in a PUT body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutAttributes {
-    /// Enabled.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// Not before.
-    #[serde(default)]
-    pub nbf: Option<u64>,
-    /// Expiry.
-    #[serde(default)]
-    pub exp: Option<u64>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PutBody {
@@ -229,20 +49,6 @@ struct PutBody {
     tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     attributes: Option<PutAttributes>,
-}
-
-/// A Key Vault error body `{"error":{"code","message"[,"innererror"]}}`.
-pub fn kv_error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    inner: Option<&str>,
-) -> Response<Body> {
-    let mut e = json!({"code": code, "message": message});
-    if let Some(i) = inner {
-        e["innererror"] = json!({"code": i});
-    }
-    json(status, &json!({"error": e}))
 }
 
 fn unauthorized(state: &State, message: &str) -> Response<Body> {
@@ -258,18 +64,6 @@ fn forbidden(oid: &str, action: &str, scope: &str) -> Response<Body> {
     rbac_forbidden(oid, &format!("secrets/{action}"), scope)
 }
 
-/// The RBAC 403 for `Microsoft.KeyVault/vaults/{action}` (e.g. `keys/sign/action`) on `scope`.
-pub(crate) fn rbac_forbidden(oid: &str, action: &str, scope: &str) -> Response<Body> {
-    kv_error(
-        StatusCode::FORBIDDEN,
-        "Forbidden",
-        &format!(
-            "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: oid={oid}\r\nAction: 'Microsoft.KeyVault/vaults/{action}'\r\nResource: '{scope}'\r\nAssignment: (not found)\r\nVault: emulator;location=local\r\n"
-        ),
-        Some("ForbiddenByRbac"),
-    )
-}
-
 fn not_found(name: &str) -> Response<Body> {
     kv_error(
         StatusCode::NOT_FOUND,
@@ -277,21 +71,6 @@ fn not_found(name: &str) -> Response<Body> {
         &format!(
             "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
         ),
-        None,
-    )
-}
-
-/// A 400 BadParameter.
-pub(crate) fn bad_parameter(message: &str) -> Response<Body> {
-    kv_error(StatusCode::BAD_REQUEST, "BadParameter", message, None)
-}
-
-/// A 500 InternalError.
-pub(crate) fn internal_error(message: &str) -> Response<Body> {
-    kv_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        message,
         None,
     )
 }
@@ -576,56 +355,4 @@ fn put(vault: &Vault, base: &str, name: &str, r: &Req, oid: &str) -> Response<Bo
             None,
         ),
     }
-}
-
-/// One page of a listing: `maxresults` (1..=25), `$skiptoken` = offset (suffix `e`: an empty page first).
-pub(crate) fn page(state: &State, r: &Req, items: Vec<Value>, list_url: &str) -> Response<Body> {
-    let max = match r.q("maxresults") {
-        None => 25,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=25).contains(&n) => n,
-            _ => {
-                return bad_parameter("Invalid value for maxresults: it must be between 1 and 25.");
-            }
-        },
-    };
-    let api = r.q("api-version").unwrap_or("7.5");
-    let token = r.q("$skiptoken").unwrap_or("");
-    let (empty_now, offset) = match token.strip_suffix('e') {
-        Some(o) => (true, o),
-        None => (false, token),
-    };
-    let offset = if offset.is_empty() {
-        0
-    } else {
-        match offset.parse::<usize>() {
-            Ok(o) => o,
-            Err(_) => return bad_parameter("Invalid $skiptoken."),
-        }
-    };
-    let link =
-        |tok: String| format!("{list_url}?api-version={api}&$skiptoken={tok}&maxresults={max}");
-    if empty_now {
-        return json(
-            StatusCode::OK,
-            &json!({"value": [], "nextLink": link(offset.to_string())}),
-        );
-    }
-    let end = (offset + max).min(items.len());
-    let value: Vec<Value> = items
-        .get(offset..end)
-        .map(|s| s.to_vec())
-        .unwrap_or_default();
-    let next = if end < items.len() {
-        // Insert the empty page after the first page, as Azure sometimes does.
-        let tok = if state.config.empty_page && offset == 0 {
-            format!("{end}e")
-        } else {
-            end.to_string()
-        };
-        Value::String(link(tok))
-    } else {
-        Value::Null
-    };
-    json(StatusCode::OK, &json!({"value": value, "nextLink": next}))
 }

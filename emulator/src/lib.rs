@@ -17,13 +17,17 @@ pub mod config;
 pub mod crypto;
 pub mod entra;
 pub mod faults;
+pub mod http;
 pub mod imds;
+pub mod key_store;
 pub mod keys;
 pub mod keyvault;
+pub mod kv_answer;
 pub mod server;
 pub mod state;
 pub mod tls;
 pub mod token;
+pub mod vault;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -38,9 +42,9 @@ use tokio_rustls::TlsAcceptor;
 pub use config::{EmulatorConfig, LegacyDateForm, ThrottleConfig};
 pub use faults::{Endpoint, Fault, FaultSpec};
 
-use keyvault::{PutAttributes, Vault};
 use server::Service;
 use state::State;
+use vault::{PutAttributes, Vault};
 
 /// A running emulator. Its servers stop when it is dropped or shut down.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use crate::config::{EmulatorConfig, ThrottleConfig};
 use crate::faults::FaultBoard;
-use crate::keyvault::Vault;
 use crate::token::TokenAuthority;
+use crate::vault::Vault;
 
 /// Everything the handlers share.
 #[derive(Debug)]

@@ -199,7 +199,7 @@ async fn a_javascript_component_with_default_features_fetches_only_where_allowed
     );
     assert!(
         r.stderr
-            .contains("egress refused: no rule allows this host"),
+            .contains("egress refused: no egress rule allows this host"),
         "{}",
         r.stderr
     );
