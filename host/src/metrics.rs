@@ -31,7 +31,6 @@ fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-use crate::ErrorKind;
 use crate::backend::CacheStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -307,8 +306,9 @@ impl Metrics {
         caches.push(cache);
     }
 
-    /// The read counters of `component`, looked up once.
-    pub fn read_counters(&self, component: &str) -> ReadCounters {
+    /// The read counters of `component`, looked up once; a failed read is counted under its
+    /// error kind, one of `errors` (the WIT spellings).
+    pub fn read_counters(&self, component: &str, errors: &[&'static str]) -> ReadCounters {
         let counter = |outcome: &str, cache: &str| {
             self.secret_reads.get_or_create_owned(&ReadLabels {
                 component: component.to_owned(),
@@ -323,7 +323,10 @@ impl Metrics {
                 counter("ok", "stale"),
                 counter("ok", "none"),
             ],
-            errors: ErrorKind::ALL.map(|kind| counter(kind.as_str(), "none")),
+            errors: errors
+                .iter()
+                .map(|kind| (*kind, counter(kind, "none")))
+                .collect(),
         }
     }
 }
@@ -341,7 +344,7 @@ impl Drop for InFlight {
 #[derive(Clone)]
 pub struct ReadCounters {
     ok: [Counter; 4],
-    errors: [Counter; 5],
+    errors: Box<[(&'static str, Counter)]>,
 }
 
 impl std::fmt::Debug for ReadCounters {
@@ -365,13 +368,13 @@ impl ReadCounters {
         self.ok[i].inc();
     }
 
-    /// Counts one read that failed with `kind`.
-    pub fn error(&self, kind: ErrorKind) {
+    /// Counts one read that failed with error kind `kind`.
+    pub fn error(&self, kind: &str) {
         if !enabled() {
             return;
         }
-        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
-            self.errors[i].inc();
+        if let Some((_, counter)) = self.errors.iter().find(|(k, _)| *k == kind) {
+            counter.inc();
         }
     }
 }
