@@ -1,11 +1,12 @@
 //! Prometheus metrics (design section 12): what the host does, never what it holds.
 //!
-//! One process-wide registry, as a Prometheus client's default registry is: the lower layers
-//! (the Key Vault client, the token cache, the secret cache) count into it without being
-//! handed anything, and `serve`'s admin listener encodes it at `/metrics`. Metric names start with `wasm_secrets_`,
-//! carry their unit, and counters end in `_total`. Labels are component, status, outcome,
-//! cache, vault (the vault's host) and source (the credential source): never a secret value, a
-//! token, or a secret name (names go to the audit log).
+//! One process-wide registry, as a Prometheus client's default registry is: each layer (the
+//! policy point, the cache, the Key Vault client, the token cache, egress, serve) counts into
+//! it without being handed anything, and `serve`'s admin listener encodes it at `/metrics`.
+//! Metric names start with `wasm_secrets_`, carry their unit, and counters end in `_total`.
+//! Labels are component, status, outcome, operation (of a key), cache, vault (the vault's
+//! host), source (the credential source) and reason (of an egress refusal): never a secret
+//! value, a token, or a secret or key name (names go to the audit log).
 //!
 //! Counting costs an atomic add: the read counters of a component are looked up once, when its
 //! [`SecretsCtx`](crate::SecretsCtx) is made, so the cached `get` path pays no label lookup.

@@ -31,7 +31,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The kinds a secret request can end with, in the WIT `error` variant's order.
-    pub const SECRETS: [Self; 5] = [
+    pub(crate) const SECRETS: [Self; 5] = [
         Self::InvalidName,
         Self::NotGranted,
         Self::NotFound,

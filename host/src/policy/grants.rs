@@ -493,7 +493,7 @@ impl Grants {
     }
 
     /// Every vault a grant (of either kind) names, in the order first named.
-    pub fn vault_names(&self) -> &[String] {
+    pub(crate) fn vault_names(&self) -> &[String] {
         &self.vaults
     }
 

@@ -44,7 +44,9 @@ impl<'p> Keys<'p> {
         digest: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let folded = fold_valid(name);
-        let mut trail = self.trail(Op::Key(KeyOp::Sign), name, Some(algorithm.as_str()));
+        let mut trail = self
+            .policy
+            .trail(Op::Key(KeyOp::Sign), name, Some(algorithm.as_str()));
         let result = async {
             let key = self.granted(&mut trail, folded.as_deref())?;
             check_digest(name, algorithm, digest)?;
@@ -75,7 +77,9 @@ impl<'p> Keys<'p> {
         signature: &[u8],
     ) -> Result<bool, Error> {
         let folded = fold_valid(name);
-        let mut trail = self.trail(Op::Key(KeyOp::Verify), name, Some(algorithm.as_str()));
+        let mut trail = self
+            .policy
+            .trail(Op::Key(KeyOp::Verify), name, Some(algorithm.as_str()));
         let result = async {
             let key = self.granted(&mut trail, folded.as_deref())?;
             check_digest(name, algorithm, digest)?;
@@ -158,7 +162,7 @@ impl<'p> Keys<'p> {
     /// The public JSON Web Key of the key granted as `name`. Any key grant allows it.
     pub async fn public_key(&self, name: &str) -> Result<String, Error> {
         let folded = fold_valid(name);
-        let mut trail = self.trail(Op::PublicKey, name, None);
+        let mut trail = self.policy.trail(Op::PublicKey, name, None);
         let result = async {
             let key = self.granted(&mut trail, folded.as_deref())?;
             Ok(key.public(&mut trail).await?.jwk.to_string())
@@ -176,7 +180,9 @@ impl<'p> Keys<'p> {
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
         let folded = fold_valid(name);
-        let mut trail = self.trail(Op::Key(op), name, Some(algorithm.as_str()));
+        let mut trail = self
+            .policy
+            .trail(Op::Key(op), name, Some(algorithm.as_str()));
         let result = async {
             let key = self.granted(&mut trail, folded.as_deref())?;
             check_input(name, what, input)?;
@@ -195,10 +201,6 @@ impl<'p> Keys<'p> {
         }
         .await;
         self.policy.audited(&trail, result)
-    }
-
-    fn trail<'a>(&self, op: Op, name: &'a str, algorithm: Option<&'static str>) -> Trail<'a> {
-        self.policy.trail(op, name, algorithm)
     }
 
     /// The policy point's checks for the request on `trail` (whose name is `folded` when
