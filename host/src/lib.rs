@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! guest --get(name)--> wit          the WIT bindings (wasmtime); wasi_config: wasi:config/store
-//!                      store        name check, this component's grants, audit
+//!                      policy       name check, this component's grants, audit (secrets and keys)
 //!                      cache        TTL, refresh-ahead, stale-if-error, single-flight
 //!                      backend      keyvault (Key Vault REST) | file (local secrets file)
 //!                      token_cache  per identity and resource, refreshed early
@@ -18,7 +18,7 @@
 //!                      http         rustls, size caps, the loopback-only guard
 //! ```
 //!
-//! Nothing below `store` knows about wasmtime; nothing above `backend` knows about HTTP.
+//! Nothing below `wit` knows about wasmtime; nothing above `backend` knows about HTTP.
 //! [`connect`] wires the lower boxes together from settings; [`runtime`] runs components.
 //!
 //! # Embedding
@@ -88,28 +88,25 @@ pub mod config;
 pub mod connect;
 pub mod credential;
 pub mod egress;
-mod error;
-pub mod grants;
 pub mod http;
 pub mod keys;
 pub mod metrics;
 mod name;
 mod net;
+mod policy;
 #[cfg(test)]
 mod proptests;
 pub mod runtime;
 pub mod serve;
-mod store;
 pub mod token_cache;
 mod value;
 mod wasi_config;
 mod wit;
 
-pub use backend::Backend;
-pub use error::{BackendError, ErrorKind, SecretError};
-pub use grants::{Grant, Grants};
+pub use backend::{Backend, BackendError};
 pub use name::{MAX_NAME_LEN, fold, is_valid_name};
-pub use store::{SecretInfo, SecretsCtx, Vaults};
+pub use policy::grants::{self, Grant, Grants};
+pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Vaults};
 pub use value::SecretValue;
 pub use wasi_config::add_wasi_config_to_linker;
 pub use wit::{SecretsView, add_to_linker, wit_store, wit_types};

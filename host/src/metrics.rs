@@ -1,11 +1,12 @@
 //! Prometheus metrics (design section 12): what the host does, never what it holds.
 //!
-//! One process-wide registry, as a Prometheus client's default registry is: the lower layers
-//! (the Key Vault client, the token cache, the secret cache) count into it without being
-//! handed anything, and `serve`'s admin listener encodes it at `/metrics`. Metric names start with `wasm_secrets_`,
-//! carry their unit, and counters end in `_total`. Labels are component, status, outcome,
-//! cache, vault (the vault's host) and source (the credential source): never a secret value, a
-//! token, or a secret name (names go to the audit log).
+//! One process-wide registry, as a Prometheus client's default registry is: each layer (the
+//! policy point, the cache, the Key Vault client, the token cache, egress, serve) counts into
+//! it without being handed anything, and `serve`'s admin listener encodes it at `/metrics`.
+//! Metric names start with `wasm_secrets_`, carry their unit, and counters end in `_total`.
+//! Labels are component, status, outcome, operation (of a key), cache, vault (the vault's
+//! host), source (the credential source) and reason (of an egress refusal): never a secret
+//! value, a token, or a secret or key name (names go to the audit log).
 //!
 //! Counting costs an atomic add: the read counters of a component are looked up once, when its
 //! [`SecretsCtx`](crate::SecretsCtx) is made, so the cached `get` path pays no label lookup.
@@ -31,7 +32,6 @@ fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-use crate::ErrorKind;
 use crate::backend::CacheStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -307,8 +307,9 @@ impl Metrics {
         caches.push(cache);
     }
 
-    /// The read counters of `component`, looked up once.
-    pub fn read_counters(&self, component: &str) -> ReadCounters {
+    /// The read counters of `component`, looked up once; a failed read is counted under its
+    /// error kind, one of `errors` (the WIT spellings).
+    pub fn read_counters(&self, component: &str, errors: &[&'static str]) -> ReadCounters {
         let counter = |outcome: &str, cache: &str| {
             self.secret_reads.get_or_create_owned(&ReadLabels {
                 component: component.to_owned(),
@@ -323,7 +324,10 @@ impl Metrics {
                 counter("ok", "stale"),
                 counter("ok", "none"),
             ],
-            errors: ErrorKind::ALL.map(|kind| counter(kind.as_str(), "none")),
+            errors: errors
+                .iter()
+                .map(|kind| (*kind, counter(kind, "none")))
+                .collect(),
         }
     }
 }
@@ -341,7 +345,7 @@ impl Drop for InFlight {
 #[derive(Clone)]
 pub struct ReadCounters {
     ok: [Counter; 4],
-    errors: [Counter; 5],
+    errors: Box<[(&'static str, Counter)]>,
 }
 
 impl std::fmt::Debug for ReadCounters {
@@ -365,13 +369,13 @@ impl ReadCounters {
         self.ok[i].inc();
     }
 
-    /// Counts one read that failed with `kind`.
-    pub fn error(&self, kind: ErrorKind) {
+    /// Counts one read that failed with error kind `kind`.
+    pub fn error(&self, kind: &str) {
         if !enabled() {
             return;
         }
-        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
-            self.errors[i].inc();
+        if let Some((_, counter)) = self.errors.iter().find(|(k, _)| *k == kind) {
+            counter.inc();
         }
     }
 }

@@ -44,14 +44,25 @@ pub fn fold(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A valid `name` [`fold`]ed, for the policy point to match; an invalid one as it is (it is
-/// refused, and must never be copied: it may be 100 MiB).
-pub(crate) fn folded(name: &str) -> std::borrow::Cow<'_, str> {
-    if is_valid_name(name) {
-        fold(name)
+/// A valid `name` [`fold`]ed, checked and folded in one pass, for the policy point to match;
+/// `None` for an invalid one (which is refused, and must never be copied: it may be 100 MiB).
+pub(crate) fn fold_valid(name: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !(1..=MAX_NAME_LEN).contains(&name.len()) {
+        return None;
+    }
+    let mut upper = false;
+    for b in name.bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => {}
+            b'A'..=b'Z' => upper = true,
+            _ => return None,
+        }
+    }
+    Some(if upper {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
     } else {
         std::borrow::Cow::Borrowed(name)
-    }
+    })
 }
 
 /// Whether `name` starts with `prefix` and is longer, ignoring ASCII case: how a pattern
@@ -96,6 +107,23 @@ mod tests {
             assert!(!is_valid_name(bad), "{bad:?}");
         }
         assert!(!is_valid_name(&"a".repeat(128)));
+    }
+
+    #[test]
+    fn fold_valid_checks_and_folds_in_one_pass() {
+        for name in ["a", "db-password", "DB-Password", "X9-", &"Z".repeat(127)] {
+            assert_eq!(
+                fold_valid(name).as_deref(),
+                Some(&*name.to_ascii_lowercase())
+            );
+        }
+        assert!(matches!(
+            fold_valid("db-password"),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
+        for bad in ["", "../x", "a_b", "é", "A b", &"a".repeat(128)] {
+            assert_eq!(fold_valid(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

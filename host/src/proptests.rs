@@ -5,9 +5,10 @@
 use crate::backend::keyvault::wire::{Page, SecretBundle, id_parts};
 use crate::config::Config;
 use crate::credential::expiry::{parse_cli_local, parse_epoch, parse_expires_on, parse_token};
-use crate::grants::{Grant, Grants, WholeVault};
+use crate::grants::{Grant, Grants, ObjectKind::Secret, WholeVault};
 use crate::http::HttpResponse;
 use crate::is_valid_name;
+use crate::name::{fold, fold_valid};
 use proptest::prelude::*;
 use std::time::SystemTime;
 
@@ -30,6 +31,15 @@ proptest! {
         let rule = (1..=127).contains(&s.len())
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         prop_assert_eq!(is_valid_name(&s), rule);
+    }
+
+    /// The policy point's one-pass check and fold agrees with the rule and with [`fold`].
+    #[test]
+    fn fold_valid_is_the_rule_then_fold(
+        s in prop_oneof![any::<String>(), "[0-9A-Za-z_ -]{0,130}"],
+    ) {
+        let expected = is_valid_name(&s).then(|| fold(&s));
+        prop_assert_eq!(fold_valid(&s), expected);
     }
 
     #[test]
@@ -62,10 +72,10 @@ proptest! {
         // Key Vault names are case-insensitive: so is the prefix.
         let inside = name.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())
             && name.len() > prefix.len();
-        match grants.resolve(&name) {
+        match grants.resolve(Secret, &name) {
             Some(t) => {
                 prop_assert!(inside);
-                prop_assert_eq!(t.secret, name.as_str());
+                prop_assert_eq!(t.object, name.as_str());
             }
             None => prop_assert!(!inside),
         }
@@ -79,9 +89,9 @@ proptest! {
     ) {
         prop_assume!(!other.eq_ignore_ascii_case(&alias));
         let grants = Grants::parse([format!("{alias}={secret}")]).unwrap();
-        let t = grants.resolve(&alias).unwrap();
-        prop_assert_eq!(t.secret, secret.as_str());
-        prop_assert!(grants.resolve(&other).is_none());
+        let t = grants.resolve(Secret, &alias).unwrap();
+        prop_assert_eq!(t.object, secret.as_str());
+        prop_assert!(grants.resolve(Secret, &other).is_none());
     }
 
     #[test]
@@ -99,8 +109,8 @@ proptest! {
             format!("{}*", &name[..1]),
         ])
         .unwrap();
-        let (a, b) = (grants.resolve(&name).unwrap(), grants.resolve(&spelled).unwrap());
-        prop_assert_eq!((a.vault, a.secret, a.version), (b.vault, b.secret, b.version));
+        let (a, b) = (grants.resolve(Secret, &name).unwrap(), grants.resolve(Secret, &spelled).unwrap());
+        prop_assert_eq!((a.vault, a.object, a.version), (b.vault, b.object, b.version));
     }
 
     #[test]
@@ -109,7 +119,7 @@ proptest! {
         version in "[0-9a-f]{32}",
     ) {
         let grants = Grants::parse([format!("{name}@{version}")]).unwrap();
-        prop_assert_eq!(grants.resolve(&name).unwrap().version, Some(version.as_str()));
+        prop_assert_eq!(grants.resolve(Secret, &name).unwrap().version, Some(version.as_str()));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! invalid, not granted or not found is simply absent (`none`), as wasi:config expects; a
 //! vault that refuses or is unreachable is an `upstream` error.
 
-use crate::{ErrorKind, SecretError, SecretsView};
+use crate::{Error, ErrorKind, SecretsView};
 use std::borrow::Cow;
 use wasmtime::component::{HasData, Linker};
 
@@ -60,11 +60,14 @@ fn key_to_name(key: &str) -> Cow<'_, str> {
 /// An `upstream` error's message: the vault refused or could not be reached.
 struct Upstream(String);
 
-/// `Ok(None)` for what a config store would call missing; an upstream error otherwise.
-fn absent_or_error<T>(e: SecretError) -> Result<Option<T>, Upstream> {
+/// wasi:config's mapping of the policy point's [`Error`]: `Ok(None)` for what a config store
+/// would call missing; an upstream error otherwise.
+fn absent_or_error<T>(e: Error) -> Result<Option<T>, Upstream> {
     match e.kind() {
         ErrorKind::InvalidName | ErrorKind::NotGranted | ErrorKind::NotFound => Ok(None),
-        ErrorKind::Forbidden | ErrorKind::Unavailable => Err(Upstream(e.message().to_owned())),
+        ErrorKind::Forbidden | ErrorKind::Unavailable | ErrorKind::InvalidArgument => {
+            Err(Upstream(e.message().to_owned()))
+        }
     }
 }
 

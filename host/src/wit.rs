@@ -1,11 +1,12 @@
-//! The WIT host implementation: the `wasm-secrets:secrets/store` interface over a [`SecretsCtx`].
+//! The WIT host implementation: the `wasm-secrets:secrets` interfaces, `store` over a
+//! [`SecretsCtx`] and `keys` over its [`Keys`](crate::Keys), each a thin adapter over the policy
+//! point that maps its [`Error`] once.
 //!
 //! Shaped like wasmtime's `wasi-config` crate: an owned state type ([`SecretsCtx`]) that the
 //! embedder keeps in its store data, a borrowed view ([`SecretsView`]) that implements the
 //! generated `Host` trait, and one [`add_to_linker`].
 
-use crate::store::{SecretInfo, SecretsCtx};
-use crate::{ErrorKind, SecretError};
+use crate::{Error, ErrorKind, SecretInfo, SecretsCtx};
 use wasmtime::component::{HasData, Linker};
 
 #[allow(missing_docs)]
@@ -60,15 +61,17 @@ impl HasData for HasSecrets {
     type Data<'a> = SecretsView<'a>;
 }
 
-impl From<SecretError> for wit_types::Error {
-    fn from(e: SecretError) -> Self {
+/// The `store` interface's mapping of the policy point's [`Error`].
+impl From<Error> for wit_types::Error {
+    fn from(e: Error) -> Self {
         let message = e.message().to_owned();
         match e.kind() {
             ErrorKind::InvalidName => Self::InvalidName(message),
             ErrorKind::NotGranted => Self::NotGranted(message),
             ErrorKind::NotFound => Self::NotFound(message),
             ErrorKind::Forbidden => Self::Forbidden(message),
-            ErrorKind::Unavailable => Self::Unavailable(message),
+            // No secret request refuses an input; were one to, it fails closed.
+            ErrorKind::Unavailable | ErrorKind::InvalidArgument => Self::Unavailable(message),
         }
     }
 }
@@ -133,17 +136,17 @@ impl wit_store::Host for SecretsView<'_> {
     }
 }
 
-impl From<crate::keys::KeyError> for wit_keys::KeyError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        use crate::keys::KeyErrorKind as K;
+/// The `keys` interface's mapping of the policy point's [`Error`].
+impl From<Error> for wit_keys::KeyError {
+    fn from(e: Error) -> Self {
         let message = e.message().to_owned();
         match e.kind() {
-            K::InvalidName => Self::InvalidName(message),
-            K::NotGranted => Self::NotGranted(message),
-            K::NotFound => Self::NotFound(message),
-            K::Forbidden => Self::Forbidden(message),
-            K::Unavailable => Self::Unavailable(message),
-            K::InvalidArgument => Self::InvalidArgument(message),
+            ErrorKind::InvalidName => Self::InvalidName(message),
+            ErrorKind::NotGranted => Self::NotGranted(message),
+            ErrorKind::NotFound => Self::NotFound(message),
+            ErrorKind::Forbidden => Self::Forbidden(message),
+            ErrorKind::Unavailable => Self::Unavailable(message),
+            ErrorKind::InvalidArgument => Self::InvalidArgument(message),
         }
     }
 }
@@ -188,6 +191,7 @@ impl wit_keys::Host for SecretsView<'_> {
     ) -> KeyResult<Vec<u8>> {
         Ok(self
             .ctx
+            .keys()
             .sign(&name, algorithm.into(), &digest)
             .await
             .map_err(Into::into))
@@ -202,6 +206,7 @@ impl wit_keys::Host for SecretsView<'_> {
     ) -> KeyResult<bool> {
         Ok(self
             .ctx
+            .keys()
             .verify(&name, algorithm.into(), &digest, &signature)
             .await
             .map_err(Into::into))
@@ -216,6 +221,7 @@ impl wit_keys::Host for SecretsView<'_> {
         let key = zeroize::Zeroizing::new(key);
         Ok(self
             .ctx
+            .keys()
             .wrap_key(&name, algorithm.into(), &key)
             .await
             .map_err(Into::into))
@@ -230,6 +236,7 @@ impl wit_keys::Host for SecretsView<'_> {
         // As with secret values, the plain Vec handed to the bindings is what they lower.
         Ok(self
             .ctx
+            .keys()
             .unwrap_key(&name, algorithm.into(), &wrapped)
             .await
             .map(|k| k.to_vec())
@@ -245,6 +252,7 @@ impl wit_keys::Host for SecretsView<'_> {
         let plaintext = zeroize::Zeroizing::new(plaintext);
         Ok(self
             .ctx
+            .keys()
             .encrypt(&name, algorithm.into(), &plaintext)
             .await
             .map_err(Into::into))
@@ -258,6 +266,7 @@ impl wit_keys::Host for SecretsView<'_> {
     ) -> KeyResult<Vec<u8>> {
         Ok(self
             .ctx
+            .keys()
             .decrypt(&name, algorithm.into(), &ciphertext)
             .await
             .map(|k| k.to_vec())
@@ -265,6 +274,6 @@ impl wit_keys::Host for SecretsView<'_> {
     }
 
     async fn public_key(&mut self, name: String) -> KeyResult<String> {
-        Ok(self.ctx.public_key(&name).await.map_err(Into::into))
+        Ok(self.ctx.keys().public_key(&name).await.map_err(Into::into))
     }
 }

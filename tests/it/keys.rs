@@ -11,7 +11,8 @@ use crate::languages::Lang;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
-use wasm_secrets::keys::{EncryptionAlgorithm as Enc, KeyErrorKind, SignatureAlgorithm as Sig};
+use wasm_secrets::ErrorKind;
+use wasm_secrets::keys::{EncryptionAlgorithm as Enc, SignatureAlgorithm as Sig};
 use wasm_secrets::runtime::{self, CommandOptions, Outcome};
 use wasm_secrets_emulator::Endpoint;
 
@@ -52,10 +53,15 @@ async fn each_operation_round_trips_through_the_vault() {
     );
     // ES256, checked by the vault and independently on the public JWK.
     let digest = sha256(b"header.payload");
-    let sig = secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let sig = secrets
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
     assert_eq!(sig.len(), 64, "raw r||s");
     assert!(
         secrets
+            .keys()
             .verify("signer", Sig::Es256, &digest, &sig)
             .await
             .unwrap()
@@ -65,6 +71,7 @@ async fn each_operation_round_trips_through_the_vault() {
     let other = sha256(b"something else");
     assert!(
         !secrets
+            .keys()
             .verify("signer", Sig::Es256, &other, &sig)
             .await
             .unwrap()
@@ -73,10 +80,15 @@ async fn each_operation_round_trips_through_the_vault() {
 
     for alg in [Sig::Rs256, Sig::Ps256, Sig::Rs512, Sig::Ps384] {
         let digest = vec![7u8; alg.digest_len()];
-        let sig = secrets.sign("rsa-signing-key", alg, &digest).await.unwrap();
+        let sig = secrets
+            .keys()
+            .sign("rsa-signing-key", alg, &digest)
+            .await
+            .unwrap();
         assert_eq!(sig.len(), 256, "{alg}");
         assert!(
             secrets
+                .keys()
                 .verify("rsa-signing-key", alg, &digest, &sig)
                 .await
                 .unwrap(),
@@ -86,18 +98,34 @@ async fn each_operation_round_trips_through_the_vault() {
 
     for alg in [Enc::RsaOaep, Enc::RsaOaep256, Enc::Rsa1_5] {
         let data_key = [42u8; 32];
-        let wrapped = secrets.wrap_key("kek", alg, &data_key).await.unwrap();
+        let wrapped = secrets
+            .keys()
+            .wrap_key("kek", alg, &data_key)
+            .await
+            .unwrap();
         assert_ne!(wrapped, data_key);
-        let unwrapped = secrets.unwrap_key("kek", alg, &wrapped).await.unwrap();
+        let unwrapped = secrets
+            .keys()
+            .unwrap_key("kek", alg, &wrapped)
+            .await
+            .unwrap();
         assert_eq!(unwrapped.as_slice(), data_key, "{alg}");
-        let ciphertext = secrets.encrypt("kek", alg, b"hello vault").await.unwrap();
-        let plaintext = secrets.decrypt("kek", alg, &ciphertext).await.unwrap();
+        let ciphertext = secrets
+            .keys()
+            .encrypt("kek", alg, b"hello vault")
+            .await
+            .unwrap();
+        let plaintext = secrets
+            .keys()
+            .decrypt("kek", alg, &ciphertext)
+            .await
+            .unwrap();
         assert_eq!(plaintext.as_slice(), b"hello vault", "{alg}");
     }
 
     // The public key is the public JWK, never a private member.
     let public: serde_json::Value =
-        serde_json::from_str(&secrets.public_key("kek").await.unwrap()).unwrap();
+        serde_json::from_str(&secrets.keys().public_key("kek").await.unwrap()).unwrap();
     assert_eq!(public["kty"], "RSA");
     assert!(public["n"].is_string() && public["e"].is_string());
     for private in ["d", "p", "q", "dp", "dq", "qi"] {
@@ -147,7 +175,7 @@ async fn public_key_drops_private_members_the_vault_sends() {
         imds_vaults(&emu),
     );
     for (name, kty) in [("signer", "EC"), ("kek", "RSA")] {
-        let text = secrets.public_key(name).await.unwrap();
+        let text = secrets.keys().public_key(name).await.unwrap();
         assert!(!text.contains("PRIVATE"), "{name}: {text}");
         let public: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(public["kty"], kty, "{name}: {public}");
@@ -172,27 +200,31 @@ async fn what_the_grant_does_not_allow_is_refused_before_any_vault_call() {
     let refused = [
         // The grant allows sign only.
         secrets
+            .keys()
             .verify("signer", Sig::Es256, &digest, &[1; 64])
             .await
             .unwrap_err(),
         secrets
+            .keys()
             .encrypt("signer", Enc::RsaOaep256, b"x")
             .await
             .unwrap_err(),
         // A key grant under another name, or the key's vault name, grants nothing.
         secrets
+            .keys()
             .sign("jwt-signing-key", Sig::Es256, &digest)
             .await
             .unwrap_err(),
         // A secret grant allows no key operation.
         secrets
+            .keys()
             .sign("db-password", Sig::Es256, &digest)
             .await
             .unwrap_err(),
-        secrets.public_key("db-password").await.unwrap_err(),
+        secrets.keys().public_key("db-password").await.unwrap_err(),
     ];
     for e in &refused {
-        assert_eq!(e.kind(), KeyErrorKind::NotGranted, "{e}");
+        assert_eq!(e.kind(), ErrorKind::NotGranted, "{e}");
     }
     assert!(
         refused[0].message().contains("does not allow verify"),
@@ -204,13 +236,18 @@ async fn what_the_grant_does_not_allow_is_refused_before_any_vault_call() {
     assert_eq!(e.kind().as_str(), "not-granted");
     // Bad names and bad inputs are refused before the vault too.
     let e = secrets
+        .keys()
         .sign("../etc", Sig::Es256, &digest)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::InvalidName);
+    assert_eq!(e.kind(), ErrorKind::InvalidName);
     for bad in [vec![], vec![0u8; 31], vec![0u8; 48]] {
-        let e = secrets.sign("signer", Sig::Es256, &bad).await.unwrap_err();
-        assert_eq!(e.kind(), KeyErrorKind::InvalidArgument, "{e}");
+        let e = secrets
+            .keys()
+            .sign("signer", Sig::Es256, &bad)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         assert!(e.message().contains("32-byte digest"), "{e}");
     }
     assert_eq!(
@@ -235,31 +272,52 @@ async fn the_vaults_refusals_keep_their_kinds() {
         imds_vaults(&emu),
     );
     let digest = sha256(b"x");
-    let kind = |r: Result<Vec<u8>, wasm_secrets::keys::KeyError>| r.unwrap_err().kind();
+    let kind = |r: Result<Vec<u8>, wasm_secrets::Error>| r.unwrap_err().kind();
     // The key's own key_ops exclude sign: the vault refuses, the grant did not.
     assert_eq!(
-        kind(secrets.sign("verify-only-key", Sig::Es256, &digest).await),
-        KeyErrorKind::Forbidden
+        kind(
+            secrets
+                .keys()
+                .sign("verify-only-key", Sig::Es256, &digest)
+                .await
+        ),
+        ErrorKind::Forbidden
     );
     assert_eq!(
-        kind(secrets.sign("disabled-key", Sig::Es256, &digest).await),
-        KeyErrorKind::Forbidden
+        kind(
+            secrets
+                .keys()
+                .sign("disabled-key", Sig::Es256, &digest)
+                .await
+        ),
+        ErrorKind::Forbidden
     );
     // RBAC: the host's identity may not use this key.
     assert_eq!(
-        kind(secrets.sign("restricted-key", Sig::Es256, &digest).await),
-        KeyErrorKind::Forbidden
+        kind(
+            secrets
+                .keys()
+                .sign("restricted-key", Sig::Es256, &digest)
+                .await
+        ),
+        ErrorKind::Forbidden
     );
     assert_eq!(
-        kind(secrets.sign("missing-key", Sig::Es256, &digest).await),
-        KeyErrorKind::NotFound
+        kind(
+            secrets
+                .keys()
+                .sign("missing-key", Sig::Es256, &digest)
+                .await
+        ),
+        ErrorKind::NotFound
     );
     // An algorithm that does not fit the key is the caller's mistake.
     let e = secrets
+        .keys()
         .sign("rsa-signing-key", Sig::Es256, &digest)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::InvalidArgument, "{e}");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(e.message().contains("RSA"), "{e}");
 }
 
@@ -279,8 +337,16 @@ async fn a_pinned_grant_signs_with_that_version_only() {
         .unwrap();
     let new_jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
     assert_ne!(old_jwk["x"], new_jwk["x"], "two versions, two keys");
-    let old = secrets.sign("old", Sig::Es256, &digest).await.unwrap();
-    let new = secrets.sign("new", Sig::Es256, &digest).await.unwrap();
+    let old = secrets
+        .keys()
+        .sign("old", Sig::Es256, &digest)
+        .await
+        .unwrap();
+    let new = secrets
+        .keys()
+        .sign("new", Sig::Es256, &digest)
+        .await
+        .unwrap();
     assert!(es256_verifies(&old_jwk, &digest, &old) && !es256_verifies(&new_jwk, &digest, &old));
     assert!(es256_verifies(&new_jwk, &digest, &new) && !es256_verifies(&old_jwk, &digest, &new));
 }
@@ -298,16 +364,23 @@ async fn key_operations_are_audited_without_inputs_or_outputs() {
     )
     .with_audit(audit.sink());
     let digest = sha256(b"audited");
-    let sig = secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let sig = secrets
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
     let ciphertext = secrets
+        .keys()
         .encrypt("kek", Enc::RsaOaep256, b"plain-words")
         .await
         .unwrap();
     secrets
+        .keys()
         .decrypt("kek", Enc::RsaOaep256, &ciphertext)
         .await
         .unwrap();
     secrets
+        .keys()
         .verify("signer", Sig::Es256, &digest, &sig)
         .await
         .unwrap_err();
@@ -507,7 +580,7 @@ fn public_jwk_over_http(emu: &crate::cli_azure::EmulatorProcess) -> serde_json::
             wasm_secrets::Grants::parse(["key:jwt-signing-key:verify"]).unwrap(),
             wasm_secrets::Vaults::new().with("default", vault),
         );
-        serde_json::from_str(&secrets.public_key("jwt-signing-key").await.unwrap()).unwrap()
+        serde_json::from_str(&secrets.keys().public_key("jwt-signing-key").await.unwrap()).unwrap()
     })
 }
 
@@ -522,8 +595,13 @@ async fn verify_runs_on_the_cached_public_key_without_the_vault() {
         imds_vaults(&emu),
     );
     let digest = sha256(b"verified here");
-    let es = secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let es = secrets
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
     let ps = secrets
+        .keys()
         .sign("rsa-signing-key", Sig::Ps256, &digest)
         .await
         .unwrap();
@@ -534,30 +612,35 @@ async fn verify_runs_on_the_cached_public_key_without_the_vault() {
     tampered[10] ^= 1;
     assert!(
         secrets
+            .keys()
             .verify("signer", Sig::Es256, &digest, &es)
             .await
             .unwrap()
     );
     assert!(
         !secrets
+            .keys()
             .verify("signer", Sig::Es256, &digest, &tampered)
             .await
             .unwrap()
     );
     assert!(
         !secrets
+            .keys()
             .verify("signer", Sig::Es256, &sha256(b"other"), &es)
             .await
             .unwrap()
     );
     assert!(
         secrets
+            .keys()
             .verify("rsa-signing-key", Sig::Ps256, &digest, &ps)
             .await
             .unwrap()
     );
     assert!(
         !secrets
+            .keys()
             .verify("rsa-signing-key", Sig::Rs256, &digest, &ps)
             .await
             .unwrap(),
@@ -566,10 +649,11 @@ async fn verify_runs_on_the_cached_public_key_without_the_vault() {
     assert_eq!(emu.count(Endpoint::KeyVault), before, "no vault call");
     // Signing needs the private key, so the vault: unavailable while it is down.
     let e = secrets
+        .keys()
         .sign("signer", Sig::Es256, &digest)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
 }
 
 #[tokio::test]
@@ -581,10 +665,22 @@ async fn key_operations_are_counted_by_component_operation_and_outcome() {
         imds_vaults(&emu),
     );
     let digest = sha256(b"counted");
-    secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
-    secrets.sign("signer", Sig::Es256, &digest).await.unwrap();
-    secrets.sign("signer", Sig::Es256, &[1]).await.unwrap_err();
-    secrets.public_key("nope").await.unwrap_err();
+    secrets
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
+    secrets
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
+    secrets
+        .keys()
+        .sign("signer", Sig::Es256, &[1])
+        .await
+        .unwrap_err();
+    secrets.keys().public_key("nope").await.unwrap_err();
     let text = wasm_secrets::metrics::global().encode();
     for line in [
         "wasm_secrets_key_operations_total{component=\"keys-metrics\",operation=\"sign\",outcome=\"ok\"} 2",
@@ -612,16 +708,21 @@ async fn a_key_grant_naming_another_vault_uses_that_vaults_key() {
         imds_vaults(&emu),
     );
     let digest = vec![3u8; 48];
-    let sig = secrets.sign("team", Sig::Es384, &digest).await.unwrap();
+    let sig = secrets
+        .keys()
+        .sign("team", Sig::Es384, &digest)
+        .await
+        .unwrap();
     assert_eq!(sig.len(), 96, "raw r||s on P-384");
     assert!(
         secrets
+            .keys()
             .verify("team", Sig::Es384, &digest, &sig)
             .await
             .unwrap()
     );
     let public: serde_json::Value =
-        serde_json::from_str(&secrets.public_key("team").await.unwrap()).unwrap();
+        serde_json::from_str(&secrets.keys().public_key("team").await.unwrap()).unwrap();
     let in_payments = emu
         .public_key_jwk("payments", "team-signing-key", None)
         .unwrap();
@@ -629,10 +730,11 @@ async fn a_key_grant_naming_another_vault_uses_that_vaults_key() {
     assert_eq!(public["crv"], "P-384");
     // The same key name without the vault means the default vault, which has no such key.
     let e = secrets
+        .keys()
         .sign("team-signing-key", Sig::Es384, &digest)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::NotFound, "{e}");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
 /// Issue 28, for keys: `jwt-SIGNING-KEY` under `key:jwt-signing-key@<pin>:sign` and
@@ -667,6 +769,7 @@ async fn every_spelling_of_a_key_is_one_grant_one_cached_public_key_and_one_audi
     let digest = sha256(b"one key, many spellings");
     for name in ["jwt-signing-key", "jwt-SIGNING-KEY", "Jwt-Signing-Key"] {
         let sig = secrets
+            .keys()
             .sign(name, Sig::Es256, &digest)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -762,42 +865,56 @@ async fn a_key_operation_that_cannot_be_audited_is_refused() {
     ));
     let digest = sha256(b"audited or nothing");
     let data_key = [9u8; 32];
-    let sig = logged.sign("signer", Sig::Es256, &digest).await.unwrap();
+    let sig = logged
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
     let wrapped = logged
+        .keys()
         .wrap_key("kek", Enc::RsaOaep256, &data_key)
         .await
         .unwrap();
     let ciphertext = logged
+        .keys()
         .encrypt("kek", Enc::RsaOaep256, b"plain-words")
         .await
         .unwrap();
     assert!(
         logged
+            .keys()
             .verify("signer", Sig::Es256, &digest, &sig)
             .await
             .unwrap()
     );
     logged
+        .keys()
         .unwrap_key("kek", Enc::RsaOaep256, &wrapped)
         .await
         .unwrap();
     logged
+        .keys()
         .decrypt("kek", Enc::RsaOaep256, &ciphertext)
         .await
         .unwrap();
-    logged.public_key("signer").await.unwrap();
+    logged.keys().public_key("signer").await.unwrap();
     assert_eq!(audit.events().len(), 7, "each served operation was logged");
 
     let refusals = [
         (
             "sign",
             "signer",
-            unlogged.sign("signer", Sig::Es256, &digest).await.map(drop),
+            unlogged
+                .keys()
+                .sign("signer", Sig::Es256, &digest)
+                .await
+                .map(drop),
         ),
         (
             "verify",
             "signer",
             unlogged
+                .keys()
                 .verify("signer", Sig::Es256, &digest, &sig)
                 .await
                 .map(drop),
@@ -806,6 +923,7 @@ async fn a_key_operation_that_cannot_be_audited_is_refused() {
             "wrap-key",
             "kek",
             unlogged
+                .keys()
                 .wrap_key("kek", Enc::RsaOaep256, &data_key)
                 .await
                 .map(drop),
@@ -814,6 +932,7 @@ async fn a_key_operation_that_cannot_be_audited_is_refused() {
             "unwrap-key",
             "kek",
             unlogged
+                .keys()
                 .unwrap_key("kek", Enc::RsaOaep256, &wrapped)
                 .await
                 .map(drop),
@@ -822,6 +941,7 @@ async fn a_key_operation_that_cannot_be_audited_is_refused() {
             "encrypt",
             "kek",
             unlogged
+                .keys()
                 .encrypt("kek", Enc::RsaOaep256, b"plain-words")
                 .await
                 .map(drop),
@@ -830,6 +950,7 @@ async fn a_key_operation_that_cannot_be_audited_is_refused() {
             "decrypt",
             "kek",
             unlogged
+                .keys()
                 .decrypt("kek", Enc::RsaOaep256, &ciphertext)
                 .await
                 .map(drop),
@@ -837,12 +958,12 @@ async fn a_key_operation_that_cannot_be_audited_is_refused() {
         (
             "public-key",
             "signer",
-            unlogged.public_key("signer").await.map(drop),
+            unlogged.keys().public_key("signer").await.map(drop),
         ),
     ];
     for (op, key, result) in refusals {
         let e = result.expect_err(op);
-        assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{op}: {}", e.message());
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{op}: {}", e.message());
         assert_eq!(
             e.message(),
             format!(
@@ -874,16 +995,21 @@ async fn public_keys_are_served_stale_within_stale_if_error_while_the_vault_fail
     let stale_ok = with_window(std::time::Duration::from_secs(3600));
     let no_stale = with_window(std::time::Duration::ZERO);
     let digest = sha256(b"stale but good");
-    let sig = stale_ok.sign("signer", Sig::Es256, &digest).await.unwrap();
-    let public = stale_ok.public_key("signer").await.unwrap();
-    no_stale.public_key("signer").await.unwrap();
+    let sig = stale_ok
+        .keys()
+        .sign("signer", Sig::Es256, &digest)
+        .await
+        .unwrap();
+    let public = stale_ok.keys().public_key("signer").await.unwrap();
+    no_stale.keys().public_key("signer").await.unwrap();
 
     tokio::time::sleep(ttl * 2).await;
     emu.set_standing_fault(Endpoint::KeyVault, Some(status(503)));
     let before = emu.count(Endpoint::KeyVault);
-    assert_eq!(stale_ok.public_key("signer").await.unwrap(), public);
+    assert_eq!(stale_ok.keys().public_key("signer").await.unwrap(), public);
     assert!(
         stale_ok
+            .keys()
             .verify("signer", Sig::Es256, &digest, &sig)
             .await
             .unwrap()
@@ -892,13 +1018,14 @@ async fn public_keys_are_served_stale_within_stale_if_error_while_the_vault_fail
         emu.count(Endpoint::KeyVault) > before,
         "past the TTL the vault was asked first"
     );
-    let e = no_stale.public_key("signer").await.unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
+    let e = no_stale.keys().public_key("signer").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     let e = no_stale
+        .keys()
         .verify("signer", Sig::Es256, &digest, &sig)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
 }
 
 /// An emulator whose default vault also holds `extra` (`[[vaults.keys]]` TOML).
@@ -920,18 +1047,20 @@ async fn verify_with_a_key_whose_ops_leave_out_verify_goes_to_the_vault() {
     let secrets = ctx(&["key:sign-only-key:sign,verify"], imds_vaults(&emu));
     let digest = sha256(b"signed, not verified here");
     let sig = secrets
+        .keys()
         .sign("sign-only-key", Sig::Es256, &digest)
         .await
         .unwrap();
     let jwk = emu.public_key_jwk("main", "sign-only-key", None).unwrap();
     assert!(es256_verifies(&jwk, &digest, &sig), "a good signature");
-    secrets.public_key("sign-only-key").await.unwrap();
+    secrets.keys().public_key("sign-only-key").await.unwrap();
     let before = emu.count(Endpoint::KeyVault);
     let e = secrets
+        .keys()
         .verify("sign-only-key", Sig::Es256, &digest, &sig)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), KeyErrorKind::Forbidden, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
     assert!(
         emu.count(Endpoint::KeyVault) > before,
         "the vault was asked, not the cached public key"

@@ -107,9 +107,9 @@ impl FileBackend {
             match item {
                 toml::Value::String(v) => {
                     check_name(origin, &key)?;
-                    once(crate::grants::DEFAULT_VAULT, &key)?;
+                    once(super::DEFAULT_VAULT, &key)?;
                     vaults
-                        .entry(crate::grants::DEFAULT_VAULT.to_owned())
+                        .entry(super::DEFAULT_VAULT.to_owned())
                         .or_default()
                         .push((key, SecretValue::new(v)));
                 }

@@ -3,13 +3,19 @@
 //! A backend answers four questions about the secrets of one vault. The Key Vault client and
 //! the local secrets file implement it; so can an embedder's own store.
 
+mod error;
 pub mod file;
 pub mod keys;
 pub mod keyvault;
 
-use crate::{BackendError, SecretValue};
+pub use error::BackendError;
+
+use crate::SecretValue;
 use futures::future::BoxFuture;
 use std::sync::Arc;
+
+/// The vault meant where none is named: by a grant, or by a secrets file's top-level secrets.
+pub const DEFAULT_VAULT: &str = "default";
 
 /// A secret value with the version it came from.
 #[derive(Debug, Clone)]
@@ -114,7 +120,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Secret, BackendError>>;
 
     /// The answer for `name` if it is at hand without waiting (a cache hit), else `None`.
-    /// The store tries this before [`Backend::get`]; backends without a cache keep the default.
+    /// The policy point tries this before [`Backend::get`]; backends without a cache keep the default.
     fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
         let _ = (name, version);
         None

@@ -65,7 +65,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
                 Err(e) => println!("grant {component} {grant}: FAILED: {e}"),
             }
         }
-        for grant in grants.keys().iter() {
+        for grant in grants.keys() {
             let line = check_key_grant(&vaults, grant).await;
             failed |= line.is_err();
             match line {
@@ -79,30 +79,26 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
 
 /// A key grant holds if the key's public half is readable and the key itself permits every
 /// operation the grant allows. (Whether the identity may use it is known only when it does.)
-async fn check_key_grant(
-    vaults: &wasm_secrets::Vaults,
-    grant: &wasm_secrets::keys::KeyGrant,
-) -> Result<String, String> {
-    let target = &grant.target;
+async fn check_key_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<String, String> {
     let keys = vaults
-        .get(&target.vault)
-        .ok_or_else(|| format!("vault \"{}\" is not configured", target.vault))?
+        .get(&grant.vault)
+        .ok_or_else(|| format!("vault \"{}\" is not configured", grant.vault))?
         .keys()
         .ok_or_else(|| {
             format!(
                 "vault \"{}\" is not a Key Vault: it has no keys",
-                target.vault
+                grant.vault
             )
         })?;
-    if target.pattern {
+    if grant.pattern {
         return Ok("a pattern: each key is checked when it is used".into());
     }
     let public = keys
-        .public_key(&target.secret, target.version.as_deref())
+        .public_key(&grant.object, grant.version.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     if !public.enabled {
-        return Err(format!("{}/{} is disabled", target.vault, target.secret));
+        return Err(format!("{}/{} is disabled", grant.vault, grant.object));
     }
     let jwk: serde_json::Value = serde_json::from_str(&public.jwk).map_err(|e| e.to_string())?;
     let permitted: Vec<&str> = jwk["key_ops"]
@@ -119,8 +115,8 @@ async fn check_key_grant(
         if !permitted.is_empty() && !permitted.contains(&wire) {
             return Err(format!(
                 "the key {}/{} does not permit {op} (its key_ops: {})",
-                target.vault,
-                target.secret,
+                grant.vault,
+                grant.object,
                 permitted.join(", ")
             ));
         }
@@ -132,7 +128,7 @@ async fn check_key_grant(
         .unwrap_or_default();
     Ok(format!(
         "{}/{} is an {}{curve} key (version {})",
-        target.vault, target.secret, public.kty, public.version
+        grant.vault, grant.object, public.kty, public.version
     ))
 }
 
@@ -147,22 +143,22 @@ async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<Str
     }
     match &grant.version {
         Some(v) => backend
-            .get(&grant.secret, Some(v))
+            .get(&grant.object, Some(v))
             .await
             .map(|_| {
                 format!(
                     "version {v} of {}/{} is readable",
-                    grant.vault, grant.secret
+                    grant.vault, grant.object
                 )
             })
             .map_err(|e| e.to_string()),
         None => backend
-            .info(&grant.secret, None)
+            .info(&grant.object, None)
             .await
             .map(|m| {
                 format!(
                     "{}/{} is readable (version {})",
-                    grant.vault, grant.secret, m.version
+                    grant.vault, grant.object, m.version
                 )
             })
             .map_err(|e| e.to_string()),

@@ -207,6 +207,7 @@ async fn verify_jwt(ctx: &SecretsCtx, key: &str, token: &str) -> anyhow::Result<
     let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature)?;
     let digest = sha2::Sha256::digest(signed.as_bytes());
     Ok(ctx
+        .keys()
         .verify(
             key,
             wasm_secrets::keys::SignatureAlgorithm::Es256,

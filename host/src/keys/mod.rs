@@ -1,19 +1,103 @@
-//! Keys that never leave the vault (design section 14): the guest names a key it was granted
-//! and an operation; the host checks the grant and the input, then asks the vault to do it.
-//!
-//! - [`grants`]: `key:[ALIAS=][VAULT/]NAME[@VERSION]:OPS` grants, separate from secret grants.
-//! - [`policy`]: the policy point, on [`SecretsCtx`](crate::SecretsCtx): name, grant,
-//!   operation and input checks before any vault call, then the audit record.
-//! - The wire lives with the vault: [`crate::backend::keys`] (what a backend offers) and the
-//!   Key Vault client's keys calls; public keys are cached by [`crate::cache`].
+//! What keys that never leave the vault are used for (design section 14): the operations a
+//! key grant may allow ([`KeyOp`]) and the algorithms ([`SignatureAlgorithm`],
+//! [`EncryptionAlgorithm`]), shared by the policy point ([`crate::Keys`]), its grants
+//! ([`crate::grants`]) and the vault ([`crate::backend::keys`]); and [`verify`], which checks
+//! a signature on a cached public key.
 
-pub mod grants;
-mod policy;
 pub mod verify;
 
-pub use grants::{KeyGrant, KeyGrants, KeyOp, KeyOps};
-
 use std::fmt;
+
+/// An operation on a key that a grant may allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOp {
+    /// `sign`
+    Sign,
+    /// `verify`
+    Verify,
+    /// `wrap-key`
+    WrapKey,
+    /// `unwrap-key`
+    UnwrapKey,
+    /// `encrypt`
+    Encrypt,
+    /// `decrypt`
+    Decrypt,
+}
+
+impl KeyOp {
+    /// Every operation a grant can name, in the WIT interface's order.
+    pub const ALL: [Self; 6] = [
+        Self::Sign,
+        Self::Verify,
+        Self::WrapKey,
+        Self::UnwrapKey,
+        Self::Encrypt,
+        Self::Decrypt,
+    ];
+
+    /// The spelling in grants and in the WIT interface.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sign => "sign",
+            Self::Verify => "verify",
+            Self::WrapKey => "wrap-key",
+            Self::UnwrapKey => "unwrap-key",
+            Self::Encrypt => "encrypt",
+            Self::Decrypt => "decrypt",
+        }
+    }
+
+    /// The path segment of Key Vault's REST operation.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Self::Sign => "sign",
+            Self::Verify => "verify",
+            Self::WrapKey => "wrapkey",
+            Self::UnwrapKey => "unwrapkey",
+            Self::Encrypt => "encrypt",
+            Self::Decrypt => "decrypt",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for KeyOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of [`KeyOp`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct KeyOps(u8);
+
+impl KeyOps {
+    /// Whether `op` is in the set.
+    pub fn allows(self, op: KeyOp) -> bool {
+        self.0 & op.bit() != 0
+    }
+
+    /// The set with `op` added.
+    pub fn with(self, op: KeyOp) -> Self {
+        Self(self.0 | op.bit())
+    }
+
+    /// The operations in the set, in [`KeyOp::ALL`]'s order.
+    pub fn iter(self) -> impl Iterator<Item = KeyOp> {
+        KeyOp::ALL.into_iter().filter(move |op| self.allows(*op))
+    }
+}
+
+impl fmt::Display for KeyOps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ops: Vec<&str> = self.iter().map(KeyOp::as_str).collect();
+        f.write_str(&ops.join(","))
+    }
+}
 
 /// A signature algorithm, by its Key Vault (JWA) name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,92 +198,3 @@ impl fmt::Display for EncryptionAlgorithm {
         f.write_str(self.as_str())
     }
 }
-
-/// The kinds of [`KeyError`], spelled as in the WIT `key-error` variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyErrorKind {
-    /// `invalid-name`
-    InvalidName,
-    /// `not-granted`
-    NotGranted,
-    /// `not-found`
-    NotFound,
-    /// `forbidden`
-    Forbidden,
-    /// `unavailable`
-    Unavailable,
-    /// `invalid-argument`
-    InvalidArgument,
-}
-
-impl KeyErrorKind {
-    /// The WIT spelling of this kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidName => "invalid-name",
-            Self::NotGranted => "not-granted",
-            Self::NotFound => "not-found",
-            Self::Forbidden => "forbidden",
-            Self::Unavailable => "unavailable",
-            Self::InvalidArgument => "invalid-argument",
-        }
-    }
-}
-
-/// Why a key operation failed: a kind and a message for people. The message names the key and
-/// the reason; it never holds key material, a digest, a plaintext, a ciphertext, a signature or
-/// a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    kind: KeyErrorKind,
-    message: String,
-}
-
-impl KeyError {
-    pub(crate) fn new(kind: KeyErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// The kind, as in the WIT variant.
-    pub fn kind(&self) -> KeyErrorKind {
-        self.kind
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub(crate) fn from_backend(name: &str, err: &crate::BackendError) -> Self {
-        use crate::BackendError as B;
-        match err {
-            B::NotFound(d) => Self::new(
-                KeyErrorKind::NotFound,
-                format!("key \"{name}\" was not found: {d}"),
-            ),
-            B::Forbidden(d) => Self::new(
-                KeyErrorKind::Forbidden,
-                format!("the vault refused the operation on key \"{name}\": {d}"),
-            ),
-            B::Unavailable(d) => Self::new(
-                KeyErrorKind::Unavailable,
-                format!("key \"{name}\" is unavailable: {d}"),
-            ),
-            B::Invalid(d) => Self::new(
-                KeyErrorKind::InvalidArgument,
-                format!("the vault refused the input for key \"{name}\": {d}"),
-            ),
-        }
-    }
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.as_str(), self.message)
-    }
-}
-
-impl std::error::Error for KeyError {}
