@@ -106,7 +106,7 @@ mod wit;
 pub use backend::{Backend, BackendError};
 pub use name::{MAX_NAME_LEN, fold, is_valid_name};
 pub use policy::grants::{self, Grant, Grants};
-pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Vaults};
+pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Unresolved, Vaults};
 pub use value::SecretValue;
 pub use wasi_config::add_wasi_config_to_linker;
 pub use wit::{SecretsView, add_to_linker, wit_store, wit_types};

@@ -774,3 +774,56 @@ async fn azure_http_egress_of_every_component_and_reload_shares_one_token() {
         "one token request for two components and a reload"
     );
 }
+
+/// Readiness resolves every exact grant, secrets and keys, as the host checking its config and
+/// not as the guest reading: no audit line and no read metric under the component's name.
+/// A key grant the vault cannot resolve keeps the server unready and says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_probes_secret_and_key_grants_without_reading_as_the_guest() {
+    let emu = emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let audit_flag = audit.to_str().unwrap().to_owned();
+    let config = write_config(
+        dir.path(),
+        &[(
+            "app",
+            "route = \"/\"\ngrants = [\"db-password\", \"key:signer=jwt-signing-key:sign\"]",
+        )],
+    );
+    let (s, admin) = serve_config(&emu, &config, &["--audit-log", &audit_flag], &[]).await;
+    let (status, body) = wait_for(&format!("{admin}/readyz"), 200).await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let metrics = get(&format!("{admin}/metrics")).await.1;
+    let log = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(
+        !log.contains("\"app\""),
+        "readiness wrote audit lines as the component:\n{log}"
+    );
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("component=\"app\"") && !l.ends_with(" 0"))
+        .collect();
+    assert!(
+        counted.is_empty(),
+        "readiness counted as the component: {counted:?}"
+    );
+    drop(s);
+
+    let config = write_config(
+        dir.path(),
+        &[(
+            "app",
+            "route = \"/\"\ngrants = [\"db-password\", \"key:signer=no-such-key:sign\"]",
+        )],
+    );
+    let (_s, admin) = serve_config(&emu, &config, &[], &[]).await;
+    let (status, body) = wait_for(&format!("{admin}/readyz"), 503).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            503,
+            "not ready: component app: grant key:signer: not-found\n"
+        )
+    );
+}

@@ -19,5 +19,5 @@ mod vaults;
 
 pub use error::{Error, ErrorKind};
 pub use keys::Keys;
-pub use secrets::{SecretInfo, SecretsCtx};
+pub use secrets::{SecretInfo, SecretsCtx, Unresolved};
 pub use vaults::Vaults;

@@ -154,6 +154,69 @@ impl SecretsCtx {
 
 /// Checks the request and answers it from the cache if the value is at hand, else says
 /// which vault to ask.
+/// An exact grant a [`SecretsCtx::probe`] could not resolve, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// The grant's guest name, with `key:` in front for a key grant.
+    pub grant: String,
+    /// Why, as the guest would be told.
+    pub kind: super::error::ErrorKind,
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "grant {}: {}", self.grant, self.kind.as_str())
+    }
+}
+
+impl SecretsCtx {
+    /// Resolves every exact grant of this component, secrets and keys, from its vault through
+    /// the cache (a secret's value, a key's public key), as a first read would, so the cache
+    /// is warm. This is the host checking its configuration, not the guest reading: no audit
+    /// line and no read metric. The first grant that cannot be resolved, if any.
+    pub async fn probe(&self) -> Result<(), Unresolved> {
+        let policy = &*self.policy;
+        let grants = policy.grants();
+        for grant in grants.iter().chain(grants.keys()).filter(|g| !g.pattern) {
+            let folded = crate::fold(&grant.guest_name);
+            let Some(target) = grants.lookup(grant.kind, &folded) else {
+                continue;
+            };
+            let answer = match policy.backend(target.vault_index) {
+                None => Err(crate::BackendError::Unavailable(
+                    "its vault is not configured on this host".into(),
+                )),
+                Some(backend) => match grant.kind {
+                    ObjectKind::Secret => {
+                        backend.get(target.object, target.version).await.map(drop)
+                    }
+                    ObjectKind::Key => match backend.keys() {
+                        Some(keys) => keys
+                            .public_key(target.object, target.version)
+                            .await
+                            .map(drop),
+                        None => Err(crate::BackendError::Unavailable(
+                            "its vault holds no keys".into(),
+                        )),
+                    },
+                },
+            };
+            if let Err(e) = answer {
+                let prefix = if grant.kind == ObjectKind::Key {
+                    "key:"
+                } else {
+                    ""
+                };
+                return Err(Unresolved {
+                    grant: format!("{prefix}{}", grant.guest_name),
+                    kind: Error::from_backend(grant.kind, &grant.guest_name, &e).kind(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 fn read_now<'a>(
     policy: &'a Policy,
     trail: &mut Trail<'a>,

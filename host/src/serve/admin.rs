@@ -70,10 +70,10 @@ impl Readiness {
         true
     }
 
-    /// Resolves every exact grant of every component in `routes` once (from the vault, or the
-    /// cache), again every `retry` until all have; ready when they have. Each failure is
-    /// reported as `component C: grant G: <error kind>` (never a value). A later call (for the
-    /// table a reload serves) ends this one.
+    /// Resolves every exact grant, secrets and keys, of every component in `routes` once (from
+    /// the vault, or the cache) with [`crate::SecretsCtx::probe`], again every `retry` until
+    /// all have; ready when they have. Each failure is reported as `component C: grant G:
+    /// <error kind>` (never a value). A later call (for the table a reload serves) ends this one.
     pub async fn check(&self, routes: Arc<Routes>, retry: Duration) {
         let round = self.begin();
         loop {
@@ -90,16 +90,8 @@ impl Readiness {
 
 async fn first_unresolved(routes: &Routes) -> Option<String> {
     for (_, component) in routes.iter() {
-        let secrets = component.secrets();
-        for grant in secrets.grants().iter().filter(|g| !g.pattern) {
-            if let Err(e) = secrets.get(&grant.guest_name).await {
-                return Some(format!(
-                    "component {}: grant {}: {}",
-                    component.name(),
-                    grant.guest_name,
-                    e.kind()
-                ));
-            }
+        if let Err(why) = component.secrets().probe().await {
+            return Some(format!("component {}: {why}", component.name()));
         }
     }
     None
