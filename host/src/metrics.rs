@@ -32,7 +32,7 @@ fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-use crate::backend::CacheStatus;
+use crate::cache::CacheStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ComponentLabel {

@@ -409,3 +409,58 @@ async fn every_spelling_of_a_secret_is_one_grant_one_cache_entry_and_one_audit_n
         "{events:?}"
     );
 }
+
+/// Everything read from a vault goes through the one cache policy, and its audit line says how
+/// it was served: metadata, the name list and public keys are a miss, then a hit; key
+/// operations are never cached and carry no cache status.
+#[tokio::test]
+async fn metadata_lists_and_public_keys_are_cached_and_audited_with_their_cache_status() {
+    let emu = start().await;
+    let audit = AuditBuffer::default();
+    let secrets = ctx(
+        &["db-password", "key:signer=jwt-signing-key:sign"],
+        imds_vaults(&emu),
+    )
+    .with_audit(audit.sink());
+    let reads = emu.count(Endpoint::KeyVault);
+    for _ in 0..2 {
+        secrets.info("db-password").await.unwrap();
+        secrets.list().await.unwrap();
+        secrets.keys().public_key("signer").await.unwrap();
+    }
+    secrets
+        .keys()
+        .sign(
+            "signer",
+            wasm_secrets::keys::SignatureAlgorithm::Es256,
+            &[7u8; 32],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = audit
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap().to_owned(),
+                e["cache"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    let row = |op: &str, cache: &str| (op.to_owned(), cache.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row("info", "miss"),
+            row("list", "miss"),
+            row("public-key", "miss"),
+            row("info", "hit"),
+            row("list", "hit"),
+            row("public-key", "hit"),
+            row("sign", "-"),
+        ]
+    );
+    // One vault read each for the metadata, the list and the public key (plus the sign, and
+    // the 401 challenge of the first request), whatever was asked twice.
+    assert!(emu.count(Endpoint::KeyVault) - reads <= 5, "vault reads");
+}

@@ -1,7 +1,9 @@
 //! Backends: where secret values come from. Nothing here knows about wasmtime.
 //!
-//! A backend answers four questions about the secrets of one vault. The Key Vault client and
-//! the local secrets file implement it; so can an embedder's own store.
+//! A backend answers what one vault holds: a secret's value and metadata, the names it holds,
+//! and, for a vault with keys, its keys. The Key Vault client and the local secrets file
+//! implement it; so can an embedder's own store. Caching is not its business: see
+//! [`crate::cache`].
 
 mod error;
 pub mod file;
@@ -24,8 +26,6 @@ pub struct Secret {
     pub value: SecretValue,
     /// The version identifier the backend returned (shared, so cache hits copy nothing).
     pub version: Arc<str>,
-    /// How the secret cache served it (`Uncached` from a backend itself).
-    pub cache: CacheStatus,
     /// The secret's name as the vault spells it (Key Vault answers with the name as it was
     /// created, whatever case it was asked in), if the backend said. For the audit log.
     pub name: Option<Arc<str>>,
@@ -37,7 +37,6 @@ impl Secret {
         Self {
             value,
             version: version.into(),
-            cache: CacheStatus::Uncached,
             name: None,
         }
     }
@@ -54,32 +53,6 @@ impl Secret {
 /// trusted as the object's spelling.
 pub fn same_name(asked: &str, answered: Option<String>) -> Option<String> {
     answered.filter(|n| crate::is_valid_name(n) && n.eq_ignore_ascii_case(asked))
-}
-
-/// How the secret cache answered, for the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CacheStatus {
-    /// No cache in the path.
-    #[default]
-    Uncached,
-    /// Served from the cache.
-    Hit,
-    /// Fetched from the vault (and cached).
-    Miss,
-    /// The vault failed; a value past its TTL but within stale-if-error was served.
-    Stale,
-}
-
-impl CacheStatus {
-    /// `hit`, `miss`, `stale`, or `none`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Uncached => "none",
-            Self::Hit => "hit",
-            Self::Miss => "miss",
-            Self::Stale => "stale",
-        }
-    }
 }
 
 /// What a backend knows about a secret, without its value. Times are Unix seconds.
@@ -108,7 +81,7 @@ pub struct SecretMeta {
 /// A source of secrets: one vault.
 ///
 /// Implementations must never put a value in an error.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: std::any::Any + Send + Sync {
     /// A short description for logs, such as `file s.toml` or `key vault https://x.vault.azure.net`.
     fn describe(&self) -> String;
 
@@ -118,13 +91,6 @@ pub trait Backend: Send + Sync + 'static {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>>;
-
-    /// The answer for `name` if it is at hand without waiting (a cache hit), else `None`.
-    /// The policy point tries this before [`Backend::get`]; backends without a cache keep the default.
-    fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
-        let _ = (name, version);
-        None
-    }
 
     /// The vault's keys, if it has any (Key Vault does; the file backend does not).
     fn keys(&self) -> Option<&dyn keys::KeyBackend> {

@@ -1,17 +1,15 @@
 //! Public keys go through the vault cache's one policy, like everything else read from a
 //! vault. Operations are never cached: each one is the vault's to do.
 
+use super::table::Served;
 use super::{CachedBackend, key};
 use crate::BackendError;
 use crate::backend::keys::{KeyAnswer, KeyBackend, KeyRequest, PublicKey};
 use futures::future::{BoxFuture, FutureExt};
 
-impl KeyBackend for CachedBackend {
-    fn public_key<'a>(
-        &'a self,
-        name: &'a str,
-        version: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<PublicKey, BackendError>> {
+impl CachedBackend {
+    /// The public key of `name` (or of `version`), with how the cache served it.
+    pub async fn read_public_key(&self, name: &str, version: Option<&str>) -> Served<PublicKey> {
         let fetch = move || {
             let backend = self.inner.backend.clone();
             let (name, version) = (name.to_owned(), version.map(str::to_owned));
@@ -23,12 +21,17 @@ impl KeyBackend for CachedBackend {
             }
             .boxed()
         };
-        async move {
-            let key = key(name, version);
-            let (public, _) = self.inner.public_keys.get(&key, fetch).await?;
-            Ok(public)
-        }
-        .boxed()
+        self.inner.public_keys.get(&key(name, version), fetch).await
+    }
+}
+
+impl KeyBackend for CachedBackend {
+    fn public_key<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<PublicKey, BackendError>> {
+        async move { Ok(self.read_public_key(name, version).await?.0) }.boxed()
     }
 
     fn operate<'a>(

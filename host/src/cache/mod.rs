@@ -4,23 +4,28 @@
 //! key and backoff, bounded (LRU), values wiped on eviction. Key operations are never cached:
 //! each one is the vault's to do.
 //!
-//! [`CachedBackend`] wraps any [`Backend`] and is itself one, so the store does not know it is
-//! there.
+//! [`CachedBackend`] wraps any [`Backend`] and is itself one. The policy point finds it behind
+//! a vault (`Vaults` looks), and reads through its inherent methods ([`CachedBackend::read_now`]
+//! and the other `read_*`), which also say how each answer was served ([`CacheStatus`], for
+//! the audit log); the [`Backend`] trait itself speaks only of the vault.
 //!
 //! Keys are [`fold`]ed names (and versions): Key Vault ignores case, so `db-password` and
 //! `DB-Password` are one entry, one flight and one vault read.
 
 mod keys;
+mod status;
 mod table;
 mod timing;
 
 use crate::BackendError;
 use crate::backend::keys::PublicKey;
-use crate::backend::{Backend, CacheStatus, Secret, SecretMeta};
+use crate::backend::{Backend, Secret, SecretMeta};
 use crate::config::CacheConfig;
 use crate::name::fold;
 use futures::future::{BoxFuture, FutureExt};
+pub use status::CacheStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
+pub use table::Served;
 use table::Table;
 use tokio::time::Instant;
 
@@ -154,13 +159,49 @@ impl CachedBackend {
     }
 }
 
-/// `secret` as the cache served it.
-fn stamped((secret, cache): (Secret, CacheStatus)) -> Secret {
-    Secret { cache, ..secret }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the policy point reads: each answer with how the cache served it. (The [`Backend`]
+/// methods give the same answers without it.)
+impl CachedBackend {
+    /// The value of `name` (or of `version`) if it needs no wait: a hit, or a usable stale
+    /// value while the vault is failing. `None`: ask [`Self::read`], which waits.
+    pub fn read_now(&self, name: &str, version: Option<&str>) -> Option<Served<Secret>> {
+        self.inner
+            .values
+            .now(&key(name, version), self.fetch_value(name, version))
+    }
+
+    /// The value of `name` (or of `version`).
+    pub async fn read(&self, name: &str, version: Option<&str>) -> Served<Secret> {
+        let key = key(name, version);
+        self.inner
+            .values
+            .get(&key, self.fetch_value(name, version))
+            .await
+    }
+
+    /// The metadata of `name` (or of `version`).
+    pub async fn read_info(&self, name: &str, version: Option<&str>) -> Served<SecretMeta> {
+        let fetch = move || {
+            let backend = self.inner.backend.clone();
+            let (name, version) = (name.to_owned(), version.map(str::to_owned));
+            async move { backend.info(&name, version.as_deref()).await }.boxed()
+        };
+        self.inner.infos.get(&key(name, version), fetch).await
+    }
+
+    /// The names of the enabled secrets in the vault.
+    pub async fn read_list(&self) -> Served<Vec<String>> {
+        let fetch = move || {
+            let backend = self.inner.backend.clone();
+            async move { backend.list().await }.boxed()
+        };
+        // One entry: the whole vault's list.
+        self.inner.lists.get("", fetch).await
+    }
 }
 
 impl Backend for CachedBackend {
@@ -177,20 +218,7 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>> {
-        let fetch = self.fetch_value(name, version);
-        async move {
-            let key = key(name, version);
-            self.inner.values.get(&key, fetch).await.map(stamped)
-        }
-        .boxed()
-    }
-
-    fn get_now(&self, name: &str, version: Option<&str>) -> Option<Result<Secret, BackendError>> {
-        let answer = self
-            .inner
-            .values
-            .now(&key(name, version), self.fetch_value(name, version))?;
-        Some(answer.map(stamped))
+        async move { Ok(self.read(name, version).await?.0) }.boxed()
     }
 
     fn info<'a>(
@@ -198,30 +226,11 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
-        let fetch = move || {
-            let backend = self.inner.backend.clone();
-            let (name, version) = (name.to_owned(), version.map(str::to_owned));
-            async move { backend.info(&name, version.as_deref()).await }.boxed()
-        };
-        async move {
-            let key = key(name, version);
-            let (meta, _) = self.inner.infos.get(&key, fetch).await?;
-            Ok(meta)
-        }
-        .boxed()
+        async move { Ok(self.read_info(name, version).await?.0) }.boxed()
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
-        let fetch = move || {
-            let backend = self.inner.backend.clone();
-            async move { backend.list().await }.boxed()
-        };
-        async move {
-            // One entry: the whole vault's list.
-            let (names, _) = self.inner.lists.get("", fetch).await?;
-            Ok(names)
-        }
-        .boxed()
+        async move { Ok(self.read_list().await?.0) }.boxed()
     }
 }
 

@@ -20,10 +20,10 @@
 //! end and share the next call. A not-found is remembered for the negative TTL; a forbidden
 //! drops what was held (the host may no longer read it).
 
+use super::CacheStatus;
 use super::timing;
 use super::{Clock, Hasher, lock};
 use crate::BackendError;
-use crate::backend::CacheStatus;
 use crate::config::CacheConfig;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use lru::LruCache;
@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 /// An answer and how the cache served it.
-pub(super) type Served<V> = Result<(V, CacheStatus), BackendError>;
+pub type Served<V> = Result<(V, CacheStatus), BackendError>;
 
 /// A vault call in flight, shared by everyone waiting for it.
 type Flight<V> = Shared<BoxFuture<'static, Served<V>>>;

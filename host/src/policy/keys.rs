@@ -8,6 +8,7 @@
 use super::error::{Error, ErrorKind};
 use super::grants::{ObjectKind, Target};
 use super::point::{Op, Policy, Trail};
+use super::vaults::Vault;
 use crate::backend::keys::{KeyAnswer, KeyBackend, KeyRequest, PublicKey};
 use crate::keys::{EncryptionAlgorithm, KeyOp, SignatureAlgorithm};
 use crate::name::fold_valid;
@@ -28,6 +29,9 @@ pub struct Keys<'a> {
 struct Granted<'a> {
     name: &'a str,
     key: Target<'a>,
+    /// The vault, for its cached public keys.
+    source: &'a Vault,
+    /// Its keys, for operations.
     vault: &'a dyn KeyBackend,
 }
 
@@ -213,13 +217,15 @@ impl<'p> Keys<'p> {
     where
         'p: 'a,
     {
-        let (key, backend) = self.policy.authorize(trail, folded)?;
-        let vault = backend
+        let (key, source) = self.policy.authorize(trail, folded)?;
+        let vault = source
+            .backend()
             .keys()
             .ok_or_else(|| Error::no_vault(ObjectKind::Key, trail.name))?;
         Ok(Granted {
             name: trail.name,
             key,
+            source,
             vault,
         })
     }
@@ -228,11 +234,14 @@ impl<'p> Keys<'p> {
 impl Granted<'_> {
     /// The public half of the granted version (the pinned one, or the latest).
     async fn public(&self, trail: &mut Trail<'_>) -> Result<PublicKey, Error> {
-        let public = self
-            .vault
-            .public_key(self.key.object, self.key.version)
+        let (public, cache) = self
+            .source
+            .read_public_key(self.key.object, self.key.version)
             .await
             .map_err(|e| trail.vault_error(e))?;
+        if trail.op_is_public_key() {
+            trail.cache = Some(cache);
+        }
         trail.served = Some(public.version.clone());
         trail.spelled = public.name.clone();
         if !public.enabled {

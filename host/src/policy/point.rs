@@ -15,9 +15,11 @@
 
 use super::error::{Error, ErrorKind};
 use super::grants::{Grants, ObjectKind, Target};
+use super::vaults::Vault;
 use super::vaults::Vaults;
 use crate::audit::{AuditEvent, AuditSink, logged_name, name_for_log, now_rfc3339};
-use crate::backend::{Backend, CacheStatus, Secret};
+use crate::backend::Secret;
+use crate::cache::CacheStatus;
 use crate::keys::KeyOp;
 use crate::metrics::ReadCounters;
 use crate::{BackendError, SecretValue};
@@ -34,7 +36,7 @@ pub(crate) struct Policy {
     vaults: Vaults,
     /// The backend of each vault the grants name, by its place in [`Grants::vault_names`]
     /// (`None`: not configured on this host), so a request looks up its grant and nothing else.
-    backends: Box<[Option<Arc<dyn Backend>>]>,
+    backends: Box<[Option<Vault>]>,
     audit: Option<Arc<dyn AuditSink>>,
     reads: ReadCounters,
 }
@@ -116,12 +118,18 @@ pub(super) struct Trail<'a> {
 }
 
 impl<'a> Trail<'a> {
-    /// Notes where `secret` came from and hands out its value.
-    pub(super) fn served(&mut self, secret: Secret) -> SecretValue {
+    /// Notes where `secret` came from and how the cache served it, and hands out its value.
+    pub(super) fn served(&mut self, (secret, cache): (Secret, CacheStatus)) -> SecretValue {
         self.served = Some(secret.version);
         self.spelled = secret.name;
-        self.cache = Some(secret.cache);
+        self.cache = Some(cache);
         secret.value
+    }
+
+    /// Whether this is a `public-key` request (whose answer is the cached public key; a key
+    /// operation's audit line has no cache status: operations are never cached).
+    pub(super) fn op_is_public_key(&self) -> bool {
+        self.op == Op::PublicKey
     }
 
     /// The guest's error for the vault's refusal `e`.
@@ -138,7 +146,7 @@ impl Policy {
         let backends = grants
             .vault_names()
             .iter()
-            .map(|v| vaults.get(v).cloned())
+            .map(|v| vaults.vault(v).cloned())
             .collect();
         Self {
             reads: crate::metrics::global()
@@ -164,7 +172,7 @@ impl Policy {
     }
 
     /// The backend of the vault at `index` in [`Grants::vault_names`], if it is configured.
-    pub(super) fn backend(&self, index: usize) -> Option<&Arc<dyn Backend>> {
+    pub(super) fn backend(&self, index: usize) -> Option<&Vault> {
         self.backends.get(index)?.as_ref()
     }
 
@@ -195,7 +203,7 @@ impl Policy {
         &'a self,
         trail: &mut Trail<'a>,
         folded: Option<&'a str>,
-    ) -> Result<(Target<'a>, &'a Arc<dyn Backend>), Error> {
+    ) -> Result<(Target<'a>, &'a Vault), Error> {
         let kind = trail.op.object();
         let folded = folded.ok_or_else(|| Error::invalid_name(kind, trail.name))?;
         let target = self

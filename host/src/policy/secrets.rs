@@ -5,10 +5,12 @@ use super::error::Error;
 use super::grants::{Grants, ObjectKind, Target};
 use super::keys::Keys;
 use super::point::{Op, Policy, Trail};
+use super::vaults::Vault;
 use super::vaults::Vaults;
 use crate::SecretValue;
 use crate::audit::AuditSink;
-use crate::backend::{Backend, CacheStatus, SecretMeta};
+use crate::backend::SecretMeta;
+use crate::cache::CacheStatus;
 use crate::name::{fold_valid, is_valid_version};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +38,7 @@ enum Read<'a> {
     /// It held the value.
     Served(SecretValue),
     /// The vault must be asked for this target.
-    Fetch(Target<'a>, &'a Arc<dyn Backend>),
+    Fetch(Target<'a>, &'a Vault),
 }
 
 impl SecretsCtx {
@@ -109,13 +111,13 @@ impl SecretsCtx {
         let result = async {
             let (target, backend) = policy.authorize(&mut trail, folded.as_deref())?;
             // A pinned grant's metadata are the pinned version's own.
-            let meta = backend
-                .info(target.object, target.version)
+            let (meta, cache) = backend
+                .read_info(target.object, target.version)
                 .await
                 .map_err(|e| trail.vault_error(e))?;
             trail.served = Some(Arc::from(meta.version.as_str()));
             trail.spelled = meta.name.as_deref().map(Arc::from);
-            trail.cache = Some(CacheStatus::Uncached);
+            trail.cache = Some(cache);
             Ok(SecretInfo {
                 name: name.to_owned(),
                 meta,
@@ -130,7 +132,7 @@ impl SecretsCtx {
     pub async fn list(&self) -> Result<Vec<String>, Error> {
         tokio::task::consume_budget().await;
         let policy = &*self.policy;
-        let trail = policy.trail(Op::List, "*", None);
+        let mut trail = policy.trail(Op::List, "*", None);
         let result = async {
             let grants = policy.grants();
             let mut listed: HashMap<&str, Vec<String>> = HashMap::new();
@@ -139,10 +141,11 @@ impl SecretsCtx {
                     continue;
                 };
                 let vault = grants.vault_names()[i].as_str();
-                let names = backend.list().await.map_err(|e| {
+                let (names, cache) = backend.read_list().await.map_err(|e| {
                     tracing::warn!(component = %policy.component(), vault, error = %e, "list failed");
                     Error::list_failed(&e)
                 })?;
+                trail.cache = Some(combined(trail.cache, cache));
                 listed.insert(vault, names);
             }
             Ok(grants.visible_names(|vault| listed.get(vault).map(Vec::as_slice)))
@@ -186,19 +189,12 @@ impl SecretsCtx {
                 None => Err(crate::BackendError::Unavailable(
                     "its vault is not configured on this host".into(),
                 )),
-                Some(backend) => match grant.kind {
-                    ObjectKind::Secret => {
-                        backend.get(target.object, target.version).await.map(drop)
-                    }
-                    ObjectKind::Key => match backend.keys() {
-                        Some(keys) => keys
-                            .public_key(target.object, target.version)
-                            .await
-                            .map(drop),
-                        None => Err(crate::BackendError::Unavailable(
-                            "its vault holds no keys".into(),
-                        )),
-                    },
+                Some(vault) => match grant.kind {
+                    ObjectKind::Secret => vault.read(target.object, target.version).await.map(drop),
+                    ObjectKind::Key => vault
+                        .read_public_key(target.object, target.version)
+                        .await
+                        .map(drop),
                 },
             };
             if let Err(e) = answer {
@@ -239,7 +235,7 @@ fn read_now<'a>(
         Some(v) => Some(target.version.unwrap_or(v)),
     };
     trail.version = version;
-    match backend.get_now(target.object, version) {
+    match backend.read_now(target.object, version) {
         None => Ok(Read::Fetch(target, backend)),
         Some(answer) => {
             let secret = answer.map_err(|e| trail.vault_error(e))?;
@@ -252,11 +248,26 @@ fn read_now<'a>(
 async fn read_from_vault<'a>(
     trail: &mut Trail<'a>,
     target: Target<'a>,
-    backend: &'a Arc<dyn Backend>,
+    backend: &'a Vault,
 ) -> Result<SecretValue, Error> {
     let secret = backend
-        .get(target.object, trail.version)
+        .read(target.object, trail.version)
         .await
         .map_err(|e| trail.vault_error(e))?;
     Ok(trail.served(secret))
+}
+
+/// How a list over several vaults was served, from how each part was: stale if any part was,
+/// else a miss if any was, else uncached if any was, else a hit.
+fn combined(so_far: Option<CacheStatus>, part: CacheStatus) -> CacheStatus {
+    let rank = |c: CacheStatus| match c {
+        CacheStatus::Hit => 0,
+        CacheStatus::Uncached => 1,
+        CacheStatus::Miss => 2,
+        CacheStatus::Stale => 3,
+    };
+    match so_far {
+        Some(c) if rank(c) >= rank(part) => c,
+        _ => part,
+    }
 }

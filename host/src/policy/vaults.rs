@@ -1,22 +1,93 @@
 //! The vaults a host can read: one [`Backend`] per vault name, shared by every component.
 
 use super::grants::Grants;
-use crate::backend::Backend;
+use crate::backend::keys::PublicKey;
+use crate::backend::{Backend, BackendError, Secret, SecretMeta};
+use crate::cache::{CacheStatus, CachedBackend, Served};
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+/// One vault as the policy point reads it: its backend, and the backend's cache when it is a
+/// [`CachedBackend`], so that a hit is answered without a future and every answer says how it
+/// was served. A backend without a cache answers everything `Uncached`.
+#[derive(Clone)]
+pub(crate) struct Vault {
+    backend: Arc<dyn Backend>,
+    cached: Option<CachedBackend>,
+}
+
+impl Vault {
+    fn new(backend: Arc<dyn Backend>) -> Self {
+        let any: Arc<dyn Any + Send + Sync> = backend.clone();
+        let cached = any.downcast::<CachedBackend>().ok().map(|c| (*c).clone());
+        Self { backend, cached }
+    }
+
+    /// The backend itself.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// A secret's value if it needs no wait (see [`CachedBackend::read_now`]).
+    pub(crate) fn read_now(&self, name: &str, version: Option<&str>) -> Option<Served<Secret>> {
+        self.cached.as_ref()?.read_now(name, version)
+    }
+
+    /// A secret's value.
+    pub(crate) async fn read(&self, name: &str, version: Option<&str>) -> Served<Secret> {
+        match &self.cached {
+            Some(cache) => cache.read(name, version).await,
+            None => uncached(self.backend.get(name, version).await),
+        }
+    }
+
+    /// A secret's metadata.
+    pub(crate) async fn read_info(&self, name: &str, version: Option<&str>) -> Served<SecretMeta> {
+        match &self.cached {
+            Some(cache) => cache.read_info(name, version).await,
+            None => uncached(self.backend.info(name, version).await),
+        }
+    }
+
+    /// The names of the vault's enabled secrets.
+    pub(crate) async fn read_list(&self) -> Served<Vec<String>> {
+        match &self.cached {
+            Some(cache) => cache.read_list().await,
+            None => uncached(self.backend.list().await),
+        }
+    }
+
+    /// A key's public key; the vault must hold keys.
+    pub(crate) async fn read_public_key(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Served<PublicKey> {
+        match (&self.cached, self.backend.keys()) {
+            (Some(cache), _) => cache.read_public_key(name, version).await,
+            (None, Some(keys)) => uncached(keys.public_key(name, version).await),
+            (None, None) => Err(BackendError::Unavailable("this vault holds no keys".into())),
+        }
+    }
+}
+
+fn uncached<T>(answer: Result<T, BackendError>) -> Served<T> {
+    answer.map(|v| (v, CacheStatus::Uncached))
+}
+
 /// The vaults a host can read, shared by every component it runs. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Vaults {
-    backends: Arc<HashMap<String, Arc<dyn Backend>, foldhash::fast::RandomState>>,
+    backends: Arc<HashMap<String, Vault, foldhash::fast::RandomState>>,
 }
 
 impl fmt::Debug for Vaults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for (name, b) in self.backends.iter() {
-            m.entry(name, &b.describe());
+            m.entry(name, &b.backend.describe());
         }
         m.finish()
     }
@@ -30,7 +101,7 @@ impl Vaults {
 
     /// Adds (or replaces) the vault called `name`. Grants without a vault name use `default`.
     pub fn insert(&mut self, name: impl Into<String>, backend: Arc<dyn Backend>) -> &mut Self {
-        Arc::make_mut(&mut self.backends).insert(name.into(), backend);
+        Arc::make_mut(&mut self.backends).insert(name.into(), Vault::new(backend));
         self
     }
 
@@ -42,6 +113,11 @@ impl Vaults {
 
     /// The backend of vault `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Backend>> {
+        self.backends.get(name).map(Vault::backend)
+    }
+
+    /// Vault `name` as the policy point reads it.
+    pub(crate) fn vault(&self, name: &str) -> Option<&Vault> {
         self.backends.get(name)
     }
 
