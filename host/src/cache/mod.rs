@@ -1,5 +1,5 @@
 //! The vault cache (design section 5): everything read from a vault (secret values, their
-//! metadata, name lists, public keys) goes through one policy, [`table`]'s: TTL,
+//! metadata, name lists, public keys) goes through one policy, `table.rs`'s: TTL,
 //! refresh-ahead, stale-while-revalidate, stale-if-error, negative caching, single-flight per
 //! key and backoff, bounded (LRU), values wiped on eviction. Key operations are never cached:
 //! each one is the vault's to do.

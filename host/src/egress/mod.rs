@@ -1,14 +1,14 @@
 //! Egress: a guest's outgoing wasi:http requests go only where its rules allow, the same
 //! for `run`, `serve` and embedders.
 //!
-//! The data path of one request: [`EgressPolicy::rule_for`] finds the rule for the URL's host
+//! The data path of one request: `EgressPolicy::rule_for` finds the rule for the URL's host
 //! and port (none: refused); the guest's credential headers are removed (`Authorization`,
 //! `Proxy-Authorization`, and the identity endpoints' own `Metadata`, `X-IDENTITY-HEADER` and
 //! `Secret`); [`resolve`] turns the host into addresses; every address is checked
-//! ([`crate::net::address`]): link-local (IMDS, 169.254.0.0/16, fe80::/10), Azure's wire
+//! (`net::address`): link-local (IMDS, 169.254.0.0/16, fe80::/10), Azure's wire
 //! server and the host's own identity endpoints are refused whatever the rules say; loopback,
 //! private and CGNAT addresses only for a rule that opts in; with the loopback guard on,
-//! anything but loopback is refused. Then [`connect`] connects to exactly the checked
+//! anything but loopback is refused. Then `connect` connects to exactly the checked
 //! addresses, with no lookup of its own. An `azure-http` rule makes the host attach
 //! `Authorization: Bearer <token>` for the rule's resource ([`audiences`] says where each
 //! audience may go), so the guest calls an Azure API with the host's identity and never
