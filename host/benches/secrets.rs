@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use wasm_secrets::config::{CacheConfig, CredentialKind};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::Env;
-use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, HostState, Outcome};
+use wasm_secrets::runtime::{
+    CommandOptions, EngineOptions, HostState, Outcome, Runtime, load_component,
+};
 use wasm_secrets::{Grants, SecretsCtx, Vaults, wit_types};
 use wasm_secrets_emulator::{Emulator, EmulatorConfig, Endpoint};
 use wasmtime::component::{Component, Linker};
@@ -46,6 +48,12 @@ fn lang_guest(lang: &str, name: &str) -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// The runtime every command of the benchmarks runs on (the serve sections make their own).
+fn commands() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(&EngineOptions::default()).unwrap())
 }
 
 async fn vaults(emu: &Emulator, cache: CacheConfig) -> Vaults {
@@ -133,7 +141,8 @@ async fn ns_per_call(
         capture_output: true,
         ..CommandOptions::default()
     };
-    let r = runtime::run_command_with(linker, component, ctx, &options)
+    let r = commands()
+        .run_command_with(linker, component, ctx, &options)
         .await
         .unwrap();
     assert!(
@@ -155,22 +164,22 @@ async fn main() {
         wasm_secrets::metrics::set_enabled(false);
     }
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let engine = runtime::build_engine(&EngineOptions::default()).unwrap();
-    let (bench, _) = runtime::load_component(&engine, &guest("bench-get"), None).unwrap();
+    let engine = commands().engine();
+    let (bench, _) = load_component(engine, &guest("bench-get"), None).unwrap();
     println!(
         "wasm-secrets benchmarks ({} logical CPUs)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if std::env::var_os("BENCH_KEYS_ONLY").is_some() {
-        let ours = runtime::command_linker(&engine).unwrap();
+        let ours = commands().linker().clone();
         key_operations(&emu, &ours, &bench).await;
         return;
     }
 
     // 1. Cached get vs. a bare host import.
     let vaults1 = vaults(&emu, CacheConfig::default()).await;
-    let ours = runtime::command_linker(&engine).unwrap();
-    let bare = baseline_linker(&engine, "s3cr3t-db-password");
+    let ours = commands().linker().clone();
+    let bare = baseline_linker(engine, "s3cr3t-db-password");
     // Many short rounds, ours and bare back to back in each, so that the ratio of each pair
     // comes from the same moment of a shared machine (whose speed drifts by up to 2x here);
     // the median of those ratios is reported, with the best time of each side.
@@ -225,8 +234,7 @@ async fn main() {
         &[("python", "Python"), ("js", "JavaScript")]
     };
     for &(lang, label) in languages {
-        let (component, _) =
-            runtime::load_component(&engine, &lang_guest(lang, "bench-get"), None).unwrap();
+        let (component, _) = load_component(engine, &lang_guest(lang, "bench-get"), None).unwrap();
         let n = 10_000;
         let (mut best, mut best_bare_lang) = (u64::MAX, u64::MAX);
         for _ in 0..3 {
@@ -366,10 +374,10 @@ async fn main() {
 
     // 5. serve throughput: the same handler with and without a secret read per request,
     // measured in alternating rounds so that drift on a shared machine hits both alike.
-    let serve_engine = wasm_secrets::serve::serve_engine(64, false, None).unwrap();
+    let serving = Runtime::new(&EngineOptions::serving(64, &[])).unwrap();
     let mut servers = Vec::new();
     for name in ["http-hello", "http-plain"] {
-        let (component, _) = runtime::load_component(&serve_engine, &guest(name), None).unwrap();
+        let (component, _) = load_component(serving.engine(), &guest(name), None).unwrap();
         let ctx = SecretsCtx::new(
             name,
             Grants::parse(["db-password"]).unwrap(),
@@ -377,7 +385,7 @@ async fn main() {
         );
         let server = std::sync::Arc::new(
             wasm_secrets::serve::Server::new(
-                &serve_engine,
+                &serving,
                 &component,
                 ctx,
                 wasm_secrets::serve::EgressPolicy::deny_all(),
@@ -484,9 +492,9 @@ async fn main() {
 async fn platform(vaults: &Vaults, secs: u64) {
     use std::sync::Arc;
     use wasm_secrets::serve::{Routes, Server};
-    let engine = wasm_secrets::serve::serve_engine(64, false, None).unwrap();
-    let (component, _) = runtime::load_component(&engine, &guest("http-hello"), None).unwrap();
-    let served = |name: &str| served_component(&engine, &component, vaults, name);
+    let serving = Runtime::new(&EngineOptions::serving(64, &[])).unwrap();
+    let (component, _) = load_component(serving.engine(), &guest("http-hello"), None).unwrap();
+    let served = |name: &str| served_component(&serving, &component, vaults, name);
     let one = || {
         let mut routes = Routes::new();
         routes.add("/", served("app")).unwrap();
@@ -500,7 +508,7 @@ async fn platform(vaults: &Vaults, secs: u64) {
     let mut addrs = Vec::new();
     let mut servers = Vec::new();
     for routes in [one(), ten] {
-        let server = Arc::new(Server::with_routes(&engine, routes, 64));
+        let server = Arc::new(Server::with_routes(routes, 64));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap());
         tokio::spawn(server.clone().serve(listener, std::future::pending()));
@@ -547,7 +555,7 @@ async fn platform(vaults: &Vaults, secs: u64) {
     let reloading = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let reloader = tokio::spawn({
         let (server, reloading) = (servers[0].clone(), reloading.clone());
-        let (engine, component, vaults) = (engine.clone(), component.clone(), vaults.clone());
+        let (serving, component, vaults) = (serving.clone(), component.clone(), vaults.clone());
         async move {
             let mut n = 0;
             while reloading.load(std::sync::atomic::Ordering::Relaxed) {
@@ -555,7 +563,7 @@ async fn platform(vaults: &Vaults, secs: u64) {
                 // What a reload does: new pre-instantiated components, then one swap.
                 let mut routes = Routes::new();
                 routes
-                    .add("/", served_component(&engine, &component, &vaults, "app"))
+                    .add("/", served_component(&serving, &component, &vaults, "app"))
                     .unwrap();
                 server.set_routes(routes);
                 n += 1;
@@ -579,25 +587,25 @@ async fn platform(vaults: &Vaults, secs: u64) {
 
 /// http-hello as component `name`, granted db-password, pre-instantiated.
 fn served_component(
-    engine: &wasmtime::Engine,
+    runtime: &Runtime,
     component: &Component,
     vaults: &Vaults,
     name: &str,
-) -> std::sync::Arc<wasm_secrets::serve::ServedComponent> {
+) -> std::sync::Arc<wasm_secrets::runtime::Proxy> {
     let ctx = SecretsCtx::new(
         name,
         Grants::parse(["db-password"]).unwrap(),
         vaults.clone(),
     );
-    let options = wasm_secrets::serve::ComponentOptions {
+    let options = wasm_secrets::runtime::ProxyOptions {
         limits: wasm_secrets::serve::ServeOptions::default().limits,
         env: Vec::new(),
         output_format: Default::default(),
     };
     std::sync::Arc::new(
-        wasm_secrets::serve::ServedComponent::new(
+        wasm_secrets::runtime::Proxy::new(
+            runtime,
             name,
-            engine,
             component,
             ctx,
             wasm_secrets::serve::EgressPolicy::deny_all(),

@@ -53,26 +53,27 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Or let [`runtime`] run a wasi:cli command with the same context (here the example guest
-//! `secrets-get`, which prints `name=value` for each name it is given):
+//! Or let a [`runtime::Runtime`] run a wasi:cli command with the same context (here the
+//! example guest `secrets-get`, which prints `name=value` for each name it is given), or serve
+//! wasi:http requests with it ([`runtime::Proxy`]):
 //!
 //! ```
 //! # use wasm_secrets::{backend::file::FileBackend, Grants, SecretsCtx, Vaults};
-//! # use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+//! # use wasm_secrets::runtime::{load_component, CommandOptions, EngineOptions, Outcome, Runtime};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> anyhow::Result<()> {
 //! # let guest = std::path::Path::new(env!("WASM_SECRETS_GUEST_DIR")).join("secrets-get.wasm");
 //! let vaults = Vaults::new().with("default", FileBackend::new("example", [("db-password".into(), "s3cret".into())]));
 //! let secrets = SecretsCtx::new("secrets-get", Grants::parse(["db-password"])?, vaults);
 //!
-//! let engine = runtime::build_engine(&EngineOptions::default())?;
-//! let (component, _) = runtime::load_component(&engine, &guest, None)?;
+//! let runtime = Runtime::new(&EngineOptions::default())?;
+//! let (component, _) = load_component(runtime.engine(), &guest, None)?;
 //! let options = CommandOptions {
 //!     args: vec!["secrets-get".into(), "db-password".into(), "api-key".into()],
 //!     capture_output: true,
 //!     ..CommandOptions::default()
 //! };
-//! let result = runtime::run_command(&engine, &component, secrets, &options).await?;
+//! let result = runtime.run_command(&component, secrets, &options).await?;
 //! let out = String::from_utf8(result.stdout)?;
 //! assert!(out.starts_with("db-password=s3cret\napi-key: not-granted: "));
 //! assert!(matches!(result.outcome, Outcome::Exited(1)));

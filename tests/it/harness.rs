@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use wasm_secrets::backend::file::FileBackend;
 use wasm_secrets::backend::{Backend, Secret, SecretMeta};
-use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome, Runtime};
 use wasm_secrets::{BackendError, Grants, SecretsCtx, Vaults};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -170,17 +170,22 @@ pub fn temp_file(suffix: &str, text: &[u8]) -> tempfile::NamedTempFile {
     f
 }
 
-/// One engine and compiled guests per test binary.
-pub fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| runtime::build_engine(&EngineOptions::default()).unwrap())
+/// One runtime and compiled guests per test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(&EngineOptions::default()).unwrap())
 }
 
-/// An engine for `serve` (pooling allocator), one per test binary.
-pub fn engine_for_serve() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| wasm_secrets::serve::serve_engine(16, false, None).unwrap())
+/// The engine of [`runtime`].
+pub fn engine() -> &'static Engine {
+    runtime().engine()
+}
+
+/// A runtime for serving (pooling allocator, 16 requests at once), one per test binary.
+pub fn runtime_for_serve() -> Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Runtime::new(&EngineOptions::serving(16, &[])).unwrap())
         .clone()
 }
 
@@ -279,7 +284,8 @@ pub async fn run_guest_with(name: &str, ctx: SecretsCtx, args: &[&str]) -> (i32,
         capture_output: true,
         ..CommandOptions::default()
     };
-    let r = runtime::run_command(engine(), &component(name), ctx, &options)
+    let r = runtime()
+        .run_command(&component(name), ctx, &options)
         .await
         .unwrap();
     let code = match r.outcome {

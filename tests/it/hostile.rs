@@ -5,6 +5,9 @@
 use crate::harness::run_cli_with_peak_rss;
 use crate::harness::{cli, run_cli, serve_once, temp_file, wat};
 use std::time::{Duration, Instant};
+use wasm_secrets::runtime::{
+    CommandOptions, EngineOptions, Limits, Outcome, Runtime, load_component,
+};
 
 #[test]
 fn an_infinite_loop_stops_at_the_timeout() {
@@ -263,46 +266,22 @@ async fn a_guest_cannot_forge_audit_lines_under_serve() {
 }
 
 /// One command's time limit stops that command only: an embedder running several commands at
-/// once on one engine (a plugin host) sees a command with no limit, and one with a long limit,
+/// once on one runtime (a plugin host) sees a command with no limit, and one with a long limit,
 /// finish their work while a spinning command beside them is stopped at its 500 ms. (Each run
 /// once ticked the engine's shared epoch at its timeout with every store's deadline at the
 /// next tick, so the first timeout stopped every guest on the engine.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_commands_time_limit_stops_no_other_command_on_a_shared_engine() {
-    use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Limits, Outcome};
-    let engine = runtime::build_engine(&EngineOptions::default()).unwrap();
+    let runtime = Runtime::new(&EngineOptions::default()).unwrap();
     let load = |name: &str| {
-        runtime::load_component(&engine, &wat(name), None)
+        load_component(runtime.engine(), &wat(name), None)
             .unwrap()
             .0
     };
     let (spin, busy) = (load("infinite-loop"), load("busy-count"));
-    let start = |component: wasmtime::component::Component, timeout: Option<Duration>| {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            let options = CommandOptions {
-                limits: Limits {
-                    timeout,
-                    ..Limits::default()
-                },
-                capture_output: true,
-                ..CommandOptions::default()
-            };
-            let secrets = wasm_secrets::SecretsCtx::new(
-                "guest",
-                wasm_secrets::Grants::default(),
-                wasm_secrets::Vaults::new(),
-            );
-            let began = Instant::now();
-            let r = runtime::run_command(&engine, &component, secrets, &options)
-                .await
-                .unwrap();
-            (r.outcome, began.elapsed())
-        })
-    };
-    let no_limit = start(busy.clone(), None);
-    let long_limit = start(busy, Some(Duration::from_secs(120)));
-    let spinning = start(spin, Some(Duration::from_millis(500)));
+    let no_limit = start_command(&runtime, busy.clone(), None);
+    let long_limit = start_command(&runtime, busy, Some(Duration::from_secs(120)));
+    let spinning = start_command(&runtime, spin, Some(Duration::from_millis(500)));
 
     let (outcome, took) = spinning.await.unwrap();
     match outcome {
@@ -321,4 +300,70 @@ async fn one_commands_time_limit_stops_no_other_command_on_a_shared_engine() {
             "the command with {name} was still working when the other one's limit passed ({took:?})"
         );
     }
+}
+
+/// Two spinning guests on one runtime, with time limits of 300 ms and 1.5 s: each is stopped at
+/// its own limit, never before it, and the short one's does not stop the long one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_guests_on_one_runtime_each_stop_at_their_own_time_limit() {
+    let runtime = Runtime::new(&EngineOptions::default()).unwrap();
+    let spin = load_component(runtime.engine(), &wat("infinite-loop"), None)
+        .unwrap()
+        .0;
+    let (short, long) = (Duration::from_millis(300), Duration::from_millis(1500));
+    let short_run = start_command(&runtime, spin.clone(), Some(short));
+    let long_run = start_command(&runtime, spin, Some(long));
+    // The short one must be stopped before the long one's limit; the long one, within 10 s.
+    let runs = [
+        (short, long, "300ms", short_run),
+        (long, long + Duration::from_secs(10), "1s 500ms", long_run),
+    ];
+    for (limit, before, label, run) in runs {
+        let (outcome, took) = run.await.unwrap();
+        match outcome {
+            Outcome::Failed(why) => {
+                assert!(why.contains(&format!("time limit of {label} ")), "{why}")
+            }
+            other => panic!("the {label} guest was not stopped: {other:?}"),
+        }
+        assert!(
+            took >= limit,
+            "the {label} guest was stopped early, after {took:?}"
+        );
+        assert!(
+            took < before,
+            "the {label} guest was stopped late, after {took:?}"
+        );
+    }
+}
+
+/// Runs `component` as a command on `runtime` with a time limit of `timeout`, in a task; it
+/// yields the outcome and how long the run took.
+fn start_command(
+    runtime: &Runtime,
+    component: wasmtime::component::Component,
+    timeout: Option<Duration>,
+) -> tokio::task::JoinHandle<(Outcome, Duration)> {
+    let runtime = runtime.clone();
+    tokio::spawn(async move {
+        let options = CommandOptions {
+            limits: Limits {
+                timeout,
+                ..Limits::default()
+            },
+            capture_output: true,
+            ..CommandOptions::default()
+        };
+        let secrets = wasm_secrets::SecretsCtx::new(
+            "guest",
+            wasm_secrets::Grants::default(),
+            wasm_secrets::Vaults::new(),
+        );
+        let began = Instant::now();
+        let r = runtime
+            .run_command(&component, secrets, &options)
+            .await
+            .unwrap();
+        (r.outcome, began.elapsed())
+    })
 }

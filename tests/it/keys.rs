@@ -5,7 +5,7 @@
 //! independently with a JWT crate on the public JWK.
 
 use crate::emulator::*;
-use crate::harness::{cli, engine, guest, run_cli};
+use crate::harness::{cli, guest, run_cli, runtime};
 use crate::jws::{Alg as Algorithm, verified_claims};
 use crate::languages::Lang;
 use base64::Engine as _;
@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
 use wasm_secrets::ErrorKind;
 use wasm_secrets::keys::{EncryptionAlgorithm as Enc, SignatureAlgorithm as Sig};
-use wasm_secrets::runtime::{self, CommandOptions, Outcome};
+use wasm_secrets::runtime::{CommandOptions, Outcome};
 use wasm_secrets_emulator::Endpoint;
 
 /// The older of `jwt-signing-key`'s two versions in the emulator's default config.
@@ -437,14 +437,14 @@ async fn jwt_sign(
         capture_output: true,
         ..CommandOptions::default()
     };
-    let r = runtime::run_command(
-        engine(),
-        &crate::harness::component_at(&lang.guest("jwt-sign")),
-        ctx(grants, imds_vaults(emu)),
-        &options,
-    )
-    .await
-    .unwrap();
+    let r = runtime()
+        .run_command(
+            &crate::harness::component_at(&lang.guest("jwt-sign")),
+            ctx(grants, imds_vaults(emu)),
+            &options,
+        )
+        .await
+        .unwrap();
     let Outcome::Exited(code) = r.outcome else {
         panic!("jwt-sign failed: {:?}", r.outcome)
     };
@@ -1152,14 +1152,14 @@ async fn run_guest(
         capture_output: true,
         ..CommandOptions::default()
     };
-    let r = runtime::run_command(
-        engine(),
-        &crate::harness::component_at(&lang.guest(name)),
-        ctx(grants, imds_vaults(emu)),
-        &options,
-    )
-    .await
-    .unwrap();
+    let r = runtime()
+        .run_command(
+            &crate::harness::component_at(&lang.guest(name)),
+            ctx(grants, imds_vaults(emu)),
+            &options,
+        )
+        .await
+        .unwrap();
     let Outcome::Exited(code) = r.outcome else {
         panic!("{name} failed: {:?}", r.outcome)
     };

@@ -9,7 +9,7 @@ use crate::harness::{Run, cli, run_cli};
 use crate::serve::ServeBinary;
 use std::path::PathBuf;
 use std::process::Command;
-use wasm_secrets::runtime::{self, CommandOptions, Outcome};
+use wasm_secrets::runtime::{CommandOptions, Outcome};
 use wasm_secrets::{Grants, SecretsCtx};
 
 /// A language guests are written in.
@@ -147,7 +147,8 @@ async fn secrets_get_runs_through_the_library_in_every_language() {
             capture_output: true,
             ..CommandOptions::default()
         };
-        let result = runtime::run_command(crate::harness::engine(), &component, secrets, &options)
+        let result = crate::harness::runtime()
+            .run_command(&component, secrets, &options)
             .await
             .unwrap();
         let out = String::from_utf8(result.stdout).unwrap();

@@ -8,7 +8,8 @@ use crate::serve::{ServeBinary, get};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use wasm_secrets::serve::{ComponentOptions, EgressPolicy, Readiness, Routes, ServedComponent};
+use wasm_secrets::runtime::{Proxy, ProxyOptions};
+use wasm_secrets::serve::{EgressPolicy, Readiness, Routes};
 
 /// A config file with `components` (`[components.NAME]` bodies, without the header).
 fn write_config(dir: &Path, components: &[(&str, &str)]) -> PathBuf {
@@ -418,17 +419,41 @@ impl Drop for KillOnDrop {
 /// it loads that file (its debug line says so) and compiles nothing, writing nothing new.
 #[tokio::test(flavor = "multi_thread")]
 async fn compile_serve_writes_exactly_what_serve_then_reads() {
+    compile_serve_then_serve("", &[]).await;
+}
+
+/// The same with a fuel limit (fuel metering changes the compiled code), a memory limit and
+/// another `--max-concurrent` (which size the pooling allocator's slots, and today leave the
+/// code alone): `compile --serve` builds the engine `serve` builds, so the file it wrote is
+/// still the one `serve` loads.
+#[tokio::test(flavor = "multi_thread")]
+async fn compile_serve_builds_serves_engine_for_its_limits_and_concurrency() {
+    compile_serve_then_serve(
+        "limits = { fuel = 1000000000, max-memory = \"64MiB\" }",
+        &["--max-concurrent", "7"],
+    )
+    .await;
+}
+
+/// `compile --serve -c CONFIG FLAGS` with one routed component (its entry gets `limits`), then
+/// `serve -c CONFIG FLAGS`: serve answers from the one compiled file and compiles nothing.
+async fn compile_serve_then_serve(limits: &str, flags: &[&str]) {
     let emu = emulator::start().await;
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        &[("app", "route = \"/\"\ngrants = [\"db-password\"]")],
+        &[(
+            "app",
+            &format!("route = \"/\"\ngrants = [\"db-password\"]\n{limits}"),
+        )],
     );
     let cache_env = cache.path().to_str().unwrap();
     let mut cmd = crate::harness::cli();
     cmd.env("WASM_SECRETS_CACHE_DIR", cache_env)
-        .args(["compile", "--serve", "-c"])
+        .args(["compile", "--serve"])
+        .args(flags)
+        .arg("-c")
         .arg(&config);
     let r = crate::harness::run_cli(&mut cmd);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -443,7 +468,7 @@ async fn compile_serve_writes_exactly_what_serve_then_reads() {
     let (s, _) = serve_config(
         &emu,
         &config,
-        &[],
+        flags,
         &[
             ("WASM_SECRETS_CACHE_DIR", cache_env),
             ("WASM_SECRETS_LOG", "warn,wasm_secrets=debug"),
@@ -651,16 +676,17 @@ async fn sighup_refuses_what_only_a_restart_can_change_and_says_so() {
 
 /// A route table serving http-hello at `/` with `grants` over `vaults`.
 fn routes_granting(grants: &[&str], vaults: wasm_secrets::Vaults) -> std::sync::Arc<Routes> {
-    let engine = crate::harness::engine_for_serve();
+    let runtime = crate::harness::runtime_for_serve();
     let (component, _) =
-        wasm_secrets::runtime::load_component(&engine, &guest("http-hello"), None).unwrap();
-    let served = ServedComponent::new(
+        wasm_secrets::runtime::load_component(runtime.engine(), &guest("http-hello"), None)
+            .unwrap();
+    let served = Proxy::new(
+        &runtime,
         "app",
-        &engine,
         &component,
         emulator::ctx(grants, vaults),
         EgressPolicy::deny_all(),
-        ComponentOptions::default(),
+        ProxyOptions::default(),
     )
     .unwrap();
     std::sync::Arc::new(Routes::single(served))

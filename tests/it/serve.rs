@@ -2,7 +2,7 @@
 //! the emulator's Key Vault through managed identity; limits, egress and shutdown.
 
 use crate::emulator::{self, DB_PASSWORD, Emulator};
-use crate::harness::{engine_for_serve, guest};
+use crate::harness::{guest, runtime_for_serve};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasm_secrets::egress::Resolver;
-use wasm_secrets::runtime::{self, Limits};
+use wasm_secrets::runtime::{Limits, load_component};
 use wasm_secrets::serve::{EgressPolicy, EgressRule, ServeOptions, Server};
 use wasm_secrets::token_cache::TokenCache;
 
@@ -27,10 +27,10 @@ pub async fn start(
     egress: EgressPolicy,
     options: ServeOptions,
 ) -> Running {
-    let engine = engine_for_serve();
-    let (component, _) = runtime::load_component(&engine, &guest("http-hello"), None).unwrap();
+    let runtime = runtime_for_serve();
+    let (component, _) = load_component(runtime.engine(), &guest("http-hello"), None).unwrap();
     let ctx = emulator::ctx(grants, emulator::imds_vaults(emu));
-    let server = Arc::new(Server::new(&engine, &component, ctx, egress, options).unwrap());
+    let server = Arc::new(Server::new(&runtime, &component, ctx, egress, options).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -8,13 +8,14 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
-use wasm_secrets::config::{ComponentConfig, Config};
+use wasm_secrets::config::{ComponentConfig, Config, LimitsConfig};
 use wasm_secrets::connect::Connector;
 use wasm_secrets::egress::{EgressRule, Resolver};
-use wasm_secrets::runtime::{self, Limits, OutputFormat};
-use wasm_secrets::serve::{
-    ComponentOptions, DEFAULT_REQUEST_TIMEOUT, Routes, ServedComponent, serve_engine,
+use wasm_secrets::runtime::{
+    EngineOptions, Limits, OutputFormat, Proxy, ProxyOptions, Runtime, default_cache_dir,
+    load_component,
 };
+use wasm_secrets::serve::{DEFAULT_REQUEST_TIMEOUT, Routes};
 use wasm_secrets::{Grants, SecretsCtx, Vaults};
 
 /// One component to serve.
@@ -93,13 +94,7 @@ impl Plan {
         let grants =
             host::build_grants(&args.host, entry).with_context(|| format!("component {name}"))?;
         host::warn_whole_vault(&name, &grants);
-        let mut limits = args
-            .limits
-            .to_config()
-            .or(entry.map(|c| c.limits).unwrap_or_default())
-            .or(config.limits)
-            .to_limits();
-        limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
+        let limits = serve_limits(args.limits.to_config(), entry, config);
         let mut egress = entry.map(|c| c.egress.clone()).unwrap_or_default();
         egress.extend(args.egress.rules());
         Ok(ComponentPlan {
@@ -112,32 +107,40 @@ impl Plan {
         })
     }
 
-    fn needs_fuel(&self) -> bool {
-        self.components.iter().any(|c| c.limits.fuel.is_some())
+    /// The engine these components are served on, `max_concurrent` requests at once.
+    fn engine_options(&self, max_concurrent: usize) -> EngineOptions {
+        EngineOptions::serving(max_concurrent, self.components.iter().map(|c| &c.limits))
     }
+}
 
-    /// The largest memory limit, or `None` when some component has none.
-    fn max_memory(&self) -> Option<usize> {
-        self.components
-            .iter()
-            .map(|c| c.limits.max_memory)
-            .collect::<Option<Vec<_>>>()
-            .and_then(|m| m.into_iter().max())
-    }
+/// A served component's limits: the flags', else its config entry's, else the config's; and
+/// [`DEFAULT_REQUEST_TIMEOUT`] per request when none sets a timeout. `serve` and
+/// `compile --serve` both size their engine from these (see [`EngineOptions::serving`]), so that
+/// a precompiled component matches.
+pub fn serve_limits(
+    flags: LimitsConfig,
+    entry: Option<&ComponentConfig>,
+    config: &Config,
+) -> Limits {
+    let mut limits = flags
+        .or(entry.map(|c| c.limits).unwrap_or_default())
+        .or(config.limits)
+        .to_limits();
+    limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
+    limits
 }
 
 /// What lives as long as the server: the engine, the vaults (and so every cache), the audit
 /// log; and what of the config they were made from, which a reload may not change.
 pub struct App {
     host_args: HostArgs,
-    engine: wasmtime::Engine,
+    runtime: Runtime,
+    engine_options: EngineOptions,
     vaults: Vaults,
     /// The one connector: egress token caches survive reloads.
     connector: Connector,
     audit: Option<Arc<dyn AuditSink>>,
     cache_dir: Option<PathBuf>,
-    fuel: bool,
-    max_memory: Option<usize>,
     fixed: String,
     output_format: OutputFormat,
 }
@@ -158,26 +161,19 @@ impl App {
         plan: &Plan,
         log_format: LogFormat,
     ) -> anyhow::Result<Self> {
-        let fuel = plan.needs_fuel();
-        let max_memory = plan.max_memory();
+        let engine_options = plan.engine_options(args.max_concurrent);
         let connector = host::connector(config);
         Ok(Self {
             host_args: args.host.clone(),
-            engine: serve_engine(args.max_concurrent, fuel, max_memory)?,
+            runtime: Runtime::new(&engine_options)?,
+            engine_options,
             vaults: host::build_vaults(&args.host, config, &connector)?,
             connector,
             audit: host::audit_sink(&args.host, config)?,
-            cache_dir: runtime::default_cache_dir(),
-            fuel,
-            max_memory,
+            cache_dir: default_cache_dir(),
             fixed: fixed_part(config),
             output_format: log_format.guest_output(),
         })
-    }
-
-    /// The engine every component is compiled with.
-    pub fn engine(&self) -> &wasmtime::Engine {
-        &self.engine
     }
 
     /// Refuses a reload that needs what only a restart gives.
@@ -186,11 +182,13 @@ impl App {
             fixed_part(config) == self.fixed,
             "[vaults], [cache], secrets-file and audit-log are read at start: restart to change them"
         );
+        let started = &self.engine_options;
+        let wanted = plan.engine_options(started.pooled_instances.unwrap_or_default());
         anyhow::ensure!(
-            !plan.needs_fuel() || self.fuel,
+            !wanted.fuel || started.fuel,
             "a component now has a fuel limit, and the server started without fuel metering: restart to apply it"
         );
-        let fits = match (self.max_memory, plan.max_memory()) {
+        let fits = match (started.max_memory, wanted.max_memory) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(have), Some(want)) => want <= have,
@@ -209,7 +207,7 @@ impl App {
             host::check_grants(&self.vaults, &c.grants)
                 .with_context(|| format!("component {}", c.name))?;
             let (component, _) =
-                runtime::load_component(&self.engine, &c.path, self.cache_dir.as_deref())
+                load_component(self.runtime.engine(), &c.path, self.cache_dir.as_deref())
                     .with_context(|| format!("component {}", c.name))?;
             let mut secrets =
                 SecretsCtx::new(c.name.as_str(), c.grants.clone(), self.vaults.clone());
@@ -227,13 +225,13 @@ impl App {
             if let Some(sink) = &self.audit {
                 egress = egress.with_audit(c.name.as_str(), sink.clone());
             }
-            let served = ServedComponent::new(
+            let served = Proxy::new(
+                &self.runtime,
                 c.name.clone(),
-                &self.engine,
                 &component,
                 secrets,
                 egress,
-                ComponentOptions {
+                ProxyOptions {
                     limits: c.limits,
                     env: plan.env.clone(),
                     output_format: self.output_format,

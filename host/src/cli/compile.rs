@@ -5,15 +5,18 @@
 //! native code, and `run` and `serve` load them only from such a folder.
 //!
 //! A compiled form is only used by an engine with the same settings on a CPU with the same
-//! features, so `--serve` compiles for `serve`'s engine: the same `--max-concurrent` and, from
-//! the config, whether any routed component has a fuel limit and the largest memory limit.
+//! features, so `--serve` compiles for `serve`'s engine, computed the way `serve` computes it
+//! (see [`serve_limits`]): the same `--max-concurrent` and, from the config, whether any routed
+//! component has a fuel limit and the largest memory limit.
 
+use super::app::serve_limits;
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
-use wasm_secrets::config::Config;
-use wasm_secrets::runtime::{self, CacheUse, EngineOptions};
-use wasm_secrets::serve::serve_engine;
+use wasm_secrets::config::{Config, LimitsConfig};
+use wasm_secrets::runtime::{
+    CacheUse, EngineOptions, Runtime, default_cache_dir, load_component, prepare_cache_dir,
+};
 
 /// Arguments of `compile`.
 #[derive(Debug, Args)]
@@ -33,7 +36,7 @@ pub struct CompileArgs {
 }
 
 pub async fn run(args: CompileArgs) -> anyhow::Result<i32> {
-    let cache = runtime::default_cache_dir().context(
+    let cache = default_cache_dir().context(
         "no cache folder: set WASM_SECRETS_CACHE_DIR (or HOME) to say where compiled components go",
     )?;
     let config = match &args.config {
@@ -51,27 +54,22 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<i32> {
         !files.is_empty(),
         "nothing to compile: give WASM files, or --serve -c CONFIG with routed components"
     );
-    let engine = if args.serve {
+    let options = if args.serve {
         let limits: Vec<_> = routed
             .iter()
-            .map(|c| c.limits.or(config.limits).to_limits())
+            .map(|c| serve_limits(LimitsConfig::default(), Some(c), &config))
             .collect();
-        let fuel = limits.iter().any(|l| l.fuel.is_some());
-        let max_memory = limits
-            .iter()
-            .map(|l| l.max_memory)
-            .collect::<Option<Vec<_>>>()
-            .and_then(|m| m.into_iter().max());
-        serve_engine(args.max_concurrent, fuel, max_memory)?
+        EngineOptions::serving(args.max_concurrent, &limits)
     } else {
-        runtime::build_engine(&EngineOptions::default())?
+        EngineOptions::default()
     };
+    let runtime = Runtime::new(&options)?;
     // Nothing is stored in a folder someone else can write: say so, rather than compile for
     // nothing.
-    runtime::prepare_cache_dir(&cache)?;
+    prepare_cache_dir(&cache)?;
     for file in &files {
         let started = std::time::Instant::now();
-        let (_, used) = runtime::load_component(&engine, file, Some(&cache))?;
+        let (_, used) = load_component(runtime.engine(), file, Some(&cache))?;
         anyhow::ensure!(
             used != CacheUse::Untrusted,
             "{} was not stored: its compiled form in {} is a symbolic link or a file someone \

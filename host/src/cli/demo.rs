@@ -7,7 +7,9 @@ use wasm_secrets::audit::{AuditEvent, AuditSink};
 use wasm_secrets::config::{CacheConfig, CredentialKind};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::Env;
-use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+use wasm_secrets::runtime::{
+    CommandOptions, EngineOptions, Outcome, Runtime, compile_cached, default_cache_dir,
+};
 use wasm_secrets::{Grants, SecretsCtx, Vaults};
 use wasm_secrets_emulator::{Emulator, EmulatorConfig, Endpoint};
 use wasmtime::component::Component;
@@ -64,12 +66,12 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     let audit = Arc::new(Lines::default());
     let mut seen = String::new();
 
-    let engine = runtime::build_engine(&EngineOptions::default())?;
-    let cache = runtime::default_cache_dir();
-    let hello = runtime::compile_cached(&engine, HELLO, "hello.wasm", cache.as_deref())?.0;
-    let get =
-        runtime::compile_cached(&engine, SECRETS_GET, "secrets-get.wasm", cache.as_deref())?.0;
-    let jwt = runtime::compile_cached(&engine, JWT_SIGN, "jwt-sign.wasm", cache.as_deref())?.0;
+    let runtime = Runtime::new(&EngineOptions::default())?;
+    let engine = runtime.engine();
+    let cache = default_cache_dir();
+    let hello = compile_cached(engine, HELLO, "hello.wasm", cache.as_deref())?.0;
+    let get = compile_cached(engine, SECRETS_GET, "secrets-get.wasm", cache.as_deref())?.0;
+    let jwt = compile_cached(engine, JWT_SIGN, "jwt-sign.wasm", cache.as_deref())?.0;
 
     let step = |grants: &[&str], name: &str| -> anyhow::Result<SecretsCtx> {
         Ok(SecretsCtx::new(name, Grants::parse(grants)?, vaults.clone()).with_audit(audit.clone()))
@@ -77,7 +79,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
 
     println!("1. `hello` is granted db-password and uses it to build a connection string:");
     show(
-        &engine,
+        &runtime,
         &hello,
         step(&["db-password"], "hello")?,
         &["hello"],
@@ -98,7 +100,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
         "restricted",
         "../etc",
     ];
-    let code = show(&engine, &get, ctx, &args, &audit, &mut seen).await?;
+    let code = show(&runtime, &get, ctx, &args, &audit, &mut seen).await?;
     println!("   (the guest exited with code {code}: some reads failed)");
 
     println!("\nWhat happened:");
@@ -118,7 +120,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     let grant = "key:signer=jwt-signing-key:sign";
     let ctx = step(&[grant], "jwt-sign")?;
     let (_, signed) = capture(
-        &engine,
+        &runtime,
         &jwt,
         ctx,
         &["jwt-sign", "sub=alice", "role=reader"],
@@ -136,7 +138,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
     println!("   The same component granted verify only (key:signer=jwt-signing-key:verify):");
     let ctx = step(&["key:signer=jwt-signing-key:verify"], "jwt-sign")?;
     show(
-        &engine,
+        &runtime,
         &jwt,
         ctx,
         &["jwt-sign", "sub=alice"],
@@ -163,7 +165,7 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<i32> {
 
 /// Runs one guest with its output captured; returns its exit code and its stdout then stderr.
 async fn capture(
-    engine: &wasmtime::Engine,
+    runtime: &Runtime,
     component: &Component,
     ctx: SecretsCtx,
     args: &[&str],
@@ -173,7 +175,7 @@ async fn capture(
         capture_output: true,
         ..CommandOptions::default()
     };
-    let result = runtime::run_command(engine, component, ctx, &options).await?;
+    let result = runtime.run_command(component, ctx, &options).await?;
     if let Outcome::Failed(why) = &result.outcome {
         anyhow::bail!("the demo guest failed: {why}");
     }
@@ -219,14 +221,14 @@ async fn verify_jwt(ctx: &SecretsCtx, key: &str, token: &str) -> anyhow::Result<
 
 /// Runs one guest with its output captured, then prints its output and the audit lines.
 async fn show(
-    engine: &wasmtime::Engine,
+    runtime: &Runtime,
     component: &Component,
     ctx: SecretsCtx,
     args: &[&str],
     audit: &Lines,
     seen: &mut String,
 ) -> anyhow::Result<i32> {
-    let (code, output) = capture(engine, component, ctx, args).await?;
+    let (code, output) = capture(runtime, component, ctx, args).await?;
     show_lines(&output, audit, seen);
     Ok(code)
 }

@@ -12,7 +12,9 @@ use wasm_secrets::config::{LimitsConfig, parse_bytes, parse_duration};
 use wasm_secrets::credential::Env;
 use wasm_secrets::credential::exposure::{exposed_credential_dir, is_credential_var};
 use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};
-use wasm_secrets::runtime::{self, CommandOptions, EngineOptions, Outcome};
+use wasm_secrets::runtime::{
+    CommandOptions, EngineOptions, Limits, Outcome, Runtime, default_cache_dir, load_component,
+};
 
 /// Arguments of `run`.
 #[derive(Debug, Args)]
@@ -125,7 +127,7 @@ pub struct Prepared {
     pub path: PathBuf,
     pub engine_fuel: bool,
     pub secrets: SecretsCtx,
-    pub limits: wasm_secrets::runtime::Limits,
+    pub limits: Limits,
     pub env: Vec<(String, String)>,
     pub egress: EgressPolicy,
 }
@@ -183,15 +185,16 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
         .iter()
         .map(|d| parse_dir(d, args.allow_credential_dir))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let engine = runtime::build_engine(&EngineOptions {
+    let runtime = Runtime::new(&EngineOptions {
         fuel: prepared.engine_fuel,
+        ..EngineOptions::default()
     })?;
     let cache_dir = if args.no_cache {
         None
     } else {
-        runtime::default_cache_dir()
+        default_cache_dir()
     };
-    let (component, _) = runtime::load_component(&engine, &prepared.path, cache_dir.as_deref())?;
+    let (component, _) = load_component(runtime.engine(), &prepared.path, cache_dir.as_deref())?;
     let mut argv = vec![prepared.path.to_string_lossy().into_owned()];
     argv.extend(args.args);
     let options = CommandOptions {
@@ -203,7 +206,8 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
         output_format: log_format.guest_output(),
         egress: Arc::new(prepared.egress),
     };
-    let outcome = runtime::run_command(&engine, &component, prepared.secrets, &options)
+    let outcome = runtime
+        .run_command(&component, prepared.secrets, &options)
         .await?
         .outcome;
     if let Outcome::Failed(why) = &outcome {

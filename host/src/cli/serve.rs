@@ -57,11 +57,7 @@ pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> 
     let plan = Plan::from_args(&args, &config)?;
     let app = Arc::new(App::start(&args, &config, &plan, log_format)?);
     let routes = app.build(&config, &plan)?;
-    let server = Arc::new(Server::with_routes(
-        app.engine(),
-        routes,
-        args.max_concurrent,
-    ));
+    let server = Arc::new(Server::with_routes(routes, args.max_concurrent));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -1,200 +1,165 @@
-//! The wasmtime engine, and a cache of compiled components on disk.
+//! The [`Runtime`]: one wasmtime engine, built from [`EngineOptions`], with its one linker and
+//! its one epoch clock.
 
-use super::cache_trust::{self, DirState};
-use anyhow::Context as _;
-use sha2::{Digest, Sha256};
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use super::clock::Clock;
+use super::limits::Limits;
+use super::state::HostState;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How to build the engine.
-#[derive(Debug, Clone, Default)]
+/// How to build an engine. A component compiled ahead of time is used only by an engine built
+/// from equal options, so whoever compiles for another computes them the same way (for a
+/// server: [`EngineOptions::serving`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// Count fuel, so that `Limits::fuel` can stop a guest.
+    /// Count fuel, so that [`Limits::fuel`] can stop a guest.
     pub fuel: bool,
+    /// Keep instance slots for this many guests at once, allocated up front (wasmtime's
+    /// pooling allocator), as a server does; none: allocate each instance when it is made.
+    pub pooled_instances: Option<usize>,
+    /// With `pooled_instances`: the largest linear memory a slot holds (none: wasmtime's
+    /// default).
+    pub max_memory: Option<usize>,
 }
 
-/// The folder compiled components are cached in: `$WASM_SECRETS_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/wasm-secrets`, else `~/.cache/wasm-secrets`.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("WASM_SECRETS_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
+impl EngineOptions {
+    /// The engine for serving guests with these `limits` (one per component), at most
+    /// `max_concurrent` requests at once: fuel counted if any guest has a fuel limit, slots as
+    /// large as the largest memory limit (wasmtime's default when a guest has none).
+    pub fn serving<'a>(
+        max_concurrent: usize,
+        limits: impl IntoIterator<Item = &'a Limits>,
+    ) -> Self {
+        let limits: Vec<&Limits> = limits.into_iter().collect();
+        Self {
+            fuel: limits.iter().any(|l| l.fuel.is_some()),
+            pooled_instances: Some(max_concurrent),
+            max_memory: limits
+                .iter()
+                .map(|l| l.max_memory)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|m| m.into_iter().max()),
+        }
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wasm-secrets"))
-}
 
-/// An engine for running components with async host calls, epoch deadlines and, if asked,
-/// fuel.
-pub fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.epoch_interruption(true);
-    config.consume_fuel(options.fuel);
-    Engine::new(&config).map_err(anyhow::Error::from)
-}
-
-/// Whether a component came from the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheUse {
-    /// Loaded precompiled from the cache.
-    Hit,
-    /// Compiled, then stored in the cache.
-    Miss,
-    /// Compiled; no cache.
-    Off,
-    /// Compiled in memory, neither loaded from nor stored in the cache: the cache folder, or the
-    /// file in it, could be written by someone other than this user or root (a warning said
-    /// which and why).
-    Untrusted,
-}
-
-/// Reads the component at `path` (binary, or `.wat` text) and compiles it, or loads the
-/// compiled form from `cache_dir` when an earlier run stored it and no one else can write it
-/// (see [`compile_cached`]).
-///
-/// The error says in one line what is wrong: a missing file, or a file that is not a
-/// WebAssembly component.
-pub fn load_component(
-    engine: &Engine,
-    path: &Path,
-    cache_dir: Option<&Path>,
-) -> anyhow::Result<(Component, CacheUse)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
-    let is_text = path.extension().is_some_and(|e| e == "wat");
-    if !is_text {
-        anyhow::ensure!(
-            bytes.starts_with(b"\0asm"),
-            "{} is not a WebAssembly component (no \\0asm header); build one for wasm32-wasip2",
-            path.display()
-        );
-        anyhow::ensure!(
-            bytes.get(4..8) != Some(&[1, 0, 0, 0]),
-            "{} is a core WebAssembly module, not a component; build for wasm32-wasip2 or wrap it with `wasm-tools component new`",
-            path.display()
-        );
-    }
-    compile_cached(engine, &bytes, &path.display().to_string(), cache_dir)
-}
-
-/// Compiles component `bytes` (`label` names it in messages), or loads the compiled form
-/// from `cache_dir` when an earlier run stored it.
-///
-/// A compiled form is native code the host runs, so the cache is used only when no one else
-/// can write it: the folder must be owned by this user or root and not writable by group or
-/// others, and the file likewise (and not a symbolic link). Otherwise the component is compiled
-/// in memory, nothing is loaded or stored, one warning names the folder and what is wrong, and
-/// the result is [`CacheUse::Untrusted`]. A missing folder is created readable by this user
-/// only, and files are written the same way.
-pub fn compile_cached(
-    engine: &Engine,
-    bytes: &[u8],
-    label: &str,
-    cache_dir: Option<&Path>,
-) -> anyhow::Result<(Component, CacheUse)> {
-    let Some(dir) = cache_dir else {
-        return Ok((compile(engine, bytes, label)?, CacheUse::Off));
-    };
-    let untrusted = |why: cache_trust::Untrusted| -> anyhow::Result<(Component, CacheUse)> {
-        cache_trust::warn_once(dir, &why);
-        Ok((compile(engine, bytes, label)?, CacheUse::Untrusted))
-    };
-    let cached = dir.join(cache_key(engine, bytes));
-    match cache_trust::check_dir(dir) {
-        Err(why) => return untrusted(why),
-        Ok(DirState::Missing) => {}
-        Ok(DirState::Trusted) => match cache_trust::read_file(&cached) {
-            Err(why) => return untrusted(why),
-            Ok(None) => {}
-            Ok(Some(compiled)) => {
-                // SAFETY: the bytes come from a file that only this user or root can write,
-                // in a folder only they can write (checked just above, on the handle they were
-                // read from), stored there by `Component::serialize` below under a name that
-                // includes the hash of the source and of the engine's compatibility settings.
-                // wasmtime checks the header and version before use.
-                match unsafe { Component::deserialize(engine, &compiled) } {
-                    Ok(component) => {
-                        tracing::debug!(component = label, cache = %cached.display(), "loaded compiled component from cache");
-                        return Ok((component, CacheUse::Hit));
-                    }
-                    Err(e) => {
-                        tracing::warn!(cache = %cached.display(), error = %e, "ignoring unusable cache entry")
-                    }
-                }
+    fn config(&self) -> Config {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.consume_fuel(self.fuel);
+        if let Some(instances) = self.pooled_instances {
+            let mut pooling = PoolingAllocationConfig::default();
+            let n = u32::try_from(instances.max(1)).unwrap_or(u32::MAX);
+            pooling.total_component_instances(n);
+            pooling.total_core_instances(n.saturating_mul(4));
+            pooling.total_memories(n.saturating_mul(2));
+            pooling.total_tables(n.saturating_mul(4));
+            if let Some(m) = self.max_memory {
+                pooling.max_memory_size(m);
             }
-        },
-    }
-    let component = compile(engine, bytes, label)?;
-    tracing::debug!(component = label, cache = %cached.display(), "compiled component, not found in the cache");
-    match store(&component, dir, &cached) {
-        Ok(Stored::Yes) => Ok((component, CacheUse::Miss)),
-        Ok(Stored::Untrusted(why)) => {
-            cache_trust::warn_once(dir, &why);
-            Ok((component, CacheUse::Untrusted))
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         }
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the compiled component");
-            Ok((component, CacheUse::Miss))
+        config
+    }
+}
+
+/// An engine that runs components (commands with [`Runtime::run_command`], wasi:http requests
+/// with [`Proxy`](super::Proxy)), with the linker they are linked with and the engine's epoch
+/// clock that time limits count on. Cheap to clone; the clock stops when the last clone, and
+/// the last store with a time limit, is gone.
+///
+/// Nothing else advances this engine's epoch: one guest's time limit never stops another.
+#[derive(Clone)]
+pub struct Runtime(Arc<Inner>);
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    clock: Clock,
+    fuel: bool,
+}
+
+impl Runtime {
+    /// Builds the engine (async host calls, epoch interruption, and what `options` ask) and
+    /// its linker.
+    pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+        let engine = Engine::new(&options.config()).map_err(anyhow::Error::from)?;
+        Ok(Self(Arc::new(Inner {
+            linker: link(&engine)?,
+            clock: Clock::new(engine.clone()),
+            engine,
+            fuel: options.fuel,
+        })))
+    }
+
+    /// The engine, to compile components with (see [`load_component`](super::load_component)).
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    /// The linker every guest of this runtime is linked with: WASI p2, outgoing wasi:http
+    /// (through the guest's egress rules), `wasm-secrets:secrets/store` and `keys`, and
+    /// `wasi:config/store`.
+    pub fn linker(&self) -> &Linker<HostState> {
+        &self.0.linker
+    }
+
+    pub(super) fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    pub(super) fn counts_fuel(&self) -> bool {
+        self.0.fuel
+    }
+
+    /// Refuses `limits` with a fuel limit on an engine that does not count fuel.
+    pub(super) fn check_fuel(&self, limits: &Limits) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            limits.fuel.is_none() || self.0.fuel,
+            "a fuel limit needs an engine that counts fuel (EngineOptions::fuel)"
+        );
+        Ok(())
+    }
+}
+
+fn link(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::add_to_linker(&mut linker, HostState::secrets_view)?;
+    crate::add_wasi_config_to_linker(&mut linker, HostState::secrets_view)?;
+    Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(fuel: Option<u64>, max_memory: Option<usize>) -> Limits {
+        Limits {
+            fuel,
+            max_memory,
+            ..Limits::default()
         }
     }
-}
 
-/// Creates the cache folder `dir` if it is missing (readable by this user only), and checks
-/// that no one else can write it (see [`compile_cached`]); the error says what is wrong.
-pub fn prepare_cache_dir(dir: &Path) -> anyhow::Result<()> {
-    if cache_trust::check_dir(dir).map_err(|why| anyhow::anyhow!("{why}"))? == DirState::Missing {
-        cache_trust::create_dir(dir)
-            .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
+    #[test]
+    fn a_servers_engine_counts_fuel_for_any_and_sizes_slots_for_the_largest() {
+        let options = EngineOptions::serving(
+            7,
+            &[limits(None, Some(1 << 20)), limits(Some(5), Some(4 << 20))],
+        );
+        assert_eq!(
+            options,
+            EngineOptions {
+                fuel: true,
+                pooled_instances: Some(7),
+                max_memory: Some(4 << 20),
+            }
+        );
+        let unlimited =
+            EngineOptions::serving(7, &[limits(None, Some(1 << 20)), limits(None, None)]);
+        assert_eq!((unlimited.fuel, unlimited.max_memory), (false, None));
     }
-    match cache_trust::check_dir(dir).map_err(|why| anyhow::anyhow!("{why}"))? {
-        DirState::Trusted => Ok(()),
-        DirState::Missing => anyhow::bail!("the cache folder {} vanished", dir.display()),
-    }
-}
-
-fn compile(engine: &Engine, bytes: &[u8], label: &str) -> anyhow::Result<Component> {
-    Component::new(engine, bytes).map_err(|e| {
-        let text = format!("{e:#}");
-        anyhow::anyhow!(
-            "{label} is not a valid component: {}",
-            text.lines().next().unwrap_or("")
-        )
-    })
-}
-
-fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
-    let mut compat = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut compat);
-    let digest = Sha256::new()
-        .chain_update(compat.finish().to_le_bytes())
-        .chain_update(env!("CARGO_PKG_VERSION"))
-        .chain_update(bytes)
-        .finalize();
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.cwasm")
-}
-
-enum Stored {
-    Yes,
-    /// The folder was created (or found) but not by this user or root.
-    Untrusted(cache_trust::Untrusted),
-}
-
-fn store(component: &Component, dir: &Path, dest: &Path) -> anyhow::Result<Stored> {
-    if cache_trust::check_dir(dir) == Ok(DirState::Missing) {
-        cache_trust::create_dir(dir)?;
-    }
-    // Checked again: someone else may have created it in the meantime.
-    match cache_trust::check_dir(dir) {
-        Ok(DirState::Trusted) => {}
-        Ok(DirState::Missing) => anyhow::bail!("the folder vanished"),
-        Err(why) => return Ok(Stored::Untrusted(why)),
-    }
-    let bytes = component.serialize().map_err(anyhow::Error::from)?;
-    cache_trust::write_file(dest, &bytes)?;
-    Ok(Stored::Yes)
 }

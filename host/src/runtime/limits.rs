@@ -8,10 +8,11 @@ use std::time::Duration;
 pub struct Limits {
     /// Wall-clock limit for the whole run (epoch interruption inside wasm, a timer outside).
     pub timeout: Option<Duration>,
-    /// Fuel units the guest may burn (requires an engine built with fuel).
+    /// Fuel units the guest may burn (requires an engine that counts fuel:
+    /// [`EngineOptions::fuel`](super::EngineOptions::fuel)).
     pub fuel: Option<u64>,
     /// Bytes the guest may hold in all its linear memories and tables together; a table
-    /// element counts [`TABLE_ELEMENT_BYTES`].
+    /// element counts as a pointer (8 bytes on 64-bit hosts).
     pub max_memory: Option<usize>,
     /// Elements the guest may hold in all its tables together, with or without `max_memory`.
     pub max_table_elements: usize,
@@ -22,17 +23,17 @@ pub struct Limits {
 }
 
 /// The default cap on bytes per host call: 1 MiB.
-pub const DEFAULT_MAX_HOSTCALL_BYTES: usize = 1 << 20;
+const DEFAULT_MAX_HOSTCALL_BYTES: usize = 1 << 20;
 
 /// The default cap on table elements per guest, across all its tables: 1 Mi (8 MiB of host
 /// memory). Real components hold thousands.
-pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 1 << 20;
+const DEFAULT_MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// The default cap on tables per guest. Real components create a handful.
-pub const DEFAULT_MAX_TABLES: usize = 1_000;
+const DEFAULT_MAX_TABLES: usize = 1_000;
 
 /// What one table element costs the host: a pointer (wasmtime's funcref and extern tables).
-pub const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
 
 impl Default for Limits {
     fn default() -> Self {
@@ -85,7 +86,7 @@ pub enum LimitsError {
 }
 
 /// `bytes` as people write it: `1 MiB`, `64 KiB`, or `1000 bytes`.
-pub fn size(bytes: usize) -> String {
+fn size(bytes: usize) -> String {
     const UNITS: [(usize, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
         if bytes >= unit && bytes.is_multiple_of(unit) {

@@ -1,25 +1,29 @@
-//! Running components: the engine, per-store limits, guest output framing, and the `run` of a
-//! wasi:cli command.
+//! Running components: a [`Runtime`] (one engine, its linker and its epoch clock) runs a
+//! wasi:cli command to its end ([`Runtime::run_command`]) or serves one wasi:http request in a
+//! fresh instance ([`Proxy::handle`]), each guest in a store holding one [`HostState`], within
+//! its [`Limits`]; and components load precompiled from a cache on disk no one else can write
+//! ([`load_component`]).
 //!
 //! This is the part of the host that knows about wasmtime beyond the WIT bindings.
 
 mod cache_trust;
+mod clock;
 mod command;
-mod deadline;
+mod compiled;
 mod engine;
 mod limits;
 mod output;
+mod proxy;
 mod state;
+mod stopped;
 
-pub use command::{
-    CommandOptions, CommandResult, Outcome, command_linker, describe_failure, run_command,
-    run_command_with,
+pub use command::{CommandOptions, CommandResult, Outcome};
+pub use compiled::{
+    CacheUse, compile_cached, default_cache_dir, load_component, prepare_cache_dir,
 };
-pub use deadline::{TICK, Ticker, set_time_limit};
-pub use engine::{
-    CacheUse, EngineOptions, build_engine, compile_cached, default_cache_dir, load_component,
-    prepare_cache_dir,
-};
-pub use limits::{Limits, LimitsError, StoreLimiter};
-pub use output::{FramedOutput, HostStream, MAX_LINE, OutputFormat};
+pub use engine::{EngineOptions, Runtime};
+pub use limits::Limits;
+pub use output::OutputFormat;
+pub(crate) use proxy::text_response;
+pub use proxy::{Proxy, ProxyOptions};
 pub use state::HostState;

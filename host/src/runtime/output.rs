@@ -27,7 +27,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// The longest guest line framed whole; longer lines are cut into pieces of at most this.
-pub const MAX_LINE: usize = 16 * 1024;
+const MAX_LINE: usize = 16 * 1024;
 
 /// The most a guest may hand over in one write (the stream's permit).
 const MAX_WRITE: usize = 64 * 1024;
@@ -81,8 +81,8 @@ impl FramedOutput {
         Self::to_writer(component, stream, format, out)
     }
 
-    /// The same onto any writer (an embedder's log, a test's buffer); `stream` only labels it.
-    pub fn to_writer(
+    /// The same onto any writer (a test's buffer); `stream` only labels it.
+    fn to_writer(
         component: &str,
         stream: HostStream,
         format: OutputFormat,

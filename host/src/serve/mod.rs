@@ -1,23 +1,19 @@
-//! Serving `wasi:http/proxy` components: each pre-instantiated once, a fresh instance per
-//! request, per-request limits, a cap on concurrent requests, egress rules, routes (the longest
-//! matching prefix picks the component), a route table that can be replaced while serving, and
-//! graceful shutdown.
+//! Serving `wasi:http/proxy` components over HTTP: the listener, a cap on concurrent requests,
+//! routes (the longest matching prefix picks the component), a route table that can be
+//! replaced while serving, the admin listener, and graceful shutdown. Each request itself is
+//! served by the runtime ([`Proxy::handle`]): a fresh instance, its limits, 504 at its timeout.
 
 mod admin;
-mod component;
 mod routes;
-mod state;
 
 pub use crate::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
 pub use admin::{Readiness, serve_admin};
-pub use component::{ComponentOptions, ServedComponent};
 pub use routes::{Routes, check_route, normalize_route};
-pub use state::ProxyState;
 
 use crate::SecretsCtx;
-use crate::runtime::{Limits, OutputFormat};
+use crate::runtime::text_response as text;
+use crate::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Runtime};
 use anyhow::Context as _;
-use bytes_body::text;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -25,7 +21,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -62,68 +57,42 @@ impl Default for ServeOptions {
 
 /// An HTTP server for one or more components, each at its route.
 pub struct Server {
-    engine: Engine,
     routes: RwLock<Arc<Routes>>,
     permits: Arc<Semaphore>,
 }
 
-/// An engine for serving: async, epoch interruption, and the pooling allocator sized for
-/// `max_concurrent` instances.
-pub fn serve_engine(
-    max_concurrent: usize,
-    fuel: bool,
-    max_memory: Option<usize>,
-) -> anyhow::Result<Engine> {
-    let mut pooling = wasmtime::PoolingAllocationConfig::default();
-    let n = u32::try_from(max_concurrent.max(1)).unwrap_or(u32::MAX);
-    pooling.total_component_instances(n);
-    pooling.total_core_instances(n.saturating_mul(4));
-    pooling.total_memories(n.saturating_mul(2));
-    pooling.total_tables(n.saturating_mul(4));
-    if let Some(m) = max_memory {
-        pooling.max_memory_size(m);
-    }
-    let mut config = wasmtime::Config::new();
-    config.wasm_component_model(true);
-    config.epoch_interruption(true);
-    config.consume_fuel(fuel);
-    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config).map_err(anyhow::Error::from)
-}
-
 impl Server {
-    /// One component (which must be a `wasi:http/proxy`) answering every path.
+    /// One component (which must be a `wasi:http/proxy`, compiled with `runtime`'s engine)
+    /// answering every path.
     pub fn new(
-        engine: &Engine,
+        runtime: &Runtime,
         component: &Component,
         secrets: SecretsCtx,
         egress: EgressPolicy,
         options: ServeOptions,
     ) -> anyhow::Result<Self> {
-        let served = ServedComponent::new(
+        let proxy = Proxy::new(
+            runtime,
             secrets.component().to_owned(),
-            engine,
             component,
             secrets,
             egress,
-            ComponentOptions {
+            ProxyOptions {
                 limits: options.limits,
                 env: options.env,
                 output_format: options.output_format,
             },
         )?;
         Ok(Self::with_routes(
-            engine,
-            Routes::single(served),
+            Routes::single(proxy),
             options.max_concurrent,
         ))
     }
 
-    /// Components at their routes, all compiled with `engine`; at most `max_concurrent`
-    /// requests at once across all of them.
-    pub fn with_routes(engine: &Engine, routes: Routes, max_concurrent: usize) -> Self {
+    /// Components at their routes; at most `max_concurrent` requests at once across all of
+    /// them.
+    pub fn with_routes(routes: Routes, max_concurrent: usize) -> Self {
         Self {
-            engine: engine.clone(),
             routes: RwLock::new(Arc::new(routes)),
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
@@ -137,8 +106,8 @@ impl Server {
             .clone()
     }
 
-    /// Serves new requests from `routes` (its components compiled with this server's engine);
-    /// requests in flight finish on the table they started with.
+    /// Serves new requests from `routes`; requests in flight finish on the table they started
+    /// with.
     pub fn set_routes(&self, routes: Routes) {
         *self
             .routes
@@ -184,7 +153,6 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let ticker = crate::runtime::Ticker::start(self.engine.clone());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -213,52 +181,6 @@ impl Server {
         {
             tracing::warn!("requests still in flight after 30 s; stopping anyway");
         }
-        drop(ticker);
         Ok(())
-    }
-}
-
-/// The request's deadline passed while its guest was waiting.
-#[derive(Debug)]
-struct TimedOut;
-
-impl std::fmt::Display for TimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the request ran past its time limit")
-    }
-}
-
-impl std::error::Error for TimedOut {}
-
-/// Whether the guest was stopped by the request's deadline (the timer, or the epoch trap).
-fn is_timeout(e: &wasmtime::Error) -> bool {
-    e.downcast_ref::<TimedOut>().is_some()
-        || matches!(
-            e.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        )
-}
-
-fn first_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}").lines().next().unwrap_or("").to_owned()
-}
-
-mod bytes_body {
-    use http_body_util::{BodyExt, Full};
-    use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-
-    /// A plain-text response made by the host itself.
-    pub fn text(status: u16, body: &str) -> hyper::Response<HyperOutgoingBody> {
-        let body = Full::new(hyper::body::Bytes::from(body.to_owned()))
-            .map_err(|never| match never {})
-            .boxed_unsync();
-        let mut r = hyper::Response::new(body);
-        *r.status_mut() =
-            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        r
     }
 }

@@ -1,6 +1,6 @@
 //! Which component answers a request: the longest route that is a prefix of its path.
 
-use super::ServedComponent;
+use crate::runtime::Proxy;
 use std::sync::Arc;
 
 /// A route as written (`/api`, `/api/`, `api`), as it is matched: one leading `/`, no trailing
@@ -30,7 +30,7 @@ pub fn check_route(route: &str) -> anyhow::Result<()> {
 /// The route table: each route and the component serving it, longest first.
 #[derive(Clone, Default)]
 pub struct Routes {
-    entries: Vec<(String, Arc<ServedComponent>)>,
+    entries: Vec<(String, Arc<Proxy>)>,
 }
 
 impl Routes {
@@ -40,7 +40,7 @@ impl Routes {
     }
 
     /// One component answering every path.
-    pub fn single(component: ServedComponent) -> Self {
+    pub fn single(component: Proxy) -> Self {
         let mut routes = Self::new();
         routes
             .add("/", Arc::new(component))
@@ -49,7 +49,7 @@ impl Routes {
     }
 
     /// Serves `route` (a path prefix: that path and everything below it) with `component`.
-    pub fn add(&mut self, route: &str, component: Arc<ServedComponent>) -> anyhow::Result<()> {
+    pub fn add(&mut self, route: &str, component: Arc<Proxy>) -> anyhow::Result<()> {
         check_route(route)?;
         let route = normalize_route(route);
         anyhow::ensure!(
@@ -64,7 +64,7 @@ impl Routes {
 
     /// The component for `path` (without the query): the longest route that equals the path or
     /// is followed in it by `/`.
-    pub fn route(&self, path: &str) -> Option<&Arc<ServedComponent>> {
+    pub fn route(&self, path: &str) -> Option<&Arc<Proxy>> {
         self.entries
             .iter()
             .find(|(route, _)| matches(route, path))
@@ -72,7 +72,7 @@ impl Routes {
     }
 
     /// Every component served, with its route, longest route first.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<ServedComponent>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Proxy>)> {
         self.entries.iter().map(|(r, c)| (r.as_str(), c))
     }
 
