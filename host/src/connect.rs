@@ -3,7 +3,8 @@
 
 use crate::backend::keyvault::{KeyVault, KeyVaultOptions};
 use crate::cache::CachedBackend;
-use crate::config::{CacheConfig, CredentialKind};
+use crate::cache::CacheConfig;
+use crate::credential::CredentialKind;
 use crate::credential::{self, Env, UserAssigned};
 use crate::http::HttpClient;
 use crate::token_cache::TokenCache;

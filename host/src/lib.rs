@@ -23,7 +23,9 @@
 //!
 //! # Embedding
 //!
-//! Keep a [`SecretsCtx`] in your store data and add the interface to your linker:
+//! Keep a [`SecretsCtx`] in your store data and add the interface to your linker with
+//! [`add_to_linker`] (and [`add_wasi_config_to_linker`] for `wasi:config/store`). The same
+//! policy answers without wasm too:
 //!
 //! ```
 //! use wasm_secrets::{backend::file::FileBackend, Grants, SecretsCtx, SecretsView, Vaults};
@@ -37,46 +39,68 @@
 //! let grants = Grants::parse(["db-password"])?;
 //! let secrets = SecretsCtx::new("my-component", grants, vaults);
 //!
-//! let engine = wasmtime::Engine::default();
+//! let value = futures::executor::block_on(secrets.get("db-password"))?;
+//! assert_eq!(value.expose(), "s3cret");
+//! let denied = futures::executor::block_on(secrets.get("other")).unwrap_err();
+//! assert_eq!(denied.kind().as_str(), "not-granted");
+//!
+//! let mut config = wasmtime::Config::new();
+//! config.async_support(true);
+//! let engine = wasmtime::Engine::new(&config)?;
 //! let mut linker: Linker<MyState> = Linker::new(&engine);
 //! wasm_secrets::add_to_linker(&mut linker, |s: &mut MyState| SecretsView::new(&s.secrets))?;
-//! // ... instantiate a component that imports wasm-secrets:secrets/store with
-//! // `Store::new(&engine, MyState { secrets })` and call it with the async API.
-//!
-//! // The same policy is available without wasm, for example in tests:
-//! # let ctx = SecretsCtx::new("my-component", Grants::parse(["db-password"])?,
-//! #     Vaults::new().with("default", FileBackend::new("example", [("db-password".into(), "s3cret".into())])));
-//! let value = futures::executor::block_on(ctx.get("db-password"))?;
-//! assert_eq!(value.expose(), "s3cret");
-//! let denied = futures::executor::block_on(ctx.get("other")).unwrap_err();
-//! assert_eq!(denied.kind().as_str(), "not-granted");
+//! // Instantiate components importing wasm-secrets:secrets/store with this linker:
+//! let store = wasmtime::Store::new(&engine, MyState { secrets });
+//! # drop((linker, store));
 //! # Ok(()) }
 //! ```
 //!
-//! Or let a [`runtime::Runtime`] run a wasi:cli command with the same context (here the
-//! example guest `secrets-get`, which prints `name=value` for each name it is given), or serve
-//! wasi:http requests with it ([`runtime::Proxy`]):
+//! Or let a [`runtime::Runtime`] run a wasi:cli command with the context (here a command that
+//! exits 0 when `get("db-password")` answers, else 1), with the CLI's limits, stdio and egress;
+//! [`runtime::Proxy`] serves wasi:http requests the same way:
 //!
 //! ```
-//! # use wasm_secrets::{backend::file::FileBackend, Grants, SecretsCtx, Vaults};
-//! # use wasm_secrets::runtime::{load_component, CommandOptions, EngineOptions, Outcome, Runtime};
+//! use wasm_secrets::runtime::{CommandOptions, EngineOptions, Outcome, Runtime};
+//! use wasm_secrets::{backend::file::FileBackend, Grants, SecretsCtx, Vaults};
+//!
+//! const GET_DB_PASSWORD: &str = r#"(component
+//!   (import "wasm-secrets:secrets/store@0.1.0" (instance $store
+//!     (type $e (variant (case "invalid-name" string) (case "not-granted" string)
+//!       (case "not-found" string) (case "forbidden" string) (case "unavailable" string)))
+//!     (export "error" (type $error (eq $e)))
+//!     (export "get" (func (param "name" string) (result (result string (error $error)))))))
+//!   (core module $mem
+//!     (memory (export "memory") 1)
+//!     (data (i32.const 64) "db-password")
+//!     (global $next (mut i32) (i32.const 1024))
+//!     (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+//!       (global.get $next)
+//!       (global.set $next (i32.add (global.get $next) (local.get 3)))))
+//!   (core instance $mem (instantiate $mem))
+//!   (core func $get (canon lower (func $store "get")
+//!     (memory (core memory $mem "memory")) (realloc (core func $mem "realloc"))))
+//!   (core module $main
+//!     (import "host" "get" (func $get (param i32 i32 i32)))
+//!     (import "host" "memory" (memory 1))
+//!     (func (export "run") (result i32)
+//!       (call $get (i32.const 64) (i32.const 11) (i32.const 16))
+//!       (i32.load8_u (i32.const 16))))
+//!   (core instance $main (instantiate $main (with "host" (instance
+//!     (export "get" (func $get)) (export "memory" (memory $mem "memory"))))))
+//!   (func $run (result (result)) (canon lift (core func $main "run")))
+//!   (instance $cli (export "run" (func $run)))
+//!   (export "wasi:cli/run@0.2.0" (instance $cli)))"#;
+//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> anyhow::Result<()> {
-//! # let guest = std::path::Path::new(env!("WASM_SECRETS_GUEST_DIR")).join("secrets-get.wasm");
 //! let vaults = Vaults::new().with("default", FileBackend::new("example", [("db-password".into(), "s3cret".into())]));
-//! let secrets = SecretsCtx::new("secrets-get", Grants::parse(["db-password"])?, vaults);
-//!
 //! let runtime = Runtime::new(&EngineOptions::default())?;
-//! let (component, _) = load_component(runtime.engine(), &guest, None)?;
-//! let options = CommandOptions {
-//!     args: vec!["secrets-get".into(), "db-password".into(), "api-key".into()],
-//!     capture_output: true,
-//!     ..CommandOptions::default()
-//! };
-//! let result = runtime.run_command(&component, secrets, &options).await?;
-//! let out = String::from_utf8(result.stdout)?;
-//! assert!(out.starts_with("db-password=s3cret\napi-key: not-granted: "));
-//! assert!(matches!(result.outcome, Outcome::Exited(1)));
+//! let component = wasmtime::component::Component::new(runtime.engine(), GET_DB_PASSWORD)?;
+//! for (grants, exit) in [(vec!["db-password"], 0), (vec![], 1)] {
+//!     let secrets = SecretsCtx::new("get-db-password", Grants::parse(grants)?, vaults.clone());
+//!     let result = runtime.run_command(&component, secrets, &CommandOptions::default()).await?;
+//!     assert!(matches!(result.outcome, Outcome::Exited(code) if code == exit));
+//! }
 //! # Ok(()) }
 //! ```
 
@@ -85,7 +109,6 @@
 pub mod audit;
 pub mod backend;
 pub mod cache;
-pub mod config;
 pub mod connect;
 pub mod credential;
 pub mod egress;
@@ -98,7 +121,6 @@ mod policy;
 #[cfg(test)]
 mod proptests;
 pub mod runtime;
-pub mod serve;
 pub mod token_cache;
 mod value;
 mod wasi_config;

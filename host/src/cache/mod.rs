@@ -12,6 +12,7 @@
 //! Keys are [`fold`]ed names (and versions): Key Vault ignores case, so `db-password` and
 //! `DB-Password` are one entry, one flight and one vault read.
 
+mod config;
 mod keys;
 mod status;
 mod table;
@@ -20,9 +21,9 @@ mod timing;
 use crate::BackendError;
 use crate::backend::keys::PublicKey;
 use crate::backend::{Backend, Secret, SecretMeta};
-use crate::config::CacheConfig;
 use crate::name::fold;
 use futures::future::{BoxFuture, FutureExt};
+pub use config::CacheConfig;
 pub use status::CacheStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
 pub use table::Served;

@@ -24,7 +24,7 @@ use super::CacheStatus;
 use super::timing;
 use super::{Clock, Hasher, lock};
 use crate::BackendError;
-use crate::config::CacheConfig;
+use super::CacheConfig;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use lru::LruCache;
 use std::num::NonZeroUsize;

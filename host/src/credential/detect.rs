@@ -22,7 +22,7 @@ use super::entra::DEFAULT_AUTHORITY;
 use super::imds::{AUTHORITY_HOST_ENV, DEFAULT_BASE, ImdsCredential};
 use super::workload_identity::WorkloadIdentityCredential;
 use super::{CredentialError, Env, TokenCredential, UserAssigned, UserAssignedId};
-use crate::config::CredentialKind;
+use crate::credential::CredentialKind;
 use crate::http::HttpClient;
 
 /// The credential source `kind` asks for, configured from `env`; logs which one it picked.

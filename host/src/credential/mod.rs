@@ -10,7 +10,7 @@
 //! redacted, and [`CredentialError`] messages are built from statuses, error codes and fixed
 //! text, never from a response body, a token or a secret.
 //!
-//! [`CredentialKind`]: crate::config::CredentialKind
+//! [`CredentialKind`]: kind::CredentialKind
 
 pub mod app_service;
 pub mod arc;
@@ -19,6 +19,7 @@ pub mod client_secret;
 mod detect;
 mod entra;
 mod env;
+mod kind;
 pub(crate) mod expiry;
 pub mod exposure;
 pub mod imds;
@@ -39,6 +40,7 @@ use crate::http::HttpError;
 
 pub use detect::from_env;
 pub use env::Env;
+pub use kind::CredentialKind;
 pub use expiry::{parse_epoch, parse_expires_on};
 pub use retry::RetryPolicy;
 

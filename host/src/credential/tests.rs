@@ -12,7 +12,7 @@ use super::client_secret::ClientSecretCredential;
 use super::imds::ImdsCredential;
 use super::workload_identity::WorkloadIdentityCredential;
 use super::*;
-use crate::config::CredentialKind;
+use crate::credential::CredentialKind;
 use crate::http::HttpClient;
 use crate::http::test_server::{Resp, TestServer};
 

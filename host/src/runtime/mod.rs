@@ -24,6 +24,5 @@ pub use compiled::{
 pub use engine::{EngineOptions, Runtime};
 pub use limits::Limits;
 pub use output::OutputFormat;
-pub(crate) use proxy::text_response;
-pub use proxy::{Proxy, ProxyOptions};
+pub use proxy::{Proxy, ProxyOptions, text_response};
 pub use state::HostState;

@@ -203,7 +203,7 @@ fn first_line(e: &wasmtime::Error) -> String {
 }
 
 /// A plain-text response made by the host itself.
-pub(crate) fn text_response(status: u16, body: &str) -> hyper::Response<HyperOutgoingBody> {
+pub fn text_response(status: u16, body: &str) -> hyper::Response<HyperOutgoingBody> {
     let body = Full::new(hyper::body::Bytes::from(body.to_owned()))
         .map_err(|never| match never {})
         .boxed_unsync();

@@ -1,21 +1,21 @@
 //! What `serve` serves: the components the flags and config describe ([`Plan`]), built into a
 //! route table over one engine and one set of vaults ([`App`]), again on every reload.
 
-use super::run::guest_env;
-use super::serve::ServeArgs;
-use super::{HostArgs, LogFormat, host};
+use crate::run::guest_env;
+use crate::serve::ServeArgs;
+use crate::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
-use wasm_secrets::config::{ComponentConfig, Config, LimitsConfig};
+use crate::config::{ComponentConfig, Config, LimitsConfig};
 use wasm_secrets::connect::Connector;
 use wasm_secrets::egress::{EgressRule, Resolver};
 use wasm_secrets::runtime::{
     EngineOptions, Limits, OutputFormat, Proxy, ProxyOptions, Runtime, default_cache_dir,
     load_component,
 };
-use wasm_secrets::serve::{DEFAULT_REQUEST_TIMEOUT, Routes};
+use crate::server::{DEFAULT_REQUEST_TIMEOUT, Routes};
 use wasm_secrets::{Grants, SecretsCtx, Vaults};
 
 /// One component to serve.

@@ -9,11 +9,11 @@
 //! (see [`serve_limits`]): the same `--max-concurrent` and, from the config, whether any routed
 //! component has a fuel limit and the largest memory limit.
 
-use super::app::serve_limits;
+use crate::app::serve_limits;
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
-use wasm_secrets::config::{Config, LimitsConfig};
+use crate::config::{Config, LimitsConfig};
 use wasm_secrets::runtime::{
     CacheUse, EngineOptions, Runtime, default_cache_dir, load_component, prepare_cache_dir,
 };

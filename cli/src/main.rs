@@ -1,13 +1,11 @@
 //! The `wasm-secrets` command line.
 
-mod cli;
-
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    cli::init_logging(cli.log_format);
+    let cli = wasm_secrets_cli::Cli::parse();
+    wasm_secrets_cli::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

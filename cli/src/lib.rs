@@ -1,4 +1,6 @@
-//! Subcommands and the options they share.
+//! The `wasm-secrets` command line over the `wasm-secrets` library: the config file, the
+//! subcommands and the options they share, and `serve`'s listener, routes, admin listener and
+//! reload. (A library too, so that the tests can reach the config and the server.)
 
 /// An operator notice (serving on, reloaded, shutting down): shown by default, and a JSON
 /// object like every log line with `--log-format json`.
@@ -16,10 +18,14 @@ mod emulator;
 mod host;
 mod run;
 mod serve;
+pub mod config;
+pub mod server;
+#[cfg(test)]
+mod proptests;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use wasm_secrets::config::CredentialKind;
+use wasm_secrets::credential::CredentialKind;
 
 /// Run WebAssembly components that get secrets from Azure Key Vault, without ever seeing a token.
 #[derive(Debug, Parser)]
@@ -99,7 +105,7 @@ pub struct HostArgs {
     #[arg(short, long = "grant", value_name = "GRANT")]
     pub grants: Vec<String>,
     /// Which identity the host uses for vault tokens.
-    #[arg(long, value_enum, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = credential_kind())]
     pub credential: Option<CredentialKind>,
     /// A user-assigned managed identity, by client id.
     #[arg(long, value_name = "ID", conflicts_with_all = ["object_id", "resource_id"])]
@@ -141,4 +147,21 @@ pub fn init_logging(format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
+}
+
+/// `--credential`: the library's credential kinds, by name, with their help.
+fn credential_kind() -> impl clap::builder::TypedValueParser<Value = CredentialKind> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new(
+        CredentialKind::ALL
+            .iter()
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .map(|name| {
+        CredentialKind::ALL
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(kind, _, _)| *kind)
+            .unwrap_or_default()
+    })
 }

@@ -6,13 +6,13 @@
 mod admin;
 mod routes;
 
-pub use crate::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
+pub use wasm_secrets::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
 pub use admin::{Readiness, serve_admin};
 pub use routes::{Routes, check_route, normalize_route};
 
-use crate::SecretsCtx;
-use crate::runtime::text_response as text;
-use crate::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Runtime};
+use wasm_secrets::SecretsCtx;
+use wasm_secrets::runtime::text_response as text;
+use wasm_secrets::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Runtime};
 use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -138,7 +138,7 @@ impl Server {
                 ),
             },
         };
-        crate::metrics::global().http_request(
+        wasm_secrets::metrics::global().http_request(
             label,
             response.status().as_u16(),
             started.elapsed().as_secs_f64(),

@@ -28,8 +28,10 @@
 //! limits = { timeout = "5s" }
 //! ```
 
-use crate::grants::{Grants, WholeVault};
-use crate::runtime::Limits;
+use wasm_secrets::cache::CacheConfig;
+use wasm_secrets::credential::CredentialKind;
+use wasm_secrets::grants::{Grants, WholeVault};
+use wasm_secrets::runtime::Limits;
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -61,23 +63,6 @@ pub struct Config {
     pub admin_addr: Option<String>,
 }
 
-/// Which identity the host uses to get tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum CredentialKind {
-    /// Workload identity, then client secret, then managed identity, then the Azure CLI.
-    #[default]
-    Auto,
-    /// IMDS, App Service, or Azure Arc, as the environment says.
-    ManagedIdentity,
-    /// A federated token file (Kubernetes workload identity).
-    WorkloadIdentity,
-    /// A service principal's client secret.
-    ClientSecret,
-    /// `az account get-access-token`.
-    AzureCli,
-}
-
 /// One vault.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -96,39 +81,6 @@ pub struct VaultConfig {
     pub ca_cert: Option<PathBuf>,
     /// Key Vault REST api-version.
     pub api_version: Option<String>,
-}
-
-/// The secret cache (design section 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct CacheConfig {
-    /// How long a value is served without asking the vault.
-    #[serde(deserialize_with = "duration")]
-    pub ttl: Duration,
-    /// How long past its TTL a value is served when the vault is unreachable or throttled.
-    #[serde(deserialize_with = "duration")]
-    pub stale_if_error: Duration,
-    /// How long a not-found is remembered.
-    #[serde(deserialize_with = "duration")]
-    pub negative_ttl: Duration,
-    /// How long a request holding a value past its TTL (but within stale-if-error) waits for
-    /// the refresh before it gets the stale value (RFC 5861 stale-while-revalidate).
-    #[serde(deserialize_with = "duration")]
-    pub refresh_wait: Duration,
-    /// The most entries kept; the least recently used go first.
-    pub max_entries: usize,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(300),
-            stale_if_error: Duration::from_secs(3600),
-            negative_ttl: Duration::from_secs(30),
-            refresh_wait: Duration::from_millis(50),
-            max_entries: 10_000,
-        }
-    }
 }
 
 /// Limits as written in the file; unset fields fall back.
@@ -186,7 +138,7 @@ pub struct ComponentConfig {
     pub limits: LimitsConfig,
     /// Where its outgoing wasi:http requests may go (`run` and `serve`); nowhere by default.
     #[serde(default)]
-    pub egress: Vec<crate::egress::EgressRule>,
+    pub egress: Vec<wasm_secrets::egress::EgressRule>,
     /// Whether its grants may cover a whole vault (`*`, `VAULT/*`); refused otherwise.
     #[serde(default)]
     pub allow_whole_vault: bool,
@@ -244,7 +196,7 @@ impl Config {
     fn check(&self) -> anyhow::Result<()> {
         for name in self.vaults.keys() {
             anyhow::ensure!(
-                crate::is_valid_name(name),
+                wasm_secrets::is_valid_name(name),
                 "[vaults.{name}]: a vault name is characters of 0-9, A-Z, a-z and -"
             );
         }
@@ -261,7 +213,7 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("[components.{name}] egress: {e}"))?;
             }
             if let Some(route) = &c.route {
-                crate::serve::check_route(route)
+                crate::server::check_route(route)
                     .map_err(|e| anyhow::anyhow!("[components.{name}] route: {e}"))?;
                 anyhow::ensure!(
                     c.wasm.is_some(),
@@ -272,7 +224,7 @@ impl Config {
         let mut routes = BTreeMap::new();
         for (name, c) in &self.components {
             if let Some(route) = &c.route {
-                let route = crate::serve::normalize_route(route);
+                let route = crate::server::normalize_route(route);
                 if let Some(other) = routes.insert(route.clone(), name) {
                     anyhow::bail!(
                         "[components.{name}] and [components.{other}] both have route {route:?}: give each its own"
@@ -354,7 +306,7 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     #[test]
     fn full_example_parses() {

@@ -71,7 +71,7 @@ impl Readiness {
     }
 
     /// Resolves every exact grant, secrets and keys, of every component in `routes` once (from
-    /// the vault, or the cache) with [`crate::SecretsCtx::probe`], again every `retry` until
+    /// the vault, or the cache) with [`wasm_secrets::SecretsCtx::probe`], again every `retry` until
     /// all have; ready when they have. Each failure is reported as `component C: grant G:
     /// <error kind>` (never a value). A later call (for the table a reload serves) ends this one.
     pub async fn check(&self, routes: Arc<Routes>, retry: Duration) {
@@ -115,7 +115,7 @@ fn answer(path: &str, server: &Server, readiness: &Readiness) -> Response {
         "/metrics" => respond(
             200,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            crate::metrics::global().encode(),
+            wasm_secrets::metrics::global().encode(),
         ),
         "/healthz" => respond(200, TEXT, "ok\n".to_owned()),
         "/readyz" => match readiness.get() {

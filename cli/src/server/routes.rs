@@ -1,6 +1,6 @@
 //! Which component answers a request: the longest route that is a prefix of its path.
 
-use crate::runtime::Proxy;
+use wasm_secrets::runtime::Proxy;
 use std::sync::Arc;
 
 /// A route as written (`/api`, `/api/`, `api`), as it is matched: one leading `/`, no trailing

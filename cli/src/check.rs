@@ -1,6 +1,6 @@
 //! `wasm-secrets check`: validate the config, reach every vault, resolve every grant.
 
-use super::{HostArgs, host};
+use crate::{HostArgs, host};
 use anyhow::Context as _;
 use clap::Args;
 use wasm_secrets::grants::WholeVault;

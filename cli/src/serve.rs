@@ -7,14 +7,14 @@
 //! requests in flight finish on the old, the caches survive; a config that does not load
 //! leaves the running one in place.
 
-use super::app::{App, Plan};
-use super::run::{EgressArgs, LimitArgs};
-use super::{HostArgs, LogFormat};
+use crate::app::{App, Plan};
+use crate::run::{EgressArgs, LimitArgs};
+use crate::{HostArgs, LogFormat};
 use clap::Args;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use wasm_secrets::serve::{Readiness, Server, serve_admin};
+use crate::server::{Readiness, Server, serve_admin};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -53,7 +53,7 @@ pub fn parse_admin_addr(text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> {
-    let config = super::host::load_config(&args.host)?;
+    let config = crate::host::load_config(&args.host)?;
     let plan = Plan::from_args(&args, &config)?;
     let app = Arc::new(App::start(&args, &config, &plan, log_format)?);
     let routes = app.build(&config, &plan)?;
@@ -126,7 +126,7 @@ async fn reload_on_sighup(
             return;
         };
         while hup.recv().await.is_some() {
-            let reloaded = super::host::load_config(&args.host).and_then(|config| {
+            let reloaded = crate::host::load_config(&args.host).and_then(|config| {
                 let plan = Plan::from_args(&args, &config)?;
                 app.check_unchanged(&config, &plan)?;
                 app.build(&config, &plan)

@@ -4,7 +4,8 @@
 use clap::Args;
 use std::sync::{Arc, Mutex};
 use wasm_secrets::audit::{AuditEvent, AuditSink};
-use wasm_secrets::config::{CacheConfig, CredentialKind};
+use wasm_secrets::cache::CacheConfig;
+use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::Env;
 use wasm_secrets::runtime::{
