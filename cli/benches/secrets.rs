@@ -14,15 +14,16 @@
 //!    vault, and a verify on the cached public key vs at the vault (`BENCH_KEYS_ONLY` runs only
 //!    this section).
 //!
-//! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets`;
+//! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets-cli`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
 //! first section (`BENCH_GET_ONLY=rust`: its Rust guest only, for profiling the hot path;
 //! `BENCH_HOST_CALLS` sets how many host-side gets it times); `BENCH_NO_METRICS` runs with
 //! metrics off.
 
 use std::time::{Duration, Instant};
-use wasm_secrets::config::{CacheConfig, CredentialKind};
+use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::connect::{Connector, VaultSettings};
+use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::credential::Env;
 use wasm_secrets::runtime::{
     CommandOptions, EngineOptions, HostState, Outcome, Runtime, load_component,
@@ -384,12 +385,12 @@ async fn main() {
             vaults1.clone(),
         );
         let server = std::sync::Arc::new(
-            wasm_secrets::serve::Server::new(
+            wasm_secrets_cli::server::Server::new(
                 &serving,
                 &component,
                 ctx,
-                wasm_secrets::serve::EgressPolicy::deny_all(),
-                wasm_secrets::serve::ServeOptions::default(),
+                wasm_secrets_cli::server::EgressPolicy::deny_all(),
+                wasm_secrets_cli::server::ServeOptions::default(),
             )
             .unwrap(),
         );
@@ -491,7 +492,7 @@ async fn main() {
 /// 250 ms) vs none.
 async fn platform(vaults: &Vaults, secs: u64) {
     use std::sync::Arc;
-    use wasm_secrets::serve::{Routes, Server};
+    use wasm_secrets_cli::server::{Routes, Server};
     let serving = Runtime::new(&EngineOptions::serving(64, &[])).unwrap();
     let (component, _) = load_component(serving.engine(), &guest("http-hello"), None).unwrap();
     let served = |name: &str| served_component(&serving, &component, vaults, name);
@@ -598,7 +599,7 @@ fn served_component(
         vaults.clone(),
     );
     let options = wasm_secrets::runtime::ProxyOptions {
-        limits: wasm_secrets::serve::ServeOptions::default().limits,
+        limits: wasm_secrets_cli::server::ServeOptions::default().limits,
         env: Vec::new(),
         output_format: Default::default(),
     };
@@ -608,7 +609,7 @@ fn served_component(
             name,
             component,
             ctx,
-            wasm_secrets::serve::EgressPolicy::deny_all(),
+            wasm_secrets_cli::server::EgressPolicy::deny_all(),
             options,
         )
         .unwrap(),

@@ -1,22 +1,47 @@
 //! What `serve` serves: the components the flags and config describe ([`Plan`]), built into a
 //! route table over one engine and one set of vaults ([`App`]), again on every reload.
 
-use crate::run::guest_env;
-use crate::serve::ServeArgs;
+use crate::config::{ComponentConfig, Config, LimitsConfig};
+use crate::run::{EgressArgs, LimitArgs, guest_env};
+use crate::server::{DEFAULT_REQUEST_TIMEOUT, Routes};
 use crate::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
+use clap::Args;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::AuditSink;
-use crate::config::{ComponentConfig, Config, LimitsConfig};
 use wasm_secrets::connect::Connector;
 use wasm_secrets::egress::{EgressRule, Resolver};
 use wasm_secrets::runtime::{
     EngineOptions, Limits, OutputFormat, Proxy, ProxyOptions, Runtime, default_cache_dir,
     load_component,
 };
-use crate::server::{DEFAULT_REQUEST_TIMEOUT, Routes};
 use wasm_secrets::{Grants, SecretsCtx, Vaults};
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Requests handled at once, across all components; more are answered 503.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_concurrent: usize,
+    /// Serve /metrics, /healthz and /readyz on ADDR:PORT (a port alone means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_addr: Option<String>,
+    /// The name of a [components.NAME] entry in the config, or a component file (.wasm), which
+    /// gets only the flags' grants. Without it, every [components.NAME] with a route is served.
+    #[arg(value_name = "COMPONENT")]
+    pub component: Option<String>,
+}
 
 /// One component to serve.
 pub struct ComponentPlan {

@@ -10,10 +10,10 @@
 //! component has a fuel limit and the largest memory limit.
 
 use crate::app::serve_limits;
+use crate::config::{Config, LimitsConfig};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
-use crate::config::{Config, LimitsConfig};
 use wasm_secrets::runtime::{
     CacheUse, EngineOptions, Runtime, default_cache_dir, load_component, prepare_cache_dir,
 };

@@ -28,15 +28,15 @@
 //! limits = { timeout = "5s" }
 //! ```
 
-use wasm_secrets::cache::CacheConfig;
-use wasm_secrets::credential::CredentialKind;
-use wasm_secrets::grants::{Grants, WholeVault};
-use wasm_secrets::runtime::Limits;
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wasm_secrets::cache::CacheConfig;
+use wasm_secrets::credential::CredentialKind;
+use wasm_secrets::grants::{Grants, WholeVault};
+use wasm_secrets::runtime::Limits;
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -306,7 +306,7 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn full_example_parses() {

@@ -5,8 +5,8 @@ use clap::Args;
 use std::sync::{Arc, Mutex};
 use wasm_secrets::audit::{AuditEvent, AuditSink};
 use wasm_secrets::cache::CacheConfig;
-use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::connect::{Connector, VaultSettings};
+use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::credential::Env;
 use wasm_secrets::runtime::{
     CommandOptions, EngineOptions, Outcome, Runtime, compile_cached, default_cache_dir,

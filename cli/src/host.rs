@@ -1,12 +1,12 @@
 //! Turning flags and the config file into vaults and grants.
 
 use crate::HostArgs;
+use crate::config::{ComponentConfig, Config};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasm_secrets::audit::{AuditSink, JsonLines};
 use wasm_secrets::backend::file::FileBackend;
-use crate::config::{ComponentConfig, Config};
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::{Env, UserAssigned};
 use wasm_secrets::egress::{EgressKind, EgressPolicy, EgressRule, Resolver};

@@ -13,15 +13,15 @@ macro_rules! notice {
 mod app;
 mod check;
 mod compile;
+pub mod config;
 mod demo;
 mod emulator;
 mod host;
-mod run;
-mod serve;
-pub mod config;
-pub mod server;
 #[cfg(test)]
 mod proptests;
+mod run;
+mod serve;
+pub mod server;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,7 +62,7 @@ enum Command {
     /// Run a wasi:cli command component; its exit code is passed on.
     Run(run::RunArgs),
     /// Serve a wasi:http proxy component: a fresh instance per request.
-    Serve(serve::ServeArgs),
+    Serve(app::ServeArgs),
     /// Show the whole story on an in-process Azure emulator: no account, no network.
     Demo(demo::DemoArgs),
     /// Run the local Azure emulator (IMDS, App Service, Arc, Entra, Key Vault) until Ctrl-C.

@@ -1,6 +1,7 @@
 //! `wasm-secrets run`: one wasi:cli command component, stdin and stdout inherited, stderr
 //! framed line by line (it is shared with the host's logs), exit code passed on.
 
+use crate::config::{LimitsConfig, parse_bytes, parse_duration};
 use crate::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use clap::Args;
@@ -8,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasm_secrets::SecretsCtx;
-use crate::config::{LimitsConfig, parse_bytes, parse_duration};
 use wasm_secrets::credential::Env;
 use wasm_secrets::credential::exposure::{exposed_credential_dir, is_credential_var};
 use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};

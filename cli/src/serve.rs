@@ -7,38 +7,12 @@
 //! requests in flight finish on the old, the caches survive; a config that does not load
 //! leaves the running one in place.
 
-use crate::app::{App, Plan};
-use crate::run::{EgressArgs, LimitArgs};
-use crate::{HostArgs, LogFormat};
-use clap::Args;
+use crate::LogFormat;
+use crate::app::{App, Plan, ServeArgs};
+use crate::server::{Readiness, Server, serve_admin};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::server::{Readiness, Server, serve_admin};
-
-/// Arguments of `serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub host: HostArgs,
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    #[command(flatten)]
-    pub egress: EgressArgs,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
-    /// Requests handled at once, across all components; more are answered 503.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub max_concurrent: usize,
-    /// Serve /metrics, /healthz and /readyz on ADDR:PORT (a port alone means 127.0.0.1:PORT).
-    #[arg(long, value_name = "ADDR")]
-    pub admin_addr: Option<String>,
-    /// The name of a [components.NAME] entry in the config, or a component file (.wasm), which
-    /// gets only the flags' grants. Without it, every [components.NAME] with a route is served.
-    #[arg(value_name = "COMPONENT")]
-    pub component: Option<String>,
-}
 
 /// Where to listen for admin requests: `ADDR:PORT`, or `PORT` on loopback.
 pub fn parse_admin_addr(text: &str) -> anyhow::Result<SocketAddr> {

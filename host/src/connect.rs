@@ -2,8 +2,8 @@
 //! client and secret cache, wired together. The CLI and embedders use this; tests too.
 
 use crate::backend::keyvault::{KeyVault, KeyVaultOptions};
-use crate::cache::CachedBackend;
 use crate::cache::CacheConfig;
+use crate::cache::CachedBackend;
 use crate::credential::CredentialKind;
 use crate::credential::{self, Env, UserAssigned};
 use crate::http::HttpClient;

@@ -32,7 +32,7 @@ fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-use crate::cache::CacheStatus;
+use crate::audit::CacheStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ComponentLabel {

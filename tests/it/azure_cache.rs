@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::emulator::*;
-use wasm_secrets::config::CacheConfig;
+use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::{SecretsCtx, Vaults};
 
 /// A cache with a 300 ms TTL and 1 s of stale-if-error.

@@ -302,7 +302,7 @@ async fn azure_cli_token_from_a_fake_az_reads_the_vault() {
         .unwrap();
     assert!(installed.success());
     let id = Identity {
-        kind: wasm_secrets::config::CredentialKind::AzureCli,
+        kind: wasm_secrets::credential::CredentialKind::AzureCli,
         user: UserAssigned::default(),
         env: wasm_secrets::credential::Env::from_pairs([(
             "PATH",

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::emulator::*;
 use wasm_secrets::backend::keyvault::{KeyVault, KeyVaultOptions};
+use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::cache::CachedBackend;
-use wasm_secrets::config::CacheConfig;
 use wasm_secrets::credential::RetryPolicy;
 use wasm_secrets::credential::imds::ImdsCredential;
 use wasm_secrets::http::HttpClient;

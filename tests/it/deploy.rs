@@ -8,7 +8,8 @@ use crate::harness::guest;
 use serde_yaml_ng::{self as yaml, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use wasm_secrets::config::{Config, CredentialKind};
+use wasm_secrets::credential::CredentialKind;
+use wasm_secrets_cli::config::Config;
 
 /// Where the container reads its config: `-c` in its arguments.
 const CONFIG_PATH: &str = "/etc/wasm-secrets/config.toml";

@@ -11,8 +11,8 @@ use crate::run_egress::{blocking, line_for, run_http_get};
 use crate::serve::{start, upstream};
 use std::sync::Arc;
 use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};
-use wasm_secrets::serve::ServeOptions;
 use wasm_secrets::token_cache::TokenCache;
+use wasm_secrets_cli::server::ServeOptions;
 
 const VENDOR: &str = "api.plugin-vendor.test";
 

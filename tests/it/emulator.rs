@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use wasm_secrets::audit::JsonLines;
 use wasm_secrets::backend::keyvault::{KeyVault, KeyVaultOptions};
+use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::cache::CachedBackend;
-use wasm_secrets::config::{CacheConfig, CredentialKind};
 use wasm_secrets::connect::{Connector, VaultSettings};
+use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::credential::imds::ImdsCredential;
 use wasm_secrets::credential::{Env, RetryPolicy, UserAssigned, UserAssignedId};
 use wasm_secrets::http::HttpClient;

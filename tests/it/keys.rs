@@ -562,15 +562,13 @@ fn public_jwk_over_http(emu: &crate::cli_azure::EmulatorProcess) -> serde_json::
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect::<Vec<_>>(),
         );
-        let connector = wasm_secrets::connect::Connector::new(
-            env,
-            wasm_secrets::config::CacheConfig::default(),
-        )
-        .loopback_only(true);
+        let connector =
+            wasm_secrets::connect::Connector::new(env, wasm_secrets::cache::CacheConfig::default())
+                .loopback_only(true);
         let vault = connector
             .key_vault(&wasm_secrets::connect::VaultSettings {
                 url: emu.var("WASM_SECRETS_VAULT").to_owned(),
-                credential: wasm_secrets::config::CredentialKind::ManagedIdentity,
+                credential: wasm_secrets::credential::CredentialKind::ManagedIdentity,
                 ca_cert: Some(emu.var("WASM_SECRETS_CA_CERT").into()),
                 ..Default::default()
             })
@@ -982,7 +980,7 @@ async fn public_keys_are_served_stale_within_stale_if_error_while_the_vault_fail
     let emu = start().await;
     let ttl = std::time::Duration::from_millis(200);
     let with_window = |stale_if_error| {
-        let cache = wasm_secrets::config::CacheConfig {
+        let cache = wasm_secrets::cache::CacheConfig {
             ttl,
             stale_if_error,
             ..Default::default()

@@ -6,6 +6,7 @@ mod emulator;
 mod harness;
 mod jws;
 
+mod architecture;
 mod azure_cache;
 mod azure_canary;
 mod azure_credentials;

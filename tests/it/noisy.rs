@@ -6,8 +6,8 @@
 
 use crate::harness::{Counting, run_guest_with};
 use std::time::{Duration, Instant};
+use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::cache::CachedBackend;
-use wasm_secrets::config::CacheConfig;
 use wasm_secrets::{Grants, SecretsCtx, Vaults};
 
 #[tokio::test(flavor = "current_thread")]

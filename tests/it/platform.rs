@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasm_secrets::runtime::{Proxy, ProxyOptions};
-use wasm_secrets::serve::{EgressPolicy, Readiness, Routes};
+use wasm_secrets_cli::server::{EgressPolicy, Readiness, Routes};
 
 /// A config file with `components` (`[components.NAME]` bodies, without the header).
 fn write_config(dir: &Path, components: &[(&str, &str)]) -> PathBuf {
@@ -709,7 +709,7 @@ async fn wait_for_reason(readiness: &Readiness, text: &str) {
 async fn after_a_reload_the_old_tables_readiness_check_can_no_longer_mark_the_server_ready() {
     let emu = emulator::start().await;
     // Not-found is not remembered, so each round asks the vault again.
-    let cache = wasm_secrets::config::CacheConfig {
+    let cache = wasm_secrets::cache::CacheConfig {
         negative_ttl: Duration::ZERO,
         ..emulator::long_cache()
     };

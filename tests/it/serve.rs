@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasm_secrets::egress::Resolver;
 use wasm_secrets::runtime::{Limits, load_component};
-use wasm_secrets::serve::{EgressPolicy, EgressRule, ServeOptions, Server};
 use wasm_secrets::token_cache::TokenCache;
+use wasm_secrets_cli::server::{EgressPolicy, EgressRule, ServeOptions, Server};
 
 /// A running server on an ephemeral loopback port; stops when `stop` is sent.
 pub struct Running {

@@ -7,7 +7,7 @@
 //! request path costs 1 s per request on 503 and 10 s on a stall), any failed request, and
 //! growth of memory (more than 10% + 4 MiB over the warmed-up resident set) or descriptors.
 
-#[path = "../../host/benches/soak/harness.rs"]
+#[path = "../../cli/benches/soak/harness.rs"]
 mod harness;
 
 use harness::{Phase, Soak};

@@ -5,7 +5,7 @@
 //! IMDS answering 500 and 410. Tokens live 60 s, so they are refreshed under load, and the
 //! secret is rotated to a new version during the first vault outage.
 //!
-//! Shared by the `soak` bench (`cargo bench -p wasm-secrets --bench soak`) and the short soak
+//! Shared by the `soak` bench (`cargo bench -p wasm-secrets-cli --bench soak`) and the short soak
 //! in the test suite.
 
 #![allow(dead_code)]

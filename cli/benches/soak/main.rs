@@ -1,4 +1,4 @@
-//! The soak benchmark: `cargo bench -p wasm-secrets --bench soak` (`SOAK_SECONDS`, default
+//! The soak benchmark: `cargo bench -p wasm-secrets-cli --bench soak` (`SOAK_SECONDS`, default
 //! 120, sets the length of each of its two runs). It runs `wasm-secrets serve` with http-hello
 //! under 32 connections once with every phase calm and once with the fault schedule of
 //! [`harness::Phase::FULL`], and prints the table the README keeps.

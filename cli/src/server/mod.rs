@@ -6,13 +6,10 @@
 mod admin;
 mod routes;
 
-pub use wasm_secrets::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
 pub use admin::{Readiness, serve_admin};
 pub use routes::{Routes, check_route, normalize_route};
+pub use wasm_secrets::egress::{EgressHooks, EgressKind, EgressPolicy, EgressRule};
 
-use wasm_secrets::SecretsCtx;
-use wasm_secrets::runtime::text_response as text;
-use wasm_secrets::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Runtime};
 use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -21,6 +18,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use wasm_secrets::SecretsCtx;
+use wasm_secrets::runtime::text_response as text;
+use wasm_secrets::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Runtime};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 

@@ -1,7 +1,7 @@
 //! Which component answers a request: the longest route that is a prefix of its path.
 
-use wasm_secrets::runtime::Proxy;
 use std::sync::Arc;
+use wasm_secrets::runtime::Proxy;
 
 /// A route as written (`/api`, `/api/`, `api`), as it is matched: one leading `/`, no trailing
 /// `/` (except the root route `/`).

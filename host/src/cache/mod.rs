@@ -14,17 +14,16 @@
 
 mod config;
 mod keys;
-mod status;
 mod table;
 mod timing;
 
 use crate::BackendError;
+pub use crate::audit::CacheStatus;
 use crate::backend::keys::PublicKey;
 use crate::backend::{Backend, Secret, SecretMeta};
 use crate::name::fold;
-use futures::future::{BoxFuture, FutureExt};
 pub use config::CacheConfig;
-pub use status::CacheStatus;
+use futures::future::{BoxFuture, FutureExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 pub use table::Served;
 use table::Table;

@@ -20,11 +20,11 @@
 //! end and share the next call. A not-found is remembered for the negative TTL; a forbidden
 //! drops what was held (the host may no longer read it).
 
+use super::CacheConfig;
 use super::CacheStatus;
 use super::timing;
 use super::{Clock, Hasher, lock};
 use crate::BackendError;
-use super::CacheConfig;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use lru::LruCache;
 use std::num::NonZeroUsize;

@@ -19,10 +19,10 @@ pub mod client_secret;
 mod detect;
 mod entra;
 mod env;
-mod kind;
 pub(crate) mod expiry;
 pub mod exposure;
 pub mod imds;
+mod kind;
 mod retry;
 pub mod workload_identity;
 
@@ -40,8 +40,8 @@ use crate::http::HttpError;
 
 pub use detect::from_env;
 pub use env::Env;
-pub use kind::CredentialKind;
 pub use expiry::{parse_epoch, parse_expires_on};
+pub use kind::CredentialKind;
 pub use retry::RetryPolicy;
 
 /// A source of access tokens.

@@ -4,7 +4,7 @@ use super::clock;
 use super::engine::Runtime;
 use super::limits::Limits;
 use super::output::{FramedOutput, HostStream, OutputFormat};
-use super::state::{HostState, new_store};
+use super::state::HostState;
 use super::stopped::{describe_failure, timeout_message};
 use crate::SecretsCtx;
 use crate::egress::EgressPolicy;
@@ -118,7 +118,7 @@ impl Runtime {
                 })?;
         }
         let limits = options.limits;
-        let mut store = new_store(self, wasi, secrets, options.egress.clone(), &limits)?;
+        let mut store = self.new_store(wasi, secrets, options.egress.clone(), &limits)?;
         let wait_until = store.data().wait_until();
         let run = async {
             let command = Command::instantiate_async(&mut store, component, linker).await?;

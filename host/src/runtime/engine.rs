@@ -1,12 +1,15 @@
 //! The [`Runtime`]: one wasmtime engine, built from [`EngineOptions`], with its one linker and
 //! its one epoch clock.
 
-use super::clock::Clock;
+use super::clock::{self, Clock};
 use super::limits::Limits;
 use super::state::HostState;
+use crate::SecretsCtx;
+use crate::egress::EgressPolicy;
 use std::sync::Arc;
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::WasiCtxBuilder;
 
 /// How to build an engine. A component compiled ahead of time is used only by an engine built
 /// from equal options, so whoever compiles for another computes them the same way (for a
@@ -130,6 +133,35 @@ fn link(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     crate::add_to_linker(&mut linker, HostState::secrets_view)?;
     crate::add_wasi_config_to_linker(&mut linker, HostState::secrets_view)?;
     Ok(linker)
+}
+
+impl Runtime {
+    /// A store on this runtime's engine for one guest with `limits`: memory and tables by the
+    /// limiter, bytes per host call, fuel (all of it when the engine counts fuel and `limits`
+    /// set none), and a deadline on the engine's clock. The guest gets no sockets and no name
+    /// lookups (see [`HostState`]).
+    pub(super) fn new_store(
+        &self,
+        wasi: WasiCtxBuilder,
+        secrets: SecretsCtx,
+        egress: Arc<EgressPolicy>,
+        limits: &Limits,
+    ) -> anyhow::Result<Store<HostState>> {
+        self.check_fuel(limits)?;
+        let time_limit = limits.timeout.map(|t| self.clock().limit(t)).transpose()?;
+        let deadline = clock::epoch_deadline(time_limit.as_ref());
+        let state = HostState::new(wasi, secrets, egress, limits, time_limit);
+        let mut store = Store::new(self.engine(), state);
+        store.limiter(|s| s.limiter());
+        store.set_hostcall_fuel(limits.max_hostcall_bytes);
+        if self.counts_fuel() {
+            store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+        }
+        // Past it, running wasm traps with `Trap::Interrupt`.
+        store.set_epoch_deadline(deadline);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::clock;
 use super::engine::Runtime;
 use super::limits::Limits;
 use super::output::{FramedOutput, HostStream, OutputFormat};
-use super::state::{HostState, new_store};
+use super::state::HostState;
 use super::stopped::describe_failure;
 use crate::SecretsCtx;
 use crate::egress::EgressPolicy;
@@ -99,13 +99,9 @@ impl Proxy {
             .stderr(FramedOutput::new(&self.name, HostStream::Stderr, format))
             .envs(&self.options.env);
         let limits = &self.options.limits;
-        let store = new_store(
-            &self.runtime,
-            wasi,
-            self.secrets.clone(),
-            self.egress.clone(),
-            limits,
-        );
+        let store = self
+            .runtime
+            .new_store(wasi, self.secrets.clone(), self.egress.clone(), limits);
         let mut store = match store {
             Ok(store) => store,
             Err(e) => {

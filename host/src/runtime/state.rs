@@ -1,13 +1,11 @@
-//! What one store holds (the same for a command, a request and an embedder's guest), and the
-//! one way a store is made: with the guest's limits applied.
+//! What one store holds: the same for a command, a request and an embedder's guest. (The one
+//! way a store is made is `Runtime::new_store`.)
 
-use super::clock::{self, TimeLimit};
-use super::engine::Runtime;
+use super::clock::TimeLimit;
 use super::limits::{Limits, StoreLimiter};
 use crate::egress::{EgressHooks, EgressPolicy};
 use crate::{SecretsCtx, SecretsView};
 use std::sync::Arc;
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -56,42 +54,32 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// A store on `runtime`'s engine for one guest with `limits`: memory and tables by the limiter,
-/// bytes per host call, fuel (all of it when the engine counts fuel and `limits` set none), and
-/// a deadline on the engine's clock. The guest gets no sockets and no name lookups (it reaches
-/// the outside only through the host's wasi:http, past `egress`), whatever `wasi` allowed.
-pub(super) fn new_store(
-    runtime: &Runtime,
-    mut wasi: WasiCtxBuilder,
-    secrets: SecretsCtx,
-    egress: Arc<EgressPolicy>,
-    limits: &Limits,
-) -> anyhow::Result<Store<HostState>> {
-    runtime.check_fuel(limits)?;
-    wasi.socket_addr_check(|_, _| Box::pin(async { false }));
-    wasi.allow_ip_name_lookup(false);
-    let time_limit = limits
-        .timeout
-        .map(|t| runtime.clock().limit(t))
-        .transpose()?;
-    let deadline = clock::epoch_deadline(time_limit.as_ref());
-    let state = HostState {
-        wasi: wasi.build(),
-        table: ResourceTable::new(),
-        http: WasiHttpCtx::new(),
-        hooks: EgressHooks::new(egress),
-        secrets,
-        limiter: StoreLimiter::new(limits),
-        time_limit,
-    };
-    let mut store = Store::new(runtime.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    store.set_hostcall_fuel(limits.max_hostcall_bytes);
-    if runtime.counts_fuel() {
-        store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+impl HostState {
+    /// The state of a guest with `wasi`, `secrets`, `egress` and `limits`, stopped at
+    /// `time_limit`. The guest gets no sockets and no name lookups (it reaches the outside only
+    /// through the host's wasi:http, past `egress`), whatever `wasi` allowed.
+    pub(super) fn new(
+        mut wasi: WasiCtxBuilder,
+        secrets: SecretsCtx,
+        egress: Arc<EgressPolicy>,
+        limits: &Limits,
+        time_limit: Option<TimeLimit>,
+    ) -> Self {
+        wasi.socket_addr_check(|_, _| Box::pin(async { false }));
+        wasi.allow_ip_name_lookup(false);
+        Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: EgressHooks::new(egress),
+            secrets,
+            limiter: StoreLimiter::new(limits),
+            time_limit,
+        }
     }
-    // Past it, running wasm traps with `Trap::Interrupt`.
-    store.set_epoch_deadline(deadline);
-    store.epoch_deadline_trap();
-    Ok(store)
+
+    /// The store's limiter, for `Store::limiter`.
+    pub(super) fn limiter(&mut self) -> &mut dyn wasmtime::ResourceLimiter {
+        &mut self.limiter
+    }
 }
