@@ -43,7 +43,8 @@ fn key<'a>(name: &'a str, version: Option<&str>) -> std::borrow::Cow<'a, str> {
 
 struct Inner {
     backend: Arc<dyn Backend>,
-    values: Arc<Table<Secret>>,
+    /// Shared whole, so a hit costs one reference count, whatever the secret carries.
+    values: Arc<Table<Arc<Secret>>>,
     infos: Arc<Table<SecretMeta>>,
     lists: Arc<Table<Vec<String>>>,
     public_keys: Arc<Table<PublicKey>>,
@@ -150,11 +151,11 @@ impl CachedBackend {
         &'a self,
         name: &'a str,
         version: Option<&'a str>,
-    ) -> impl Fn() -> BoxFuture<'static, Result<Secret, BackendError>> + 'a {
+    ) -> impl Fn() -> BoxFuture<'static, Result<Arc<Secret>, BackendError>> + 'a {
         move || {
             let backend = self.inner.backend.clone();
             let (name, version) = (name.to_owned(), version.map(str::to_owned));
-            async move { backend.get(&name, version.as_deref()).await }.boxed()
+            async move { backend.get(&name, version.as_deref()).await.map(Arc::new) }.boxed()
         }
     }
 }
@@ -168,14 +169,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl CachedBackend {
     /// The value of `name` (or of `version`) if it needs no wait: a hit, or a usable stale
     /// value while the vault is failing. `None`: ask [`Self::read`], which waits.
-    pub fn read_now(&self, name: &str, version: Option<&str>) -> Option<Served<Secret>> {
+    pub fn read_now(&self, name: &str, version: Option<&str>) -> Option<Served<Arc<Secret>>> {
         self.inner
             .values
             .now(&key(name, version), self.fetch_value(name, version))
     }
 
     /// The value of `name` (or of `version`).
-    pub async fn read(&self, name: &str, version: Option<&str>) -> Served<Secret> {
+    pub async fn read(&self, name: &str, version: Option<&str>) -> Served<Arc<Secret>> {
         let key = key(name, version);
         self.inner
             .values
@@ -218,7 +219,7 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>> {
-        async move { Ok(self.read(name, version).await?.0) }.boxed()
+        async move { Ok(Secret::clone(&self.read(name, version).await?.0)) }.boxed()
     }
 
     fn info<'a>(

@@ -100,13 +100,13 @@ fn down() -> BackendError {
     BackendError::Unavailable("vault down".into())
 }
 
-fn value(r: &Served<Secret>) -> (&str, CacheStatus) {
+fn value(r: &Served<Arc<Secret>>) -> (&str, CacheStatus) {
     let (s, cache) = r.as_ref().unwrap();
     (s.value.expose(), *cache)
 }
 
 /// Gets `k` and says how long the caller waited.
-async fn timed(c: &CachedBackend) -> (Served<Secret>, Duration) {
+async fn timed(c: &CachedBackend) -> (Served<Arc<Secret>>, Duration) {
     let start = Instant::now();
     let r = c.read("k", None).await;
     (r, start.elapsed())

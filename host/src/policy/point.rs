@@ -118,12 +118,15 @@ pub(super) struct Trail<'a> {
 }
 
 impl<'a> Trail<'a> {
-    /// Notes where `secret` came from and how the cache served it, and hands out its value.
-    pub(super) fn served(&mut self, (secret, cache): (Secret, CacheStatus)) -> SecretValue {
-        self.served = Some(secret.version);
-        self.spelled = secret.name;
+    /// Notes how the cache served `secret` (and, for an audit line, its version and spelling)
+    /// and hands out its value.
+    pub(super) fn served(&mut self, (secret, cache): (Arc<Secret>, CacheStatus)) -> SecretValue {
+        if self.start.is_some() {
+            self.served = Some(secret.version.clone());
+            self.spelled = secret.name.clone();
+        }
         self.cache = Some(cache);
-        secret.value
+        secret.value.clone()
     }
 
     /// Whether this is a `public-key` request (whose answer is the cached public key; a key

@@ -31,15 +31,19 @@ impl Vault {
     }
 
     /// A secret's value if it needs no wait (see [`CachedBackend::read_now`]).
-    pub(crate) fn read_now(&self, name: &str, version: Option<&str>) -> Option<Served<Secret>> {
+    pub(crate) fn read_now(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<Served<Arc<Secret>>> {
         self.cached.as_ref()?.read_now(name, version)
     }
 
     /// A secret's value.
-    pub(crate) async fn read(&self, name: &str, version: Option<&str>) -> Served<Secret> {
+    pub(crate) async fn read(&self, name: &str, version: Option<&str>) -> Served<Arc<Secret>> {
         match &self.cached {
             Some(cache) => cache.read(name, version).await,
-            None => uncached(self.backend.get(name, version).await),
+            None => uncached(self.backend.get(name, version).await.map(Arc::new)),
         }
     }
 
