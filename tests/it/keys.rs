@@ -2,7 +2,7 @@
 //! (key grants apart from secret grants, operations decided before any vault call, input
 //! checks), each operation's round trip, the vault's refusals, pinned versions, the audit
 //! record, and `jwt-sign` through the CLI as the done criterion, its token verified
-//! independently with a JWT crate on the public JWK.
+//! independently as a compact JWS (tests/it/jws.rs) on the public JWK.
 
 use crate::emulator::*;
 use crate::harness::{cli, guest, run_cli, runtime};
