@@ -17,7 +17,7 @@ use wasm_secrets::runtime::{
     EngineOptions, Limits, OutputFormat, Proxy, ProxyOptions, Runtime, default_cache_dir,
     load_component,
 };
-use wasm_secrets::{Grants, SecretsCtx, Vaults};
+use wasm_secrets::{Budget, Grants, SecretsCtx, Vaults};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -50,6 +50,7 @@ pub struct ComponentPlan {
     route: String,
     grants: Grants,
     limits: Limits,
+    vault_budget: Option<Budget>,
     egress: Vec<EgressRule>,
 }
 
@@ -103,7 +104,7 @@ impl Plan {
         Ok(Self {
             components,
             env: guest_env(&args.limits.env, args.limits.allow_credential_env)?,
-            resolver: args.egress.resolver()?,
+            resolver: args.egress.resolver(),
         })
     }
 
@@ -120,6 +121,9 @@ impl Plan {
             host::build_grants(&args.host, entry).with_context(|| format!("component {name}"))?;
         host::warn_whole_vault(&name, &grants);
         let limits = serve_limits(args.limits.to_config(), entry, config);
+        let vault_budget = config
+            .limits_for(args.limits.to_config(), entry)
+            .vault_budget();
         let mut egress = entry.map(|c| c.egress.clone()).unwrap_or_default();
         egress.extend(args.egress.rules());
         Ok(ComponentPlan {
@@ -128,6 +132,7 @@ impl Plan {
             route,
             grants,
             limits,
+            vault_budget,
             egress,
         })
     }
@@ -147,10 +152,7 @@ pub fn serve_limits(
     entry: Option<&ComponentConfig>,
     config: &Config,
 ) -> Limits {
-    let mut limits = flags
-        .or(entry.map(|c| c.limits).unwrap_or_default())
-        .or(config.limits)
-        .to_limits();
+    let mut limits = config.limits_for(flags, entry).to_limits();
     limits.timeout = limits.timeout.or(Some(DEFAULT_REQUEST_TIMEOUT));
     limits
 }
@@ -235,7 +237,8 @@ impl App {
                 load_component(self.runtime.engine(), &c.path, self.cache_dir.as_deref())
                     .with_context(|| format!("component {}", c.name))?;
             let mut secrets =
-                SecretsCtx::new(c.name.as_str(), c.grants.clone(), self.vaults.clone());
+                SecretsCtx::new(c.name.as_str(), c.grants.clone(), self.vaults.clone())
+                    .with_budget(c.vault_budget);
             if let Some(sink) = &self.audit {
                 secrets = secrets.with_audit(sink.clone());
             }

@@ -3,7 +3,6 @@
 use crate::{HostArgs, host};
 use anyhow::Context as _;
 use clap::Args;
-use wasm_secrets::grants::WholeVault;
 use wasm_secrets::{Grant, Grants};
 
 /// Arguments of `check`.
@@ -24,12 +23,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
         grant_sets.push(("(flags)".into(), host::build_grants(&args.host, None)?));
     }
     for (name, c) in &config.components {
-        let whole_vault = if c.allow_whole_vault {
-            WholeVault::Allow
-        } else {
-            WholeVault::Refuse
-        };
-        let grants = Grants::parse_with(&c.grants, whole_vault)
+        let grants = crate::config::parse_grants(&c.grants, c.allow_whole_vault)
             .with_context(|| format!("component {name}"))?;
         grant_sets.push((name.clone(), grants));
     }

@@ -8,6 +8,8 @@
 //! url = "https://my-vault.vault.azure.net"
 //! credential = "managed-identity"      # auto | managed-identity | workload-identity | client-secret | azure-cli
 //! client-id = "..."                    # a user-assigned identity (or object-id / resource-id)
+//! secret-calls = "150/s burst 500"     # this host's budget for the vault, shared by components
+//! key-calls = "50/s burst 250"         # (the defaults; "off" for none)
 //!
 //! [cache]
 //! ttl = "5m"
@@ -21,6 +23,7 @@
 //! fuel = 1000000000
 //! max-memory = "256MiB"
 //! max-hostcall-bytes = "1MiB"
+//! vault-calls = "100/s burst 1000"     # misses, refreshes and key operations; or "off"
 //!
 //! [components.hello]
 //! wasm = "hello.wasm"
@@ -37,6 +40,7 @@ use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::grants::{Grants, WholeVault};
 use wasm_secrets::runtime::Limits;
+use wasm_secrets::{Budget, VaultBudget};
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -81,10 +85,62 @@ pub struct VaultConfig {
     pub ca_cert: Option<PathBuf>,
     /// Key Vault REST api-version.
     pub api_version: Option<String>,
+    /// This host's budget for secret reads from the vault, all components together.
+    #[serde(default, deserialize_with = "opt_budget")]
+    pub secret_calls: Option<BudgetSetting>,
+    /// This host's budget for key reads and operations on the vault.
+    #[serde(default, deserialize_with = "opt_budget")]
+    pub key_calls: Option<BudgetSetting>,
+}
+
+impl VaultConfig {
+    /// The vault's budget: what is set, else the defaults.
+    pub fn budget(&self) -> VaultBudget {
+        let d = VaultBudget::default();
+        VaultBudget {
+            secrets: self.secret_calls.map_or(d.secrets, BudgetSetting::budget),
+            keys: self.key_calls.map_or(d.keys, BudgetSetting::budget),
+        }
+    }
+}
+
+/// A vault-call budget as written: `RATE/s [burst N]`, `RATE/m [burst N]`, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BudgetSetting {
+    /// No limit.
+    Off,
+    /// This budget.
+    On(Budget),
+}
+
+impl BudgetSetting {
+    /// The budget, if there is one.
+    pub fn budget(self) -> Option<Budget> {
+        match self {
+            Self::Off => None,
+            Self::On(b) => Some(b),
+        }
+    }
+}
+
+/// Parses `off` or a [`Budget`] (`20/s`, `600/m burst 50`).
+pub fn parse_budget(s: &str) -> Result<BudgetSetting, String> {
+    match s.trim() {
+        "off" => Ok(BudgetSetting::Off),
+        t => t
+            .parse()
+            .map(BudgetSetting::On)
+            .map_err(|e: String| format!("{e}, or \"off\"")),
+    }
+}
+
+fn opt_budget<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BudgetSetting>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_budget(&s).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// Limits as written in the file; unset fields fall back.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitsConfig {
     /// Wall-clock limit.
@@ -98,6 +154,9 @@ pub struct LimitsConfig {
     /// Bytes per host call.
     #[serde(default, deserialize_with = "opt_bytes")]
     pub max_hostcall_bytes: Option<usize>,
+    /// The component's own budget of vault calls (misses, refreshes, key operations).
+    #[serde(default, deserialize_with = "opt_budget")]
+    pub vault_calls: Option<BudgetSetting>,
 }
 
 impl LimitsConfig {
@@ -108,7 +167,14 @@ impl LimitsConfig {
             fuel: self.fuel.or(fallback.fuel),
             max_memory: self.max_memory.or(fallback.max_memory),
             max_hostcall_bytes: self.max_hostcall_bytes.or(fallback.max_hostcall_bytes),
+            vault_calls: self.vault_calls.or(fallback.vault_calls),
         }
+    }
+
+    /// The component's vault-call budget: what is set, else [`Budget::COMPONENT`].
+    pub fn vault_budget(self) -> Option<Budget> {
+        self.vault_calls
+            .map_or(Some(Budget::COMPONENT), BudgetSetting::budget)
     }
 
     /// The runtime limits.
@@ -147,7 +213,37 @@ pub struct ComponentConfig {
     pub route: Option<String>,
 }
 
+/// Parses grants, allowing whole-vault grants (`*`, `VAULT/*`) only when `allow_whole_vault`
+/// (the entry's `allow-whole-vault`, or `--allow-whole-vault`); a refusal says how to allow.
+pub fn parse_grants<I, S>(grants: I, allow_whole_vault: bool) -> anyhow::Result<Grants>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let whole_vault = if allow_whole_vault {
+        WholeVault::Allow
+    } else {
+        WholeVault::Refuse
+    };
+    Grants::parse_with(grants, whole_vault).map_err(|e| {
+        if e.is_whole_vault() {
+            anyhow::anyhow!(
+                "{e}; if that is meant, set allow-whole-vault = true in the component's config (or pass --allow-whole-vault)"
+            )
+        } else {
+            e.into()
+        }
+    })
+}
+
 impl Config {
+    /// A component's limits: `flags`, else its `entry`'s, else the config's `[limits]`.
+    pub fn limits_for(&self, flags: LimitsConfig, entry: Option<&ComponentConfig>) -> LimitsConfig {
+        flags
+            .or(entry.map(|c| c.limits).unwrap_or_default())
+            .or(self.limits)
+    }
+
     /// Reads and checks a config file. Relative paths in it are taken from its folder.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -201,12 +297,7 @@ impl Config {
             );
         }
         for (name, c) in &self.components {
-            let whole_vault = if c.allow_whole_vault {
-                WholeVault::Allow
-            } else {
-                WholeVault::Refuse
-            };
-            Grants::parse_with(&c.grants, whole_vault)
+            parse_grants(&c.grants, c.allow_whole_vault)
                 .map_err(|e| anyhow::anyhow!("[components.{name}] grants: {e}"))?;
             for rule in &c.egress {
                 rule.check()
@@ -354,6 +445,11 @@ mod tests {
             ("[cache]\nttl = \"0s\"", "ttl must be more than 0s"),
             ("[cache]\nmax-entries = 0", "max-entries must be at least 1"),
             ("[limits]\nmax-memory = \"lots\"", "is not a size"),
+            ("[limits]\nvault-calls = \"lots\"", "RATE/s"),
+            (
+                "[vaults.default]\nurl = \"u\"\nkey-calls = \"5/h\"",
+                "or \"off\"",
+            ),
             (
                 "[vaults.default]\ncredential = \"magic\"",
                 "unknown variant `magic`",
@@ -378,6 +474,48 @@ mod tests {
             assert!(e.contains(expect), "{text:?}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
+    }
+
+    #[test]
+    fn budgets_cascade_and_default() {
+        let c = Config::parse(
+            r#"
+            [vaults.default]
+            url = "https://x.vault.azure.net"
+            secret-calls = "40/s burst 80"
+            key-calls = "off"
+            [vaults.other]
+            url = "https://y.vault.azure.net"
+            [limits]
+            vault-calls = "5/s"
+            [components.a]
+            limits = { vault-calls = "off" }
+            [components.b]
+            "#,
+        )
+        .unwrap();
+        let v = c.vaults["default"].budget();
+        assert_eq!(v.secrets, Budget::new(40.0, 80));
+        assert_eq!(v.keys, None);
+        assert_eq!(c.vaults["other"].budget(), VaultBudget::default());
+        let a = c.limits_for(LimitsConfig::default(), c.components.get("a"));
+        assert_eq!(a.vault_budget(), None);
+        let b = c.limits_for(LimitsConfig::default(), c.components.get("b"));
+        assert_eq!(b.vault_budget(), Budget::new(5.0, 50));
+        let flags = LimitsConfig {
+            vault_calls: Some(parse_budget("1/s burst 3").unwrap()),
+            ..LimitsConfig::default()
+        };
+        assert_eq!(
+            c.limits_for(flags, c.components.get("a")).vault_budget(),
+            Budget::new(1.0, 3)
+        );
+        assert_eq!(
+            Config::default()
+                .limits_for(LimitsConfig::default(), None)
+                .vault_budget(),
+            Some(Budget::COMPONENT)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Turning flags and the config file into vaults and grants.
 
 use crate::HostArgs;
-use crate::config::{ComponentConfig, Config};
+use crate::config::{self, ComponentConfig, Config};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use wasm_secrets::backend::file::FileBackend;
 use wasm_secrets::connect::{Connector, VaultSettings};
 use wasm_secrets::credential::{Env, UserAssigned};
 use wasm_secrets::egress::{EgressKind, EgressPolicy, EgressRule, Resolver};
-use wasm_secrets::grants::{DEFAULT_VAULT, WholeVault};
+use wasm_secrets::grants::DEFAULT_VAULT;
 use wasm_secrets::http::loopback_only_from_env;
 use wasm_secrets::{Grants, Vaults};
 
@@ -47,7 +47,12 @@ pub fn build_vaults(
         let backend = connector
             .key_vault(&settings)
             .with_context(|| format!("vault \"{name}\""))?;
-        vaults.insert(name, Arc::new(backend));
+        let budget = config
+            .vaults
+            .get(&name)
+            .map(|v| v.budget())
+            .unwrap_or_default();
+        vaults.insert_with_budget(name, Arc::new(backend), budget);
     }
     Ok(vaults)
 }
@@ -217,12 +222,8 @@ pub fn choose_component<'a>(config: &'a Config, component: &str) -> Chosen<'a> {
 /// `--allow-whole-vault` or the entry's `allow-whole-vault`.
 pub fn build_grants(args: &HostArgs, entry: Option<&ComponentConfig>) -> anyhow::Result<Grants> {
     let from_config = entry.map(|c| c.grants.as_slice()).unwrap_or_default();
-    let whole_vault = if args.allow_whole_vault || entry.is_some_and(|c| c.allow_whole_vault) {
-        WholeVault::Allow
-    } else {
-        WholeVault::Refuse
-    };
-    Grants::parse_with(from_config.iter().chain(args.grants.iter()), whole_vault).context("--grant")
+    let allow = args.allow_whole_vault || entry.is_some_and(|c| c.allow_whole_vault);
+    config::parse_grants(from_config.iter().chain(args.grants.iter()), allow).context("--grant")
 }
 
 /// The one warning line `run` and `serve` print when a component may read a whole vault.

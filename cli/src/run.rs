@@ -1,10 +1,11 @@
 //! `wasm-secrets run`: one wasi:cli command component, stdin and stdout inherited, stderr
 //! framed line by line (it is shared with the host's logs), exit code passed on.
 
-use crate::config::{LimitsConfig, parse_bytes, parse_duration};
+use crate::config::{BudgetSetting, LimitsConfig, parse_budget, parse_bytes, parse_duration};
 use crate::{HostArgs, LogFormat, host};
 use anyhow::Context as _;
 use clap::Args;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use wasm_secrets::credential::Env;
 use wasm_secrets::credential::exposure::{exposed_credential_dir, is_credential_var};
 use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};
 use wasm_secrets::runtime::{
-    CommandOptions, EngineOptions, Limits, Outcome, Runtime, default_cache_dir, load_component,
+    CommandOptions, EngineOptions, Limit, Limits, Outcome, Runtime, Stopped, default_cache_dir,
+    load_component,
 };
 
 /// Arguments of `run`.
@@ -64,6 +66,11 @@ pub struct LimitArgs {
     /// Cap the bytes a guest may pass into one host call (default 1MiB).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_hostcall_bytes: Option<usize>,
+    /// The component's budget of vault calls (misses, refreshes, key operations), as
+    /// "RATE/s [burst N]", or "off" (default "100/s burst 1000"); past it, reads that need
+    /// the vault are refused at once, and cached values are still served.
+    #[arg(long, value_name = "BUDGET", value_parser = parse_budget)]
+    pub vault_calls: Option<BudgetSetting>,
     /// Pass an environment variable to the guest: NAME=VALUE, or NAME to copy the host's. The
     /// host's identity variables (AZURE_CLIENT_SECRET, IDENTITY_HEADER, MSI_SECRET,
     /// AZURE_FEDERATED_TOKEN_FILE and the like) are refused.
@@ -89,8 +96,8 @@ pub struct EgressArgs {
     pub allow_private_http: Vec<String>,
     /// Resolve NAME to these addresses for guest requests instead of asking DNS (like curl's
     /// --resolve); the addresses are still checked. Repeatable.
-    #[arg(long = "resolve", value_name = "NAME:ADDR[,ADDR]")]
-    pub resolve: Vec<String>,
+    #[arg(long = "resolve", value_name = "NAME:ADDR[,ADDR]", value_parser = parse_pin)]
+    pub resolve: Vec<Pin>,
 }
 
 impl EgressArgs {
@@ -102,13 +109,37 @@ impl EgressArgs {
     }
 
     /// The resolver with the flags' pins.
-    pub fn resolver(&self) -> anyhow::Result<Resolver> {
+    pub fn resolver(&self) -> Resolver {
         let resolver = Resolver::system();
-        for spec in &self.resolve {
-            resolver.pin_spec(spec)?;
+        for (name, addrs) in &self.resolve {
+            resolver.pin(name, addrs.iter().copied());
         }
-        Ok(resolver)
+        resolver
     }
+}
+
+/// A `--resolve` pin: a host name and the addresses it resolves to.
+pub type Pin = (String, Vec<IpAddr>);
+
+/// Parses `NAME:ADDR[,ADDR...]` (`--resolve`), or says how to write one.
+fn parse_pin(spec: &str) -> Result<Pin, String> {
+    let usage =
+        || format!("{spec:?}: write NAME:ADDRESS[,ADDRESS...], such as api.example.com:10.0.0.5");
+    let (name, addrs) = spec.split_once(':').ok_or_else(usage)?;
+    if name.is_empty() || name.parse::<IpAddr>().is_ok() {
+        return Err(usage());
+    }
+    let addrs = addrs
+        .split(',')
+        .map(|a| {
+            a.trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+        })
+        .collect::<Result<Vec<IpAddr>, _>>()
+        .map_err(|_| usage())?;
+    Ok((name.to_owned(), addrs))
 }
 
 impl LimitArgs {
@@ -118,6 +149,7 @@ impl LimitArgs {
             fuel: self.fuel,
             max_memory: self.max_memory,
             max_hostcall_bytes: self.max_hostcall_bytes,
+            vault_calls: self.vault_calls,
         }
     }
 }
@@ -145,11 +177,8 @@ pub fn prepare(
     let host::Chosen { name, entry, path } = host::choose_component(&config, component);
     let grants = host::build_grants(host_args, entry)?;
     host::warn_whole_vault(&name, &grants);
-    let limits = limit_args
-        .to_config()
-        .or(entry.map(|c| c.limits).unwrap_or_default())
-        .or(config.limits)
-        .to_limits();
+    let limits_config = config.limits_for(limit_args.to_config(), entry);
+    let limits = limits_config.to_limits();
     let env = guest_env(&limit_args.env, limit_args.allow_credential_env)?;
     let connector = host::connector(&config);
     let vaults = host::build_vaults(host_args, &config, &connector)?;
@@ -160,10 +189,11 @@ pub fn prepare(
         host_args,
         &config,
         rules,
-        egress_args.resolver()?,
+        egress_args.resolver(),
         &connector,
     )?;
-    let mut secrets = SecretsCtx::new(name.clone(), grants, vaults);
+    let mut secrets =
+        SecretsCtx::new(name.clone(), grants, vaults).with_budget(limits_config.vault_budget());
     if let Some(sink) = host::audit_sink(host_args, &config)? {
         secrets = secrets.with_audit(sink.clone());
         egress = egress.with_audit(name, sink);
@@ -211,9 +241,21 @@ pub async fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<i32> {
         .await?
         .outcome;
     if let Outcome::Failed(why) = &outcome {
-        eprintln!("error: {why}");
+        eprintln!("error: {}", with_flag(why));
     }
     Ok(outcome.exit_code())
+}
+
+/// Why a guest stopped, naming the flag that sets the limit that stopped it.
+fn with_flag(why: &Stopped) -> String {
+    let flag = match why.limit {
+        Some(Limit::Timeout) => "--timeout",
+        Some(Limit::Fuel) => "--fuel",
+        Some(Limit::Memory) => "--max-memory",
+        Some(Limit::HostcallBytes) => "--max-hostcall-bytes",
+        Some(Limit::TableElements | Limit::Tables) | None => return why.to_string(),
+    };
+    format!("{why} ({flag})")
 }
 
 /// The guest's environment from `--env` specs. The host's identity variables are refused
@@ -273,4 +315,32 @@ fn parse_dir(spec: &str, allow_credential_dir: bool) -> anyhow::Result<(PathBuf,
         );
     }
     Ok((host, guest.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_parse_and_bad_ones_say_how_to_write_one() {
+        let (name, addrs) = parse_pin("api.vendor.test:127.0.0.1,[::1]").unwrap();
+        assert_eq!(name, "api.vendor.test");
+        assert_eq!(
+            addrs,
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        for bad in [
+            "api.example.com",
+            "api.example.com:",
+            "api.example.com:nope",
+            ":1.2.3.4",
+            "1.2.3.4:5.6.7.8",
+        ] {
+            let e = parse_pin(bad).unwrap_err();
+            assert!(e.contains("NAME:ADDRESS"), "{e}");
+        }
+    }
 }

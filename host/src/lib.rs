@@ -128,6 +128,7 @@ mod wit;
 
 pub use backend::{Backend, BackendError};
 pub use name::{MAX_NAME_LEN, fold, is_valid_name};
+pub use policy::budget::{self, Budget, VaultBudget};
 pub use policy::grants::{self, Grant, Grants};
 pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Unresolved, Vaults};
 pub use value::SecretValue;

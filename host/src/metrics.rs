@@ -66,6 +66,20 @@ struct VaultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    component: String,
+    vault: String,
+    budget: String,
+    call: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThrottleLabels {
+    vault: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     source: String,
     outcome: String,
@@ -95,6 +109,8 @@ pub struct Metrics {
     secret_reads: Family<ReadLabels, Counter>,
     key_operations: Family<KeyLabels, Counter>,
     vault_requests: Family<VaultLabels, Counter>,
+    budget_refusals: Family<BudgetLabels, Counter>,
+    throttle_stops: Family<ThrottleLabels, Counter>,
     token_requests: Family<TokenLabels, Counter>,
     cache_entries: Gauge,
     in_flight: Gauge,
@@ -143,6 +159,18 @@ impl Metrics {
             "HTTP requests to Key Vault, by vault host and status (or `error` for no answer)",
             vault_requests.clone(),
         );
+        let budget_refusals = Family::<BudgetLabels, Counter>::default();
+        registry.register(
+            "vault_budget_refusals",
+            "Vault calls refused before they were sent, by component, vault (as granted), budget (component or vault) and call (miss, refresh or key)",
+            budget_refusals.clone(),
+        );
+        let throttle_stops = Family::<ThrottleLabels, Counter>::default();
+        registry.register(
+            "vault_throttle_stops",
+            "Key Vault requests held back by the vault's last Retry-After, by vault host and outcome (waited, or refused when the stop was too long)",
+            throttle_stops.clone(),
+        );
         let token_requests = Family::<TokenLabels, Counter>::default();
         registry.register(
             "token_requests",
@@ -181,6 +209,8 @@ impl Metrics {
             secret_reads,
             key_operations,
             vault_requests,
+            budget_refusals,
+            throttle_stops,
             token_requests,
             cache_entries,
             in_flight,
@@ -236,6 +266,36 @@ impl Metrics {
             .get_or_create(&VaultLabels {
                 vault: vault.to_owned(),
                 status: status.map_or_else(|| "error".to_owned(), |s| s.to_string()),
+            })
+            .inc();
+    }
+
+    /// Counts one vault call of `component` to `vault` refused by `budget` (`component` or
+    /// `vault`); `call` is `miss`, `refresh` or `key`.
+    pub fn budget_refusal(&self, component: &str, vault: &str, budget: &str, call: &str) {
+        if !enabled() {
+            return;
+        }
+        self.budget_refusals
+            .get_or_create(&BudgetLabels {
+                component: component.to_owned(),
+                vault: vault.to_owned(),
+                budget: budget.to_owned(),
+                call: call.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one Key Vault request at `vault` (its host) held back by the vault's
+    /// `Retry-After`: `waited` out, or refused when the stop was longer than allowed.
+    pub fn throttle_stop(&self, vault: &str, waited: bool) {
+        if !enabled() {
+            return;
+        }
+        self.throttle_stops
+            .get_or_create(&ThrottleLabels {
+                vault: vault.to_owned(),
+                outcome: if waited { "waited" } else { "refused" }.to_owned(),
             })
             .inc();
     }

@@ -65,9 +65,10 @@ struct Upstream(String);
 fn absent_or_error<T>(e: Error) -> Result<Option<T>, Upstream> {
     match e.kind() {
         ErrorKind::InvalidName | ErrorKind::NotGranted | ErrorKind::NotFound => Ok(None),
-        ErrorKind::Forbidden | ErrorKind::Unavailable | ErrorKind::InvalidArgument => {
-            Err(Upstream(e.message().to_owned()))
-        }
+        ErrorKind::Forbidden
+        | ErrorKind::Unavailable
+        | ErrorKind::OverBudget
+        | ErrorKind::InvalidArgument => Err(Upstream(e.message().to_owned())),
     }
 }
 

@@ -71,7 +71,9 @@ impl From<Error> for wit_types::Error {
             ErrorKind::NotFound => Self::NotFound(message),
             ErrorKind::Forbidden => Self::Forbidden(message),
             // No secret request refuses an input; were one to, it fails closed.
-            ErrorKind::Unavailable | ErrorKind::InvalidArgument => Self::Unavailable(message),
+            ErrorKind::Unavailable | ErrorKind::OverBudget | ErrorKind::InvalidArgument => {
+                Self::Unavailable(message)
+            }
         }
     }
 }
@@ -145,7 +147,7 @@ impl From<Error> for wit_keys::KeyError {
             ErrorKind::NotGranted => Self::NotGranted(message),
             ErrorKind::NotFound => Self::NotFound(message),
             ErrorKind::Forbidden => Self::Forbidden(message),
-            ErrorKind::Unavailable => Self::Unavailable(message),
+            ErrorKind::Unavailable | ErrorKind::OverBudget => Self::Unavailable(message),
             ErrorKind::InvalidArgument => Self::InvalidArgument(message),
         }
     }

@@ -14,6 +14,7 @@ mod azure_faults;
 mod azure_keyvault;
 mod azure_stale;
 mod azure_trust;
+mod budgets;
 mod cache_trust;
 mod cli;
 mod cli_azure;

@@ -2,14 +2,19 @@
 //! vault. Operations are never cached: each one is the vault's to do.
 
 use super::table::Served;
-use super::{CachedBackend, key};
+use super::{Admit, CachedBackend, Unlimited, key};
 use crate::BackendError;
 use crate::backend::keys::{KeyAnswer, KeyBackend, KeyRequest, PublicKey};
 use futures::future::{BoxFuture, FutureExt};
 
 impl CachedBackend {
     /// The public key of `name` (or of `version`), with how the cache served it.
-    pub async fn read_public_key(&self, name: &str, version: Option<&str>) -> Served<PublicKey> {
+    pub async fn read_public_key(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        admit: &dyn Admit,
+    ) -> Served<PublicKey> {
         let fetch = move || {
             let backend = self.inner.backend.clone();
             let (name, version) = (name.to_owned(), version.map(str::to_owned));
@@ -21,7 +26,10 @@ impl CachedBackend {
             }
             .boxed()
         };
-        self.inner.public_keys.get(&key(name, version), fetch).await
+        self.inner
+            .public_keys
+            .get(&key(name, version), fetch, admit)
+            .await
     }
 }
 
@@ -31,7 +39,7 @@ impl KeyBackend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<PublicKey, BackendError>> {
-        async move { Ok(self.read_public_key(name, version).await?.0) }.boxed()
+        async move { Ok(self.read_public_key(name, version, &Unlimited).await?.0) }.boxed()
     }
 
     fn operate<'a>(

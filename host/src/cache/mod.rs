@@ -9,9 +9,14 @@
 //! and the other `read_*`), which also say how each answer was served ([`CacheStatus`], for
 //! the audit log); the [`Backend`] trait itself speaks only of the vault.
 //!
+//! Every vault call the cache would start for a caller first asks the caller's [`Admit`]
+//! (the policy point's vault-call budgets): a refused refresh serves what is held, a refused
+//! miss is refused. A hit, or joining a call already in flight, costs nothing.
+//!
 //! Keys are [`fold`]ed names (and versions): Key Vault ignores case, so `db-password` and
 //! `DB-Password` are one entry, one flight and one vault read.
 
+mod admit;
 mod config;
 mod keys;
 mod table;
@@ -22,6 +27,8 @@ pub use crate::audit::CacheStatus;
 use crate::backend::keys::PublicKey;
 use crate::backend::{Backend, Secret, SecretMeta};
 use crate::name::fold;
+pub(crate) use admit::refused;
+pub use admit::{Admit, Call, Unlimited};
 pub use config::CacheConfig;
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -169,39 +176,57 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl CachedBackend {
     /// The value of `name` (or of `version`) if it needs no wait: a hit, or a usable stale
     /// value while the vault is failing. `None`: ask [`Self::read`], which waits.
-    pub fn read_now(&self, name: &str, version: Option<&str>) -> Option<Served<Arc<Secret>>> {
+    pub fn read_now(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        admit: &dyn Admit,
+    ) -> Option<Served<Arc<Secret>>> {
         self.inner
             .values
-            .now(&key(name, version), self.fetch_value(name, version))
+            .now(&key(name, version), self.fetch_value(name, version), admit)
     }
 
     /// The value of `name` (or of `version`).
-    pub async fn read(&self, name: &str, version: Option<&str>) -> Served<Arc<Secret>> {
+    pub async fn read(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        admit: &dyn Admit,
+    ) -> Served<Arc<Secret>> {
         let key = key(name, version);
         self.inner
             .values
-            .get(&key, self.fetch_value(name, version))
+            .get(&key, self.fetch_value(name, version), admit)
             .await
     }
 
     /// The metadata of `name` (or of `version`).
-    pub async fn read_info(&self, name: &str, version: Option<&str>) -> Served<SecretMeta> {
+    pub async fn read_info(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        admit: &dyn Admit,
+    ) -> Served<SecretMeta> {
         let fetch = move || {
             let backend = self.inner.backend.clone();
             let (name, version) = (name.to_owned(), version.map(str::to_owned));
             async move { backend.info(&name, version.as_deref()).await }.boxed()
         };
-        self.inner.infos.get(&key(name, version), fetch).await
+        self.inner
+            .infos
+            .get(&key(name, version), fetch, admit)
+            .await
     }
 
     /// The names of the enabled secrets in the vault.
-    pub async fn read_list(&self) -> Served<Vec<String>> {
+    pub async fn read_list(&self, admit: &dyn Admit) -> Served<Vec<String>> {
         let fetch = move || {
             let backend = self.inner.backend.clone();
             async move { backend.list().await }.boxed()
         };
         // One entry: the whole vault's list.
-        self.inner.lists.get("", fetch).await
+        self.inner.lists.get("", fetch, admit).await
     }
 }
 
@@ -219,7 +244,12 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Secret, BackendError>> {
-        async move { Ok(Secret::clone(&self.read(name, version).await?.0)) }.boxed()
+        async move {
+            Ok(Secret::clone(
+                &self.read(name, version, &Unlimited).await?.0,
+            ))
+        }
+        .boxed()
     }
 
     fn info<'a>(
@@ -227,11 +257,11 @@ impl Backend for CachedBackend {
         name: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<SecretMeta, BackendError>> {
-        async move { Ok(self.read_info(name, version).await?.0) }.boxed()
+        async move { Ok(self.read_info(name, version, &Unlimited).await?.0) }.boxed()
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
-        async move { Ok(self.read_list().await?.0) }.boxed()
+        async move { Ok(self.read_list(&Unlimited).await?.0) }.boxed()
     }
 }
 

@@ -22,6 +22,7 @@
 
 use super::CacheConfig;
 use super::CacheStatus;
+use super::admit::{Admit, Call, refused};
 use super::timing;
 use super::{Clock, Hasher, lock};
 use crate::BackendError;
@@ -123,24 +124,35 @@ impl<V: Clone + Send + Sync + 'static> Table<V> {
         lock(&self.entries).len()
     }
 
-    /// The answer for `key` if it needs no wait (a refresh it makes due starts behind it);
-    /// `None` when the caller must wait for the vault.
-    pub(super) fn now(self: &Arc<Self>, key: &str, fetch: impl Fetch<V>) -> Option<Served<V>> {
-        match self.plan(key, &fetch, false) {
+    /// The answer for `key` if it needs no wait (a refresh it makes due starts behind it, if
+    /// `admit` lets it); `None` when the caller must wait for the vault.
+    pub(super) fn now(
+        self: &Arc<Self>,
+        key: &str,
+        fetch: impl Fetch<V>,
+        admit: &dyn Admit,
+    ) -> Option<Served<V>> {
+        match self.plan(key, &fetch, admit, false) {
             Plan::Ready(answer) => Some(answer),
             Plan::Wait { .. } | Plan::Retry(_) | Plan::Later => None,
         }
     }
 
-    /// The answer for `key`, from the table or from `fetch`, by the rules of the module docs.
-    pub(super) async fn get(self: &Arc<Self>, key: &str, fetch: impl Fetch<V>) -> Served<V> {
-        let mut plan = self.plan(key, &fetch, true);
+    /// The answer for `key`, from the table or from `fetch`, by the rules of the module docs;
+    /// each vault call it would start for this caller first asks `admit`.
+    pub(super) async fn get(
+        self: &Arc<Self>,
+        key: &str,
+        fetch: impl Fetch<V>,
+        admit: &dyn Admit,
+    ) -> Served<V> {
+        let mut plan = self.plan(key, &fetch, admit, true);
         loop {
             match plan {
                 Plan::Ready(answer) => return answer,
                 Plan::Retry(at) => {
                     tokio::time::sleep_until(at).await;
-                    plan = self.plan(key, &fetch, true);
+                    plan = self.plan(key, &fetch, admit, true);
                 }
                 Plan::Wait {
                     flight,
@@ -165,8 +177,15 @@ impl<V: Clone + Send + Sync + 'static> Table<V> {
         }
     }
 
-    /// Decides what a caller for `key` gets, starting a flight where one is due.
-    fn plan(self: &Arc<Self>, key: &str, fetch: &impl Fetch<V>, wait: bool) -> Plan<V> {
+    /// Decides what a caller for `key` gets, starting a flight where one is due and `admit`
+    /// lets it: a refused refresh serves what is held, a refused miss is refused.
+    fn plan(
+        self: &Arc<Self>,
+        key: &str,
+        fetch: &impl Fetch<V>,
+        admit: &dyn Admit,
+        wait: bool,
+    ) -> Plan<V> {
         let mut entries = lock(&self.entries);
         let entry = entries.get_mut(key);
         if let Some(Entry {
@@ -183,6 +202,9 @@ impl<V: Clone + Send + Sync + 'static> Table<V> {
             if !wait {
                 return Plan::Later;
             }
+            if !admit.admit(Call::Miss) {
+                return Plan::Ready(Err(refused()));
+            }
             let mut entry = Entry::empty(now);
             let plan = self.start_and_wait(&mut entry, key, fetch, now, None);
             entries.put(key.to_owned(), entry);
@@ -193,7 +215,7 @@ impl<V: Clone + Send + Sync + 'static> Table<V> {
         match &entry.held {
             Some(Held::Value(value)) if age < config.ttl => {
                 let hit = (value.clone(), CacheStatus::Hit);
-                if now >= entry.refresh_at && entry.may_start(now) {
+                if now >= entry.refresh_at && entry.may_start(now) && admit.admit(Call::Refresh) {
                     self.start(entry, key, fetch, now);
                 }
                 return Plan::Ready(Ok(hit));
@@ -217,14 +239,17 @@ impl<V: Clone + Send + Sync + 'static> Table<V> {
                 if !entry.may_start(now) {
                     return Plan::Ready(Ok((stale, CacheStatus::Stale)));
                 }
+                if entry.failures == 0 && !wait {
+                    return Plan::Later;
+                }
+                if !admit.admit(Call::Refresh) {
+                    return Plan::Ready(Ok((stale, CacheStatus::Stale)));
+                }
                 if entry.failures > 0 {
                     // The vault failed the last call: try again behind the caller, who gets
                     // the stale answer without waiting on a vault that is likely still down.
                     self.start(entry, key, fetch, now);
                     return Plan::Ready(Ok((stale, CacheStatus::Stale)));
-                }
-                if !wait {
-                    return Plan::Later;
                 }
                 let deadline = now + config.refresh_wait;
                 return self.start_and_wait(entry, key, fetch, now, Some((stale, deadline)));
@@ -249,6 +274,9 @@ impl<V: Clone + Send + Sync + 'static> Table<V> {
         }
         if !wait {
             return Plan::Later;
+        }
+        if !admit.admit(Call::Miss) {
+            return Plan::Ready(Err(refused()));
         }
         self.start_and_wait(entry, key, fetch, now, None)
     }

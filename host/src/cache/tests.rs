@@ -108,7 +108,7 @@ fn value(r: &Served<Arc<Secret>>) -> (&str, CacheStatus) {
 /// Gets `k` and says how long the caller waited.
 async fn timed(c: &CachedBackend) -> (Served<Arc<Secret>>, Duration) {
     let start = Instant::now();
-    let r = c.read("k", None).await;
+    let r = c.read("k", None, &Unlimited).await;
     (r, start.elapsed())
 }
 
@@ -116,14 +116,17 @@ async fn timed(c: &CachedBackend) -> (Served<Arc<Secret>>, Duration) {
 async fn concurrent_misses_share_one_fetch() {
     let b = Scripted::new(Duration::from_millis(200));
     let c = cache(b.clone(), config());
-    let results = futures::future::join_all((0..100).map(|_| c.read("k", None))).await;
+    let results = futures::future::join_all((0..100).map(|_| c.read("k", None, &Unlimited))).await;
     assert_eq!(b.calls(), 1);
     assert!(
         results
             .iter()
             .all(|r| value(r) == ("v1", CacheStatus::Miss))
     );
-    assert_eq!(value(&c.read("k", None).await), ("v1", CacheStatus::Hit));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v1", CacheStatus::Hit)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -131,19 +134,21 @@ async fn every_spelling_of_a_name_or_version_is_one_entry() {
     let b = Scripted::new(Duration::from_millis(10));
     let c = cache(b.clone(), config());
     assert_eq!(
-        value(&c.read("Db-Password", None).await),
+        value(&c.read("Db-Password", None, &Unlimited).await),
         ("v1", CacheStatus::Miss)
     );
     for name in ["db-password", "DB-PASSWORD"] {
         assert_eq!(
-            value(&c.read(name, None).await),
+            value(&c.read(name, None, &Unlimited).await),
             ("v1", CacheStatus::Hit),
             "{name}"
         );
     }
-    c.read("db-password", Some("ABC")).await.unwrap();
+    c.read("db-password", Some("ABC"), &Unlimited)
+        .await
+        .unwrap();
     assert_eq!(
-        value(&c.read("DB-password", Some("abc")).await),
+        value(&c.read("DB-password", Some("abc"), &Unlimited).await),
         ("v1", CacheStatus::Hit)
     );
     c.info("DB-Password", None).await.unwrap();
@@ -156,11 +161,14 @@ async fn every_spelling_of_a_name_or_version_is_one_entry() {
 async fn refresh_ahead_never_makes_a_caller_wait() {
     let b = Scripted::new(Duration::from_millis(500));
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Ok("v2"));
     // Before 70% of the TTL nothing is refreshed.
     tokio::time::advance(Duration::from_millis(6_500)).await;
-    assert_eq!(value(&c.read("k", None).await), ("v1", CacheStatus::Hit));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v1", CacheStatus::Hit)
+    );
     tokio::task::yield_now().await;
     assert_eq!(b.calls(), 1);
     // Past 80%: the old value at once, and one refresh behind it.
@@ -172,14 +180,17 @@ async fn refresh_ahead_never_makes_a_caller_wait() {
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(b.calls(), 2);
-    assert_eq!(value(&c.read("k", None).await), ("v2", CacheStatus::Hit));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v2", CacheStatus::Hit)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn past_the_ttl_a_slow_vault_costs_at_most_the_refresh_wait() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Ok("v2"));
     b.set_delay(Duration::from_secs(3));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -197,7 +208,10 @@ async fn past_the_ttl_a_slow_vault_costs_at_most_the_refresh_wait() {
     assert_eq!(b.calls(), 2);
     // When the slow answer comes, it is served.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(value(&c.read("k", None).await), ("v2", CacheStatus::Hit));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v2", CacheStatus::Hit)
+    );
     assert_eq!(b.calls(), 2);
 }
 
@@ -205,7 +219,7 @@ async fn past_the_ttl_a_slow_vault_costs_at_most_the_refresh_wait() {
 async fn callers_joining_a_refresh_wait_only_until_its_budget_ends() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set_delay(Duration::from_secs(5));
     tokio::time::advance(Duration::from_secs(11)).await;
     let first = tokio::spawn({
@@ -224,7 +238,7 @@ async fn callers_joining_a_refresh_wait_only_until_its_budget_ends() {
 async fn a_quick_refresh_past_the_ttl_serves_the_new_value() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Ok("v2"));
     b.set_delay(Duration::from_millis(10));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -237,7 +251,7 @@ async fn a_quick_refresh_past_the_ttl_serves_the_new_value() {
 async fn a_failing_vault_is_asked_once_per_backoff_step_and_never_waited_on() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Err(down()));
     tokio::time::advance(Duration::from_secs(10)).await;
     // One caller every 10 ms for 10 s, past the TTL.
@@ -258,7 +272,7 @@ async fn a_failing_vault_is_asked_once_per_backoff_step_and_never_waited_on() {
     b.set(Ok("v2"));
     let mut waited_for = Duration::ZERO;
     loop {
-        if value(&c.read("k", None).await).0 == "v2" {
+        if value(&c.read("k", None, &Unlimited).await).0 == "v2" {
             break;
         }
         tokio::time::advance(Duration::from_millis(100)).await;
@@ -271,7 +285,7 @@ async fn a_failing_vault_is_asked_once_per_backoff_step_and_never_waited_on() {
 async fn once_the_vault_has_failed_no_caller_waits_even_the_budget() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Err(down()));
     b.set_delay(Duration::from_secs(2));
     tokio::time::advance(Duration::from_secs(11)).await;
@@ -293,19 +307,22 @@ async fn once_the_vault_has_failed_no_caller_waits_even_the_budget() {
 async fn stale_if_error_ends_then_callers_wait_out_the_backoff_and_share_one_call() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Err(down()));
     tokio::time::advance(Duration::from_secs(11)).await;
-    assert_eq!(value(&c.read("k", None).await), ("v1", CacheStatus::Stale));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v1", CacheStatus::Stale)
+    );
     tokio::time::advance(Duration::from_secs(60)).await;
     // Past stale-if-error: this caller has nothing usable and gets the vault's answer.
-    assert_eq!(c.read("k", None).await.unwrap_err(), down());
+    assert_eq!(c.read("k", None, &Unlimited).await.unwrap_err(), down());
     let calls = b.calls();
     // Right after a failure, callers with nothing usable wait for the backoff to end, and
     // then share one call: the vault is not asked once per caller.
     b.set(Ok("v2"));
     let start = Instant::now();
-    let all = futures::future::join_all((0..20).map(|_| c.read("k", None))).await;
+    let all = futures::future::join_all((0..20).map(|_| c.read("k", None, &Unlimited))).await;
     assert!(all.iter().all(|r| value(r) == ("v2", CacheStatus::Miss)));
     assert_eq!(b.calls(), calls + 1);
     let waited = start.elapsed();
@@ -320,10 +337,14 @@ async fn stale_if_error_ends_then_callers_wait_out_the_backoff_and_share_one_cal
 async fn a_caller_that_gives_up_does_not_cancel_the_fetch() {
     let b = Scripted::new(Duration::from_secs(1));
     let c = cache(b.clone(), config());
-    let gave_up = tokio::time::timeout(Duration::from_millis(100), c.read("k", None)).await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(100), c.read("k", None, &Unlimited)).await;
     assert!(gave_up.is_err());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(value(&c.read("k", None).await), ("v1", CacheStatus::Hit));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v1", CacheStatus::Hit)
+    );
     assert_eq!(b.calls(), 1);
 }
 
@@ -333,23 +354,29 @@ async fn not_found_is_remembered_for_the_negative_ttl() {
     b.set(Err(BackendError::NotFound("gone".into())));
     let c = cache(b.clone(), config());
     let gone = BackendError::NotFound("gone".into());
-    assert_eq!(c.read("k", None).await.unwrap_err(), gone);
-    assert_eq!(c.read_now("k", None).unwrap().unwrap_err(), gone);
+    assert_eq!(c.read("k", None, &Unlimited).await.unwrap_err(), gone);
+    assert_eq!(
+        c.read_now("k", None, &Unlimited).unwrap().unwrap_err(),
+        gone
+    );
     assert_eq!(b.calls(), 1);
     tokio::time::advance(Duration::from_secs(6)).await;
     b.set(Ok("v1"));
-    assert_eq!(value(&c.read("k", None).await), ("v1", CacheStatus::Miss));
+    assert_eq!(
+        value(&c.read("k", None, &Unlimited).await),
+        ("v1", CacheStatus::Miss)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_deleted_secret_is_not_served_stale() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Err(BackendError::NotFound("gone".into())));
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(
-        c.read("k", None).await.unwrap_err(),
+        c.read("k", None, &Unlimited).await.unwrap_err(),
         BackendError::NotFound("gone".into())
     );
 }
@@ -358,11 +385,11 @@ async fn a_deleted_secret_is_not_served_stale() {
 async fn forbidden_drops_the_cached_value() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     b.set(Err(BackendError::Forbidden("revoked".into())));
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(
-        c.read("k", None).await.unwrap_err(),
+        c.read("k", None, &Unlimited).await.unwrap_err(),
         BackendError::Forbidden("revoked".into())
     );
     assert_eq!(c.len(), 0);
@@ -372,15 +399,15 @@ async fn forbidden_drops_the_cached_value() {
 async fn read_now_answers_only_what_needs_no_wait() {
     let b = Scripted::new(Duration::from_secs(1));
     let c = cache(b.clone(), config());
-    assert!(c.read_now("k", None).is_none());
+    assert!(c.read_now("k", None, &Unlimited).is_none());
     assert_eq!(
         b.calls(),
         0,
         "read_now must not start a fetch it cannot wait for"
     );
-    c.read("k", None).await.unwrap();
+    c.read("k", None, &Unlimited).await.unwrap();
     assert_eq!(
-        value(&c.read_now("k", None).unwrap()),
+        value(&c.read_now("k", None, &Unlimited).unwrap()),
         ("v1", CacheStatus::Hit)
     );
 }
@@ -406,18 +433,18 @@ async fn the_cache_is_bounded_and_drops_the_least_recently_used() {
     let b = Scripted::new(Duration::ZERO);
     let c = cache(b.clone(), config());
     for k in ["a", "b", "c"] {
-        c.read(k, None).await.unwrap();
+        c.read(k, None, &Unlimited).await.unwrap();
     }
     // Touch "a" so "b" is now the least recently used.
-    c.read("a", None).await.unwrap();
+    c.read("a", None, &Unlimited).await.unwrap();
     for k in ["d", "e"] {
-        c.read(k, None).await.unwrap();
+        c.read(k, None, &Unlimited).await.unwrap();
     }
     assert_eq!(c.len(), 3);
     let before = b.calls();
-    c.read("a", None).await.unwrap();
+    c.read("a", None, &Unlimited).await.unwrap();
     assert_eq!(b.calls(), before, "a was used recently and is kept");
-    c.read("b", None).await.unwrap();
+    c.read("b", None, &Unlimited).await.unwrap();
     assert_eq!(
         b.calls(),
         before + 1,

@@ -27,19 +27,24 @@ pub enum ErrorKind {
     Unavailable,
     /// `invalid-argument`: only key operations refuse an input.
     InvalidArgument,
+    /// The component is over its vault-call budget: the guest sees `unavailable`, the audit
+    /// log and metrics `over-budget`.
+    OverBudget,
 }
 
 impl ErrorKind {
     /// The kinds a secret request can end with, in the WIT `error` variant's order.
-    pub(crate) const SECRETS: [Self; 5] = [
+    pub(crate) const SECRETS: [Self; 6] = [
         Self::InvalidName,
         Self::NotGranted,
         Self::NotFound,
         Self::Forbidden,
         Self::Unavailable,
+        Self::OverBudget,
     ];
 
-    /// The WIT spelling of this kind.
+    /// The WIT spelling of this kind (`over-budget` is the audit log's: the guest sees
+    /// `unavailable`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidName => "invalid-name",
@@ -48,6 +53,7 @@ impl ErrorKind {
             Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
             Self::InvalidArgument => "invalid-argument",
+            Self::OverBudget => "over-budget",
         }
     }
 }
@@ -178,6 +184,21 @@ impl Error {
             ),
         };
         Self::new(kind, message)
+    }
+
+    /// A vault call for the object the guest called `name` was refused by the component's
+    /// vault-call budget; nothing was sent.
+    pub(crate) fn over_budget(kind: ObjectKind, name: &str) -> Self {
+        let object = match kind {
+            ObjectKind::Secret => "secret",
+            ObjectKind::Key => "key",
+        };
+        Self::new(
+            ErrorKind::OverBudget,
+            format!(
+                "{object} \"{name}\" is unavailable: this component is over its vault-call budget (too many vault reads or key operations in a short time); what is cached is still served, and the budget refills within seconds"
+            ),
+        )
     }
 
     /// A vault could not list its secrets.

@@ -95,6 +95,7 @@ pub struct Grant {
 pub struct GrantError {
     grant: String,
     reason: String,
+    whole_vault: bool,
 }
 
 impl GrantError {
@@ -102,7 +103,14 @@ impl GrantError {
         Self {
             grant: grant.to_owned(),
             reason: reason.into(),
+            whole_vault: false,
         }
+    }
+
+    /// Whether the grant was refused only because it covers a whole vault and
+    /// [`WholeVault::Refuse`] was in force: a caller can say how its user allows that.
+    pub fn is_whole_vault(&self) -> bool {
+        self.whole_vault
     }
 }
 
@@ -272,7 +280,7 @@ pub enum WholeVault {
     /// Refuse such grants (the default).
     #[default]
     Refuse,
-    /// Allow them (`allow-whole-vault = true`, `--allow-whole-vault`).
+    /// Allow them.
     Allow,
 }
 
@@ -376,13 +384,16 @@ impl Grants {
             let given = given.as_ref();
             let grant: Grant = given.parse()?;
             if grant.is_whole_vault() && whole_vault == WholeVault::Refuse {
-                return Err(GrantError::new(
-                    given,
-                    format!(
-                        "it grants every {} in the vault; if that is meant, set allow-whole-vault = true in the component's config (or pass --allow-whole-vault)",
-                        grant.kind.noun()
-                    ),
-                ));
+                return Err(GrantError {
+                    whole_vault: true,
+                    ..GrantError::new(
+                        given,
+                        format!(
+                            "it grants every {} in the vault, which must be allowed on purpose",
+                            grant.kind.noun()
+                        ),
+                    )
+                });
             }
             // A conflict names a key grant as written, a secret grant as it reads.
             let shown = match grant.kind {
@@ -563,8 +574,9 @@ mod tests {
     #[test]
     fn whole_vault_grants_need_the_opt_in() {
         for g in ["*", "payments/*"] {
-            let e = Grants::parse([g]).unwrap_err().to_string();
-            assert!(e.contains("allow-whole-vault"), "{g}: {e}");
+            let e = Grants::parse([g]).unwrap_err();
+            assert!(e.is_whole_vault(), "{g}: {e}");
+            assert!(e.to_string().contains("allowed on purpose"), "{g}: {e}");
             let all = Grants::parse_with([g], WholeVault::Allow).unwrap();
             assert!(all.has_whole_vault());
             assert!(all.resolve(Secret, "anything-at-all").is_some());
@@ -724,8 +736,10 @@ mod tests {
             assert!(e.contains(says), "{s}: {e}");
             assert!(e.contains("expected key:"), "{s}: {e}");
         }
-        let e = Grants::parse(["key:*:sign"]).unwrap_err().to_string();
-        assert!(e.contains("allow-whole-vault"), "{e}");
+        let e = Grants::parse(["key:*:sign"]).unwrap_err();
+        assert!(e.is_whole_vault(), "{e}");
+        // Any other refusal is not a whole-vault one.
+        assert!(!Grants::parse(["key:*"]).unwrap_err().is_whole_vault());
     }
 
     #[test]

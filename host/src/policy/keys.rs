@@ -10,6 +10,7 @@ use super::grants::{ObjectKind, Target};
 use super::point::{Op, Policy, Trail};
 use super::vaults::Vault;
 use crate::backend::keys::{KeyAnswer, KeyBackend, KeyRequest, PublicKey};
+use crate::cache::Call;
 use crate::keys::{EncryptionAlgorithm, KeyOp, SignatureAlgorithm};
 use crate::name::fold_valid;
 use zeroize::Zeroizing;
@@ -236,7 +237,7 @@ impl Granted<'_> {
     async fn public(&self, trail: &mut Trail<'_>) -> Result<PublicKey, Error> {
         let (public, cache) = self
             .source
-            .read_public_key(self.key.object, self.key.version)
+            .read_public_key(self.key.object, self.key.version, trail.admit())
             .await
             .map_err(|e| trail.vault_error(e))?;
         if trail.op_is_public_key() {
@@ -262,6 +263,10 @@ impl Granted<'_> {
         value: &[u8],
         digest: Option<&[u8]>,
     ) -> Result<KeyAnswer, Error> {
+        // Every operation is a vault call: it takes from the budgets first.
+        if !trail.admit().admit(Call::Miss) {
+            return Err(trail.vault_error(crate::cache::refused()));
+        }
         self.vault
             .operate(KeyRequest {
                 name: self.key.object,

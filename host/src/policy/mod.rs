@@ -4,12 +4,14 @@
 //! - [`grants`]: one table of this component's grants, secret and key grants alike.
 //! - `point`: the one path: validate the name, resolve the grant, find the vault, then audit.
 //! - `secrets`: [`SecretsCtx`], reading secrets; `keys`: [`Keys`], using keys.
+//! - [`budget`]: what a component's vault calls may spend, and its share of each vault's.
 //! - `error`: the one [`Error`] that the guest interfaces map to their own variants.
 //! - `vaults`: [`Vaults`], the backends grants lead to.
 //!
 //! Below it: the cache ([`crate::cache`]) and the vaults ([`crate::backend`]). Nothing here
 //! knows about wasmtime; the interfaces over it are [`crate::wit`] and [`crate::wasi_config`].
 
+pub mod budget;
 mod error;
 pub mod grants;
 mod keys;

@@ -4,7 +4,9 @@
 //! 1. validate the name (and fold it, in the same pass) -> `invalid-name`;
 //! 2. resolve it through this component's grants of the object's kind (deny by default; for a
 //!    key operation the grant must allow it) -> `not-granted`, with no vault call;
-//! 3. find the grant's vault, then let the caller ([`super::secrets`], [`super::keys`]) ask it;
+//! 3. find the grant's vault, then let the caller ([`super::secrets`], [`super::keys`]) ask it,
+//!    each vault call first taking from the component's budgets ([`super::budget`]) ->
+//!    `over-budget` (the guest's `unavailable`), with no vault call;
 //! 4. [`Policy::audited`]: count the request, write its audit line, and refuse an answer whose
 //!    line cannot be written.
 //!
@@ -13,13 +15,14 @@
 //! (and pin) and the same cache entry. Error messages quote the name as the guest sent it;
 //! the audit log names it as [`crate::audit`] says.
 
+use super::budget::{Budget, Charge, Class, Share, Spender};
 use super::error::{Error, ErrorKind};
 use super::grants::{Grants, ObjectKind, Target};
 use super::vaults::Vault;
 use super::vaults::Vaults;
 use crate::audit::{AuditEvent, AuditSink, logged_name, name_for_log, now_rfc3339};
 use crate::backend::Secret;
-use crate::cache::CacheStatus;
+use crate::cache::{Admit, CacheStatus, Unlimited};
 use crate::keys::KeyOp;
 use crate::metrics::ReadCounters;
 use crate::{BackendError, SecretValue};
@@ -37,8 +40,19 @@ pub(crate) struct Policy {
     /// The backend of each vault the grants name, by its place in [`Grants::vault_names`]
     /// (`None`: not configured on this host), so a request looks up its grant and nothing else.
     backends: Box<[Option<Vault>]>,
+    /// This component's shares of those vaults' budgets, by the same index.
+    shares: Box<[Shares]>,
+    /// This component's own vault-call budget.
+    spender: Arc<Spender>,
     audit: Option<Arc<dyn AuditSink>>,
     reads: ReadCounters,
+}
+
+/// A component's shares of one vault's budgets: for the classes of call its grants allow.
+#[derive(Clone, Default)]
+struct Shares {
+    secrets: Option<Arc<Share>>,
+    keys: Option<Arc<Share>>,
 }
 
 impl fmt::Debug for Policy {
@@ -113,6 +127,8 @@ pub(super) struct Trail<'a> {
     /// The object's name as the vault's answer spells it.
     pub(super) spelled: Option<Arc<str>>,
     pub(super) cache: Option<CacheStatus>,
+    /// What its vault calls may spend, once the grant is resolved.
+    charge: Option<Charge<'a>>,
     /// Taken only when there is an audit log to write it to.
     start: Option<Instant>,
 }
@@ -135,9 +151,23 @@ impl<'a> Trail<'a> {
         self.op == Op::PublicKey
     }
 
-    /// The guest's error for the vault's refusal `e`.
+    /// Asked before each vault call of this request: its budgets, once its grant is resolved.
+    pub(super) fn admit(&self) -> &dyn Admit {
+        match &self.charge {
+            Some(charge) => charge,
+            None => &Unlimited,
+        }
+    }
+
+    /// The guest's error for the vault's refusal `e` (or for the budget's, when the call was
+    /// refused before it went out).
     pub(super) fn vault_error(&self, e: BackendError) -> Error {
         let object = self.op.object();
+        if matches!(e, BackendError::Unavailable(_))
+            && self.charge.as_ref().is_some_and(Charge::refused)
+        {
+            return Error::over_budget(object, self.name);
+        }
         tracing::debug!(op = self.op.as_str(), name = self.name, vault = self.target.map(|t| t.vault), object = self.target.map(|t| t.object), error = %e, "the vault refused");
         Error::from_backend(object, self.name, &e)
     }
@@ -146,20 +176,55 @@ impl<'a> Trail<'a> {
 impl Policy {
     /// The policy of component `component` with `grants` over `vaults`.
     pub(super) fn new(component: Arc<str>, grants: Grants, vaults: Vaults) -> Self {
-        let backends = grants
+        let backends: Box<[Option<Vault>]> = grants
             .vault_names()
             .iter()
             .map(|v| vaults.vault(v).cloned())
             .collect();
+        let mut shares = vec![Shares::default(); backends.len()];
+        for (kind, class) in [
+            (ObjectKind::Secret, Class::Secrets),
+            (ObjectKind::Key, Class::Keys),
+        ] {
+            for i in grants.vaults_of(kind) {
+                let Some(vault) = &backends[i] else { continue };
+                let share = vault.join(class, &component);
+                match class {
+                    Class::Secrets => shares[i].secrets = share,
+                    Class::Keys => shares[i].keys = share,
+                }
+            }
+        }
         Self {
             reads: crate::metrics::global()
                 .read_counters(&component, &ErrorKind::SECRETS.map(ErrorKind::as_str)),
+            spender: Arc::new(Spender::new(component.clone(), Some(Budget::COMPONENT))),
             component,
             grants,
             vaults,
             backends,
+            shares: shares.into(),
             audit: None,
         }
+    }
+
+    pub(super) fn set_budget(&mut self, budget: Option<Budget>) {
+        self.spender = Arc::new(Spender::new(self.component.clone(), budget));
+    }
+
+    /// What a call of `class` to the vault at `index` may spend.
+    pub(super) fn charge(&self, index: usize, class: Class) -> Charge<'_> {
+        let shares = self.shares.get(index);
+        let share = match class {
+            Class::Secrets => shares.and_then(|s| s.secrets.as_deref()),
+            Class::Keys => shares.and_then(|s| s.keys.as_deref()),
+        };
+        let vault = self
+            .grants
+            .vault_names()
+            .get(index)
+            .map_or("", String::as_str);
+        Charge::new(&self.spender, vault, class, share)
     }
 
     pub(super) fn set_audit(&mut self, sink: Arc<dyn AuditSink>) {
@@ -195,6 +260,7 @@ impl Policy {
             served: None,
             spelled: None,
             cache: None,
+            charge: None,
             start: self.audit.is_some().then(Instant::now),
         }
     }
@@ -227,6 +293,11 @@ impl Policy {
         let backend = self
             .backend(target.vault_index)
             .ok_or_else(|| Error::no_vault(kind, trail.name))?;
+        let class = match kind {
+            ObjectKind::Secret => Class::Secrets,
+            ObjectKind::Key => Class::Keys,
+        };
+        trail.charge = Some(self.charge(target.vault_index, class));
         Ok((target, backend))
     }
 

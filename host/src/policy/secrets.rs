@@ -1,6 +1,7 @@
 //! Secrets: what a component reads (`get`, `get-version`, `info`, `list`), through the
 //! policy point ([`super::point`]) and then its vault. Nothing here knows about wasmtime.
 
+use super::budget::{Budget, Class};
 use super::error::Error;
 use super::grants::{Grants, ObjectKind, Target};
 use super::keys::Keys;
@@ -10,7 +11,7 @@ use super::vaults::Vaults;
 use crate::SecretValue;
 use crate::audit::AuditSink;
 use crate::backend::SecretMeta;
-use crate::cache::CacheStatus;
+use crate::cache::{CacheStatus, Unlimited};
 use crate::name::{fold_valid, is_valid_version};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +53,15 @@ impl SecretsCtx {
     /// Records every request of this component, for secrets and keys, in `sink`.
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         Arc::make_mut(&mut self.policy).set_audit(sink);
+        self
+    }
+
+    /// Holds this component's vault calls (misses, the refreshes its reads make due, key
+    /// operations) to `budget`, or to no budget of its own with `None`; the default is
+    /// [`Budget::COMPONENT`]. Its shares of each vault's [`budget`](super::budget::VaultBudget)
+    /// hold either way.
+    pub fn with_budget(mut self, budget: Option<Budget>) -> Self {
+        Arc::make_mut(&mut self.policy).set_budget(budget);
         self
     }
 
@@ -112,7 +122,7 @@ impl SecretsCtx {
             let (target, backend) = policy.authorize(&mut trail, folded.as_deref())?;
             // A pinned grant's metadata are the pinned version's own.
             let (meta, cache) = backend
-                .read_info(target.object, target.version)
+                .read_info(target.object, target.version, trail.admit())
                 .await
                 .map_err(|e| trail.vault_error(e))?;
             trail.served = Some(Arc::from(meta.version.as_str()));
@@ -141,7 +151,11 @@ impl SecretsCtx {
                     continue;
                 };
                 let vault = grants.vault_names()[i].as_str();
-                let (names, cache) = backend.read_list().await.map_err(|e| {
+                let charge = policy.charge(i, Class::Secrets);
+                let (names, cache) = backend.read_list(&charge).await.map_err(|e| {
+                    if charge.refused() {
+                        return Error::over_budget(ObjectKind::Secret, "*");
+                    }
                     tracing::warn!(component = %policy.component(), vault, error = %e, "list failed");
                     Error::list_failed(&e)
                 })?;
@@ -155,8 +169,6 @@ impl SecretsCtx {
     }
 }
 
-/// Checks the request and answers it from the cache if the value is at hand, else says
-/// which vault to ask.
 /// An exact grant a [`SecretsCtx::probe`] could not resolve, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unresolved {
@@ -190,9 +202,12 @@ impl SecretsCtx {
                     "its vault is not configured on this host".into(),
                 )),
                 Some(vault) => match grant.kind {
-                    ObjectKind::Secret => vault.read(target.object, target.version).await.map(drop),
+                    ObjectKind::Secret => vault
+                        .read(target.object, target.version, &Unlimited)
+                        .await
+                        .map(drop),
                     ObjectKind::Key => vault
-                        .read_public_key(target.object, target.version)
+                        .read_public_key(target.object, target.version, &Unlimited)
                         .await
                         .map(drop),
                 },
@@ -213,6 +228,8 @@ impl SecretsCtx {
     }
 }
 
+/// Checks the request and answers it from the cache if the value is at hand, else says
+/// which vault to ask.
 fn read_now<'a>(
     policy: &'a Policy,
     trail: &mut Trail<'a>,
@@ -235,7 +252,7 @@ fn read_now<'a>(
         Some(v) => Some(target.version.unwrap_or(v)),
     };
     trail.version = version;
-    match backend.read_now(target.object, version) {
+    match backend.read_now(target.object, version, trail.admit()) {
         None => Ok(Read::Fetch(target, backend)),
         Some(answer) => {
             let secret = answer.map_err(|e| trail.vault_error(e))?;
@@ -251,7 +268,7 @@ async fn read_from_vault<'a>(
     backend: &'a Vault,
 ) -> Result<SecretValue, Error> {
     let secret = backend
-        .read(target.object, trail.version)
+        .read(target.object, trail.version, trail.admit())
         .await
         .map_err(|e| trail.vault_error(e))?;
     Ok(trail.served(secret))

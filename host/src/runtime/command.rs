@@ -5,7 +5,7 @@ use super::engine::Runtime;
 use super::limits::Limits;
 use super::output::{FramedOutput, HostStream, OutputFormat};
 use super::state::HostState;
-use super::stopped::{describe_failure, timeout_message};
+use super::stopped::Stopped;
 use crate::SecretsCtx;
 use crate::egress::EgressPolicy;
 use anyhow::Context as _;
@@ -54,7 +54,7 @@ pub enum Outcome {
     /// It returned or exited with this code.
     Exited(i32),
     /// A limit stopped it, or it trapped: one line saying why.
-    Failed(String),
+    Failed(Stopped),
 }
 
 impl Outcome {
@@ -125,7 +125,7 @@ impl Runtime {
             command.wasi_cli_run().call_run(&mut store).await
         };
         let outcome = match clock::within(wait_until, run).await {
-            None => Outcome::Failed(timeout_message(limits.timeout.unwrap_or_default())),
+            None => Outcome::Failed(Stopped::timeout(limits.timeout.unwrap_or_default())),
             Some(Ok(Ok(()))) => Outcome::Exited(0),
             Some(Ok(Err(()))) => Outcome::Exited(1),
             Some(Err(e)) => classify(e, &limits),
@@ -147,5 +147,5 @@ fn classify(e: wasmtime::Error, limits: &Limits) -> Outcome {
     if let Some(exit) = e.downcast_ref::<I32Exit>() {
         return Outcome::Exited(exit.0);
     }
-    Outcome::Failed(describe_failure(&e, limits))
+    Outcome::Failed(Stopped::from_error(&e, limits))
 }

@@ -53,7 +53,7 @@ impl Default for Limits {
 pub enum LimitsError {
     /// Memory growth past `max_memory` (memories and tables together).
     #[error(
-        "memory growth past the memory limit of {} (--max-memory): the component tried to hold {desired} bytes in its memories and tables",
+        "memory growth past the memory limit of {}: the component tried to hold {desired} bytes in its memories and tables",
         size(*limit)
     )]
     Memory {
@@ -64,7 +64,7 @@ pub enum LimitsError {
     },
     /// Table growth past `max_memory` (memories and tables together).
     #[error(
-        "table growth past the memory limit of {} (--max-memory): the component tried to hold {desired} bytes in its memories and tables (a table element counts {TABLE_ELEMENT_BYTES} bytes)",
+        "table growth past the memory limit of {}: the component tried to hold {desired} bytes in its memories and tables (a table element counts {TABLE_ELEMENT_BYTES} bytes)",
         size(*limit)
     )]
     TableMemory {

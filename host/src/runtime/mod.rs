@@ -26,3 +26,4 @@ pub use limits::Limits;
 pub use output::OutputFormat;
 pub use proxy::{Proxy, ProxyOptions, text_response};
 pub use state::HostState;
+pub use stopped::{Limit, Stopped};

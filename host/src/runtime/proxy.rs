@@ -6,7 +6,7 @@ use super::engine::Runtime;
 use super::limits::Limits;
 use super::output::{FramedOutput, HostStream, OutputFormat};
 use super::state::HostState;
-use super::stopped::describe_failure;
+use super::stopped::Stopped;
 use crate::SecretsCtx;
 use crate::egress::EgressPolicy;
 use http_body_util::{BodyExt, Full};
@@ -155,13 +155,13 @@ impl Proxy {
                 let failure = match task.await {
                     Ok(Ok(())) => Err("the component returned without a response".to_owned()),
                     Ok(Err(e)) if is_timeout(&e) => Ok(()),
-                    Ok(Err(e)) => Err(describe_failure(&e, limits)),
+                    Ok(Err(e)) => Err(Stopped::from_error(&e, limits).to_string()),
                     Err(e) => Err(format!("the component's task failed: {e}")),
                 };
                 match failure {
                     Ok(()) => {
                         tracing::warn!("request stopped at its time limit");
-                        text_response(504, "the component ran past its time limit (--timeout)\n")
+                        text_response(504, "the component ran past its time limit\n")
                     }
                     Err(why) => {
                         tracing::warn!(%why, "request failed");

@@ -194,7 +194,12 @@ impl KeyVault {
             .unwrap_or_else(|e| e.into_inner());
         let Some(until) = until else { return Ok(()) };
         let left = until.saturating_duration_since(tokio::time::Instant::now());
-        if left > self.options.max_retry_after {
+        if left.is_zero() {
+            return Ok(());
+        }
+        let waits = left <= self.options.max_retry_after;
+        crate::metrics::global().throttle_stop(self.url.host_str().unwrap_or(""), waits);
+        if !waits {
             return Err(BackendError::Unavailable(format!(
                 "Key Vault asked for no requests for another {} s (Retry-After)",
                 left.as_secs()
