@@ -12,7 +12,9 @@
 //! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load;
 //! 9. key operations: an ES256 sign through a guest vs the same request sent straight to the
 //!    vault, and a verify on the cached public key vs at the vault (`BENCH_KEYS_ONLY` runs only
-//!    this section).
+//!    this section);
+//! 10. vault-call budgets on vs off: the cached get from inside a guest, and a miss through the
+//!     policy point (`BENCH_BUDGETS_ONLY` runs only this section).
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets-cli`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
@@ -28,7 +30,7 @@ use wasm_secrets::credential::Env;
 use wasm_secrets::runtime::{
     CommandOptions, EngineOptions, HostState, Outcome, Runtime, load_component,
 };
-use wasm_secrets::{Grants, SecretsCtx, Vaults, wit_types};
+use wasm_secrets::{Budget, Grants, SecretsCtx, VaultBudget, Vaults, wit_types};
 use wasm_secrets_emulator::{Emulator, EmulatorConfig, Endpoint};
 use wasmtime::component::{Component, Linker};
 
@@ -58,6 +60,10 @@ fn commands() -> &'static Runtime {
 }
 
 async fn vaults(emu: &Emulator, cache: CacheConfig) -> Vaults {
+    vaults_with(emu, cache, VaultBudget::default()).await
+}
+
+async fn vaults_with(emu: &Emulator, cache: CacheConfig, budget: VaultBudget) -> Vaults {
     let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())]);
     let connector = Connector::new(env, cache).loopback_only(true);
     let vault = connector
@@ -68,7 +74,9 @@ async fn vaults(emu: &Emulator, cache: CacheConfig) -> Vaults {
             ..VaultSettings::default()
         })
         .unwrap();
-    Vaults::new().with("default", vault)
+    let mut vaults = Vaults::new();
+    vaults.insert_with_budget("default", std::sync::Arc::new(vault), budget);
+    vaults
 }
 
 /// A linker whose `store.get` is a bare host function returning a fixed string.
@@ -174,6 +182,10 @@ async fn main() {
     if std::env::var_os("BENCH_KEYS_ONLY").is_some() {
         let ours = commands().linker().clone();
         key_operations(&emu, &ours, &bench).await;
+        return;
+    }
+    if std::env::var_os("BENCH_BUDGETS_ONLY").is_some() {
+        budgets(&emu, &bench).await;
         return;
     }
 
@@ -476,6 +488,8 @@ async fn main() {
     platform(&vaults1, secs).await;
     // 9. Key operations.
     key_operations(&emu, &ours, &bench).await;
+    // 10. Budgets.
+    budgets(&emu, &bench).await;
     emu.shutdown().await;
 
     // 7. The cache at its bound: every miss evicts the least recently used entry.
@@ -871,4 +885,167 @@ async fn key_operations(emu: &Emulator, ours: &Linker<HostState>, bench: &Compon
         remote as f64 / local.max(1) as f64
     );
     println!();
+}
+
+/// Section 10, vault-call budgets on (the defaults) vs off, in one run: the cached get from
+/// inside the guest, in interleaved rounds as in section 1 (a hit never looks at a bucket);
+/// and a miss through the policy point on the instant backend, so that the buckets' cost is
+/// not hidden behind a vault's round trip (budgets large enough never to refuse).
+async fn budgets(emu: &Emulator, bench: &Component) {
+    let ours = commands().linker().clone();
+    let grants = || Grants::parse(["db-password"]).unwrap();
+    let on = vaults_with(emu, CacheConfig::default(), VaultBudget::default()).await;
+    let off = vaults_with(emu, CacheConfig::default(), VaultBudget::UNLIMITED).await;
+    let (n, rounds) = (50_000, 15);
+    let mut ratios = Vec::new();
+    let (mut best_on, mut best_off) = (u64::MAX, u64::MAX);
+    for _ in 0..rounds {
+        let ctx_on =
+            SecretsCtx::new("bench", grants(), on.clone()).with_budget(Some(Budget::COMPONENT));
+        let ctx_off = SecretsCtx::new("bench", grants(), off.clone()).with_budget(None);
+        let a = ns_per_get(&ours, bench, ctx_on, n).await;
+        let b = ns_per_get(&ours, bench, ctx_off, n).await;
+        ratios.push(a as f64 / b.max(1) as f64);
+        best_on = best_on.min(a);
+        best_off = best_off.min(b);
+    }
+    ratios.sort_by(f64::total_cmp);
+
+    let huge = Budget::new(1e9, u32::MAX).unwrap();
+    let never_refusing = VaultBudget {
+        secrets: Some(huge),
+        keys: Some(huge),
+    };
+    let instant = |budget: VaultBudget| {
+        let cache = wasm_secrets::cache::CachedBackend::new(
+            std::sync::Arc::new(Instant0),
+            CacheConfig {
+                max_entries: 1_000_000,
+                ..CacheConfig::default()
+            },
+        );
+        let mut vaults = Vaults::new();
+        vaults.insert_with_budget("default", std::sync::Arc::new(cache), budget);
+        vaults
+    };
+    let (misses, miss_rounds) = (20_000, 9);
+    let mut miss_ratios = Vec::new();
+    let (mut miss_on, mut miss_off) = (u64::MAX, u64::MAX);
+    for round in 0..miss_rounds {
+        let time = |ctx: SecretsCtx, side: &str| {
+            let names: Vec<String> = (0..misses)
+                .map(|i| format!("secret-{side}{round}-{i}"))
+                .collect();
+            async move {
+                let start = Instant::now();
+                for name in &names {
+                    std::hint::black_box(ctx.get(name).await.unwrap());
+                }
+                start.elapsed().as_nanos() as u64 / misses as u64
+            }
+        };
+        let grants = Grants::parse(["secret-*"]).unwrap();
+        let a = time(
+            SecretsCtx::new("bench", grants.clone(), instant(never_refusing))
+                .with_budget(Some(huge)),
+            "a",
+        )
+        .await;
+        let b = time(
+            SecretsCtx::new("bench", grants, instant(VaultBudget::UNLIMITED)).with_budget(None),
+            "b",
+        )
+        .await;
+        miss_ratios.push(a as f64 / b.max(1) as f64);
+        miss_on = miss_on.min(a);
+        miss_off = miss_off.min(b);
+    }
+    miss_ratios.sort_by(f64::total_cmp);
+    println!("10. vault-call budgets on vs off");
+    println!(
+        "   cached get from inside a guest: {best_on} ns/call on, {best_off} ns/call off (best of {rounds}); ratio {:.3}x median of the rounds (lowest {:.3}x, highest {:.3}x)   (budget: <= 1.02x)",
+        ratios[rounds / 2],
+        ratios[0],
+        ratios[rounds - 1]
+    );
+    println!(
+        "   a miss through the policy point (instant backend): {miss_on} ns on, {miss_off} ns off (best of {miss_rounds}); ratio {:.3}x median",
+        miss_ratios[miss_rounds / 2]
+    );
+    fairness(emu).await;
+}
+
+/// The fairness run: a hostile component (budget 20/s burst 50) asking for distinct names in
+/// two tight loops for 3 s on the emulator's vault, and a neighbour on the same vault reading
+/// new names (first reads, each a vault call) every 50 ms: the hostile component's vault calls
+/// against its budget, and the neighbour's read latencies beside it and alone.
+async fn fairness(emu: &Emulator) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let secs = 3;
+    let vaults = vaults(emu, CacheConfig::default()).await;
+    let limit: Budget = "20/s burst 50".parse().unwrap();
+    let hostile = SecretsCtx::new(
+        "hostile",
+        Grants::parse(["feature-*"]).unwrap(),
+        vaults.clone(),
+    )
+    .with_budget(Some(limit));
+    let neighbour = SecretsCtx::new("neighbour", Grants::parse(["neighbour-*"]).unwrap(), vaults)
+        .with_budget(None);
+    let neighbour_reads = |tag: &'static str| {
+        let neighbour = neighbour.clone();
+        async move {
+            let mut took = Vec::new();
+            for i in 0..(secs * 20) {
+                let start = Instant::now();
+                // Not in the vault: a not-found, still one vault call each.
+                let _ = neighbour.get(&format!("neighbour-{tag}-{i}")).await;
+                took.push(start.elapsed());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            took.sort_unstable();
+            took
+        }
+    };
+    let alone = neighbour_reads("alone").await;
+    emu.reset_counters();
+    let (stop, refused) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let start = Instant::now();
+    let loops: Vec<_> = (0..2)
+        .map(|t| {
+            let (hostile, stop, refused) = (hostile.clone(), stop.clone(), refused.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    if let Err(e) = hostile.get(&format!("feature-h{t}-{i}")).await
+                        && e.kind() == wasm_secrets::ErrorKind::OverBudget
+                    {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let beside = neighbour_reads("beside").await;
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let hostile_calls = emu.vault_count("main").saturating_sub(beside.len() as u64);
+    println!(
+        "   fairness: a hostile component (budget {limit}) asking distinct names in two tight loops for {:.1} s made {hostile_calls} vault calls (its budget allows {:.0}) and was refused {} times; beside it, a neighbour's first reads (each a vault call) took p50 {:?}, max {:?} (alone: p50 {:?}, max {:?})",
+        elapsed.as_secs_f64(),
+        limit.most_in(elapsed),
+        refused.load(Ordering::Relaxed),
+        p(&beside, 0.5),
+        beside[beside.len() - 1],
+        p(&alone, 0.5),
+        alone[alone.len() - 1],
+    );
 }

@@ -124,6 +124,12 @@ async fn retry_after_holds_for_every_secret_of_the_vault() {
             body: None,
         }],
     );
+    let waited = || {
+        crate::harness::metric(
+            "wasm_secrets_vault_throttle_stops_total{vault=\"127.0.0.1\",outcome=\"waited\"}",
+        )
+    };
+    let waits_before = waited();
     let throttled = Instant::now();
     let first = tokio::spawn({
         let vaults = vaults.clone();
@@ -148,6 +154,14 @@ async fn retry_after_holds_for_every_secret_of_the_vault() {
     assert_eq!(other.await.unwrap(), "feature-alpha=on");
     assert!(throttled.elapsed() >= Duration::from_secs(2));
     assert_eq!(emu.vault_count("main"), 3, "the 429, then one read of each");
+    // The other secret's request, held back by the stop, is counted (the throttled one waits
+    // as its own retry); other tests may add their own.
+    assert!(
+        waited() >= waits_before + 1.0,
+        "{} -> {}",
+        waits_before,
+        waited()
+    );
 }
 
 #[tokio::test]

@@ -125,6 +125,14 @@ async fn a_hostile_guest_spends_only_its_budget_and_its_neighbour_reads_and_refr
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (answered, refused) = spam.await.unwrap();
+    // /metrics counts the refusals by component, vault, budget and call.
+    let counted = crate::harness::metric(
+        "wasm_secrets_vault_budget_refusals_total{component=\"hostile\",vault=\"default\",budget=\"component\",call=\"miss\"}",
+    );
+    assert!(
+        counted >= refused as f64,
+        "{counted} counted, {refused} refused"
+    );
     let elapsed = start.elapsed();
     // Every vault call the emulator saw: the hostile component's (its budget, at most) plus
     // the neighbour's two first reads and the refreshes of its two cached values (at most

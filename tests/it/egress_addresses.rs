@@ -28,11 +28,9 @@ fn port_of(base: &str) -> u16 {
 }
 
 fn refused_metric(reason: &str) -> f64 {
-    let text = wasm_secrets::metrics::global().encode();
-    let prefix = format!("wasm_secrets_egress_refused_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+    crate::harness::metric(&format!(
+        "wasm_secrets_egress_refused_total{{reason=\"{reason}\"}}"
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -294,3 +294,13 @@ pub async fn run_guest_with(name: &str, ctx: SecretsCtx, args: &[&str]) -> (i32,
     };
     (code, String::from_utf8(r.stdout).unwrap())
 }
+
+/// The value of the process's metric `series` (a name with its labels, as `/metrics` prints
+/// them), or 0 when it was never counted.
+pub fn metric(series: &str) -> f64 {
+    let text = wasm_secrets::metrics::global().encode();
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
