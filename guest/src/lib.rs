@@ -28,7 +28,8 @@
 //! ```
 //!
 //! Keys that never leave the vault (sign, verify, wrap, unwrap, encrypt, decrypt) are in
-//! [`keys`].
+//! [`keys`]. A WASI 0.3 component can call the same functions as `async fn`s, from [`p3`]: a
+//! task waiting for the vault then waits alone.
 //!
 //! The functions call the host and so work only inside a component run by a host that provides
 //! the `store` interface. The raw generated bindings are in [`bindings`] for anything this API
@@ -48,6 +49,7 @@ pub mod bindings {
 }
 
 pub mod keys;
+pub mod p3;
 
 use bindings::wasm_secrets::secrets::{store, types};
 

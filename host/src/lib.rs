@@ -121,16 +121,20 @@ mod policy;
 #[cfg(test)]
 mod proptests;
 pub mod runtime;
+mod spin_variables;
 pub mod token_cache;
 mod value;
 mod wasi_config;
 mod wit;
+mod wit_async;
 
 pub use backend::{Backend, BackendError};
 pub use name::{MAX_NAME_LEN, fold, is_valid_name};
 pub use policy::budget::{self, Budget, VaultBudget};
 pub use policy::grants::{self, Grant, Grants};
 pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Unresolved, Vaults};
+pub use spin_variables::add_spin_variables_to_linker;
 pub use value::SecretValue;
 pub use wasi_config::add_wasi_config_to_linker;
 pub use wit::{SecretsView, add_to_linker, wit_store, wit_types};
+pub use wit_async::add_async_to_linker;

@@ -49,7 +49,7 @@ impl HasData for HasConfig {
     type Data<'a> = SecretsView<'a>;
 }
 
-fn key_to_name(key: &str) -> Cow<'_, str> {
+pub(crate) fn key_to_name(key: &str) -> Cow<'_, str> {
     if !crate::is_valid_name(key) && key.contains('_') {
         Cow::Owned(key.replace('_', "-"))
     } else {

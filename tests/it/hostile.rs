@@ -26,6 +26,36 @@ fn an_infinite_loop_stops_at_the_timeout() {
     assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 
+/// A WASI 0.3 command (its `run` an async function, run in the store's event loop) is held to
+/// its time and fuel limits as a 0.2 one is: `secrets-get-p3 --spin` never returns.
+#[test]
+fn a_wasi_0_3_command_stops_at_its_time_and_fuel_limits() {
+    let start = Instant::now();
+    let r = run_cli(
+        cli()
+            .args(["run", "--timeout", "500ms"])
+            .arg(crate::harness::guest("secrets-get-p3"))
+            .arg("--spin"),
+    );
+    let took = start.elapsed();
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("time limit of 500ms"), "{}", r.stderr);
+    assert!(r.stderr.trim_end().ends_with("(--timeout)"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let r = run_cli(
+        cli()
+            .args(["run", "--fuel", "1000000"])
+            .arg(crate::harness::guest("secrets-get-p3"))
+            .arg("--spin"),
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("used all of its fuel (1000000 units)"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn a_memory_bomb_stops_at_max_memory() {
     let r = run_cli(

@@ -1,4 +1,5 @@
-//! The same guests in Rust, Python and JavaScript, held to the same table of cases: each
+//! The same guests in Rust, Python and JavaScript (and in Rust again as WASI 0.3 components:
+//! `secrets-get-p3`, `http-hello-p3`), held to the same table of cases: each
 //! language's `secrets-get` must print exactly what the Rust one prints, through the real CLI
 //! against the emulator's Key Vault and through the library; each `http-hello` must answer real
 //! requests under `serve` exactly as the Rust one does. The Python and JavaScript components
@@ -16,17 +17,20 @@ use wasm_secrets::{Grants, SecretsCtx};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Rust,
+    /// Rust, built as a WASI 0.3 component (`NAME-p3`).
+    RustP3,
     Python,
     JavaScript,
 }
 
-pub const LANGS: [Lang; 3] = [Lang::Rust, Lang::Python, Lang::JavaScript];
+pub const LANGS: [Lang; 4] = [Lang::Rust, Lang::RustP3, Lang::Python, Lang::JavaScript];
 
 impl Lang {
     /// The built component `name` (`secrets-get`, `http-hello`, `bench-get`) in this language.
     pub fn guest(self, name: &str) -> PathBuf {
         let dir = match self {
             Lang::Rust => return crate::harness::guest(name),
+            Lang::RustP3 => return crate::harness::guest(&format!("{name}-p3")),
             Lang::Python => "python",
             Lang::JavaScript => "js",
         };

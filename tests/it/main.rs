@@ -27,6 +27,7 @@ mod keys;
 mod languages;
 mod names;
 mod noisy;
+mod p3;
 mod platform;
 mod run_egress;
 mod serve;

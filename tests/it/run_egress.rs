@@ -80,6 +80,47 @@ async fn run_reaches_only_allowed_hosts_and_a_refusal_is_an_error_in_the_guest()
     );
 }
 
+/// The same rules hold for a WASI 0.3 command's `wasi:http/client@0.3.0` requests: one
+/// implementation (the hooks of both WASI versions) allows, refuses, and strips the guest's
+/// `Authorization`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_3_command_reaches_only_allowed_hosts_without_its_authorization() {
+    let emu = emulator::start().await;
+    let (allowed, allowed_seen) = upstream().await;
+    let (other, other_seen) = upstream().await;
+    let urls = [
+        format!("http://{other}/first"),
+        format!("http://{allowed}/ok"),
+    ];
+    let args = ["--allow-http", &allowed.to_string()];
+    let r = run_component(&emu, guest("http-get-p3"), &args, &urls).await;
+    assert_eq!(
+        line_for(&r.stdout, &urls[0]),
+        "error: ErrorCode::HttpRequestDenied",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        line_for(&r.stdout, &urls[1]),
+        "200: upstream ok",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.code, 1,
+        "a refused request fails the command, not the run"
+    );
+    assert_eq!(
+        *allowed_seen.lock().unwrap(),
+        vec![None],
+        "the guest's Authorization left"
+    );
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "nothing reached a host without a rule"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_with_no_rules_reaches_nothing() {
     let emu = emulator::start().await;
@@ -96,6 +137,19 @@ async fn run_with_no_rules_reaches_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
+    azure_http_rule_attaches_the_hosts_token("http-get").await;
+}
+
+/// The same from a WASI 0.3 command: its `wasi:http/client@0.3.0` request carries the host's
+/// token (not its own), and is one audit line without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_3_command_gets_the_hosts_token_for_an_azure_http_rule() {
+    azure_http_rule_attaches_the_hosts_token("http-get-p3").await;
+}
+
+/// Runs the guest `name` (`http-get` or a twin) as a config entry of that name with an
+/// `azure-http` rule to an upstream on loopback, and checks what the upstream received.
+async fn azure_http_rule_attaches_the_hosts_token(name: &str) {
     let emu = emulator::start().await;
     let (up, seen) = upstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -103,8 +157,8 @@ async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
     std::fs::write(
         &config,
         format!(
-            "[components.http-get]\nwasm = {:?}\negress = [{{ host = \"acct.blob.core.windows.net:{}\", kind = \"azure-http\", resource = \"https://storage.azure.com\", private = true }}]\n",
-            guest("http-get"),
+            "[components.{name}]\nwasm = {:?}\negress = [{{ host = \"acct.blob.core.windows.net:{}\", kind = \"azure-http\", resource = \"https://storage.azure.com\", private = true }}]\n",
+            guest(name),
             up.port()
         ),
     )
@@ -120,7 +174,7 @@ async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
         ])
         .arg("--audit-log")
         .arg(dir.path().join("audit.jsonl"))
-        .args(["http-get", &url]);
+        .args([name, &url]);
     let r = blocking(cmd).await;
     assert!(
         line_for(&r.stdout, &url).starts_with("200: upstream ok"),
@@ -148,7 +202,7 @@ async fn run_attaches_the_hosts_token_for_an_azure_http_rule_from_the_config() {
         .collect();
     assert_eq!(events.len(), 1, "{audit}");
     let e = &events[0];
-    assert_eq!(e["component"], "http-get", "{e}");
+    assert_eq!(e["component"], name, "{e}");
     assert_eq!(e["op"], "egress", "{e}");
     assert_eq!(e["host"], "acct.blob.core.windows.net", "{e}");
     assert_eq!(e["resource"], "https://storage.azure.com", "{e}");

@@ -16,7 +16,7 @@ use wasm_secrets_cli::server::{EgressPolicy, EgressRule, ServeOptions, Server};
 
 /// A running server on an ephemeral loopback port; stops when `stop` is sent.
 pub struct Running {
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -27,8 +27,19 @@ pub async fn start(
     egress: EgressPolicy,
     options: ServeOptions,
 ) -> Running {
+    start_component(emu, "http-hello", grants, egress, options).await
+}
+
+/// [`start`] serving the guest component `name`.
+pub async fn start_component(
+    emu: &Emulator,
+    name: &str,
+    grants: &[&str],
+    egress: EgressPolicy,
+    options: ServeOptions,
+) -> Running {
     let runtime = runtime_for_serve();
-    let (component, _) = load_component(runtime.engine(), &guest("http-hello"), None).unwrap();
+    let (component, _) = load_component(runtime.engine(), &guest(name), None).unwrap();
     let ctx = emulator::ctx(grants, emulator::imds_vaults(emu));
     let server = Arc::new(Server::new(&runtime, &component, ctx, egress, options).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

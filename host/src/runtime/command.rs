@@ -14,6 +14,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p3::bindings::Command as P3Command;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx};
 
 /// What the command sees of the outside world.
@@ -120,8 +121,16 @@ impl Runtime {
         let limits = options.limits;
         let mut store = self.new_store(wasi, secrets, options.egress.clone(), &limits)?;
         let wait_until = store.data().wait_until();
+        // A `wasi:cli/run@0.3.0` command runs inside the store's event loop (its `run` is an
+        // async function); a 0.2 one is called directly.
         let run = async {
-            let command = Command::instantiate_async(&mut store, component, linker).await?;
+            let instance = linker.instantiate_async(&mut store, component).await?;
+            if let Ok(command) = P3Command::new(&mut store, &instance) {
+                return store
+                    .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
+                    .await?;
+            }
+            let command = Command::new(&mut store, &instance)?;
             command.wasi_cli_run().call_run(&mut store).await
         };
         let outcome = match clock::within(wait_until, run).await {

@@ -128,10 +128,16 @@ impl Runtime {
 
 fn link(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
+    // WASI 0.2 and 0.3 side by side: a 0.3 component built from Rust still imports 0.2
+    // interfaces through its standard library.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     crate::add_to_linker(&mut linker, HostState::secrets_view)?;
+    crate::add_async_to_linker(&mut linker, HostState::secrets_view)?;
     crate::add_wasi_config_to_linker(&mut linker, HostState::secrets_view)?;
+    crate::add_spin_variables_to_linker(&mut linker, HostState::secrets_view)?;
     Ok(linker)
 }
 

@@ -1,5 +1,6 @@
-//! Serving one request: a `wasi:http/proxy` component pre-instantiated once, a fresh instance
-//! per request with its own grants, egress rules, limits and environment; 504 at its time limit.
+//! Serving one request: a `wasi:http/proxy` component (WASI 0.2) or a `wasi:http/handler@0.3.0`
+//! one (WASI 0.3), pre-instantiated once, a fresh instance per request with its own grants,
+//! egress rules, limits and environment; 504 at its time limit.
 
 use super::clock;
 use super::engine::Runtime;
@@ -10,14 +11,22 @@ use super::stopped::Stopped;
 use crate::SecretsCtx;
 use crate::egress::EgressPolicy;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wasmtime::AsContextMut;
+use wasmtime::Store;
 use wasmtime::component::Component;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{Prepared, Proxy as Instance};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// What a component's requests run with, besides its secrets and egress.
 #[derive(Debug, Clone, Default)]
@@ -33,19 +42,21 @@ pub struct ProxyOptions {
     pub output_format: OutputFormat,
 }
 
-/// A `wasi:http/proxy` component ready to serve requests, each in a fresh instance.
+/// A `wasi:http` component ready to serve requests, each in a fresh instance.
 pub struct Proxy {
     name: String,
     runtime: Runtime,
-    pre: ProxyPre<HostState>,
+    pre: Pre,
     secrets: SecretsCtx,
     egress: Arc<EgressPolicy>,
     options: ProxyOptions,
 }
 
 impl Proxy {
-    /// Pre-instantiates `component` (compiled with `runtime`'s engine), which must be a
-    /// `wasi:http/proxy`, with [`Runtime::linker`]. `name` labels its metrics and output lines.
+    /// Pre-instantiates `component` (compiled with `runtime`'s engine), which must export
+    /// `wasi:http/incoming-handler@0.2` (the `wasi:http/proxy` world) or
+    /// `wasi:http/handler@0.3.0`, with [`Runtime::linker`]. `name` labels its metrics and
+    /// output lines.
     pub fn new(
         runtime: &Runtime,
         name: impl Into<String>,
@@ -59,12 +70,15 @@ impl Proxy {
             .linker()
             .instantiate_pre(component)
             .map_err(|e| anyhow::anyhow!("the component cannot be served: {}", first_line(&e)))?;
-        let pre = ProxyPre::new(pre).map_err(|e| {
-            anyhow::anyhow!(
-                "the component is not a wasi:http proxy (it must export wasi:http/incoming-handler): {}",
-                first_line(&e)
-            )
-        })?;
+        let pre = match ServicePre::new(pre.clone()) {
+            Ok(p3) => Pre::P3(p3),
+            Err(_) => Pre::P2(ProxyPre::new(pre).map_err(|e| {
+                anyhow::anyhow!(
+                    "the component is not a wasi:http handler (it must export wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3): {}",
+                    first_line(&e)
+                )
+            })?),
+        };
         Ok(Self {
             name: name.into(),
             runtime: runtime.clone(),
@@ -102,56 +116,37 @@ impl Proxy {
         let store = self
             .runtime
             .new_store(wasi, self.secrets.clone(), self.egress.clone(), limits);
-        let mut store = match store {
+        let store = match store {
             Ok(store) => store,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot make a store for the request");
                 return text_response(500, "the component could not be started\n");
             }
         };
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let prepared = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)
-            .and_then(|req| {
-                let out = store.data_mut().http().new_response_outparam(sender)?;
-                Ok((req, out))
-            });
-        let (req, out) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pass the request to the guest");
-                return text_response(400, "bad request\n");
-            }
-        };
-        let pre = self.pre.clone();
         // The time limit lives inside the guest's task: when it passes, the guest is dropped
         // wherever it is waiting (a host call, outgoing HTTP), and with it the instance and
         // what the request holds. Wasm code traps at the same time by the epoch.
-        let wait_until = store.data().wait_until();
         let in_flight = crate::metrics::global().instance_in_flight();
-        let task = tokio::spawn(async move {
-            let _hold = hold;
-            let _in_flight = in_flight;
-            let guest = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            clock::within(wait_until, guest)
-                .await
-                .unwrap_or_else(|| Err(wasmtime::Error::new(TimedOut)))
-        });
-        match receiver.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(code)) => {
-                tracing::warn!(?code, "the guest answered with an error code");
+        let hold = (hold, in_flight);
+        let (response, task) = match &self.pre {
+            Pre::P2(pre) => match serve_p2(store, pre.clone(), req, hold) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot pass the request to the guest");
+                    return text_response(400, "bad request\n");
+                }
+            },
+            Pre::P3(pre) => serve_p3(store, pre.clone(), req, hold),
+        };
+        match response.await {
+            Some(Ok(response)) => response,
+            Some(Err(e)) if is_timeout(&e) => timed_out(),
+            Some(Err(e)) => {
+                let why = Stopped::from_error(&e, limits).to_string();
+                tracing::warn!(%why, "the guest answered with an error");
                 text_response(500, "the component failed to produce a response\n")
             }
-            Err(_) => {
+            None => {
                 let failure = match task.await {
                     Ok(Ok(())) => Err("the component returned without a response".to_owned()),
                     Ok(Err(e)) if is_timeout(&e) => Ok(()),
@@ -159,10 +154,7 @@ impl Proxy {
                     Err(e) => Err(format!("the component's task failed: {e}")),
                 };
                 match failure {
-                    Ok(()) => {
-                        tracing::warn!("request stopped at its time limit");
-                        text_response(504, "the component ran past its time limit\n")
-                    }
+                    Ok(()) => timed_out(),
                     Err(why) => {
                         tracing::warn!(%why, "request failed");
                         text_response(500, &format!("{why}\n"))
@@ -171,6 +163,152 @@ impl Proxy {
             }
         }
     }
+}
+
+/// A pre-instantiated component, by the WASI version of its handler.
+enum Pre {
+    P2(ProxyPre<HostState>),
+    P3(ServicePre<HostState>),
+}
+
+/// The guest's response (or its error), or `None` when it gave none: then the task says why.
+type Answer = futures::future::BoxFuture<
+    'static,
+    Option<wasmtime::Result<hyper::Response<HyperOutgoingBody>>>,
+>;
+
+/// Runs `future` in a task of its own, within the store's time limit.
+fn spawn_guest(
+    wait_until: Option<tokio::time::Instant>,
+    guest: impl Future<Output = wasmtime::Result<()>> + Send + 'static,
+    hold: impl Send + 'static,
+) -> JoinHandle<wasmtime::Result<()>> {
+    tokio::spawn(async move {
+        let _hold = hold;
+        clock::within(wait_until, guest)
+            .await
+            .unwrap_or_else(|| Err(wasmtime::Error::new(TimedOut)))
+    })
+}
+
+/// WASI 0.2: the guest sets its response through a `response-outparam`.
+fn serve_p2(
+    mut store: Store<HostState>,
+    pre: ProxyPre<HostState>,
+    req: hyper::Request<Incoming>,
+    hold: impl Send + 'static,
+) -> wasmtime::Result<(Answer, JoinHandle<wasmtime::Result<()>>)> {
+    let (sender, receiver) = oneshot::channel();
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let wait_until = store.data().wait_until();
+    let guest = async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
+    };
+    let task = spawn_guest(wait_until, guest, hold);
+    let answer = async move {
+        match receiver.await {
+            Ok(Ok(response)) => Some(Ok(response)),
+            Ok(Err(code)) => Some(Err(wasmtime::format_err!(
+                "the guest answered with error code {code:?}"
+            ))),
+            Err(_) => None,
+        }
+    };
+    Ok((Box::pin(answer), task))
+}
+
+/// WASI 0.3: the guest's `handle` is an async function returning the response, whose body the
+/// guest may go on writing after it returns: the store's event loop runs until the body is
+/// done (or the client goes away), and the request's hold with it.
+fn serve_p3(
+    mut store: Store<HostState>,
+    pre: ServicePre<HostState>,
+    req: hyper::Request<Incoming>,
+    hold: impl Send + 'static,
+) -> (Answer, JoinHandle<wasmtime::Result<()>>) {
+    // (wasmtime's `Prepared` answers on a `futures` channel.)
+    let (sender, receiver) = futures::channel::oneshot::channel();
+    let (body_done, body_dropped) = oneshot::channel::<()>();
+    let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+    let wait_until = store.data().wait_until();
+    let guest = async move {
+        let service = Instance::P3(pre.instantiate_async(&mut store).await?);
+        let prepared = Prepared::new(
+            store.as_context_mut(),
+            &service,
+            req,
+            <HostState as WasiHttpView>::http,
+            sender,
+        )?;
+        store
+            .run_concurrent(async |accessor| {
+                prepared.run(accessor, std::future::pending()).await?;
+                // The response is out; its body may still be streaming from the guest.
+                let _ = body_dropped.await;
+                wasmtime::Result::<()>::Ok(())
+            })
+            .await?
+    };
+    let task = spawn_guest(wait_until, guest, hold);
+    let answer = async move {
+        match receiver.await {
+            Ok(Ok(response)) => Some(Ok(response.map(|body| {
+                Streaming {
+                    body,
+                    done: Some(body_done),
+                }
+                .boxed_unsync()
+            }))),
+            Ok(Err(e)) => Some(Err(e)),
+            Err(_) => None,
+        }
+    };
+    (Box::pin(answer), task)
+}
+
+/// A response body streaming from a guest: when it ends or is dropped, the guest's event loop
+/// may stop.
+struct Streaming {
+    body: HyperOutgoingBody,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Body for Streaming {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) {
+            this.done.take();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+fn timed_out() -> hyper::Response<HyperOutgoingBody> {
+    tracing::warn!("request stopped at its time limit");
+    text_response(504, "the component ran past its time limit\n")
 }
 
 /// The request's time limit passed while its guest was waiting.

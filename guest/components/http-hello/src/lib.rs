@@ -9,7 +9,7 @@ use wasi::http::types::{
 use wasi::io::streams::StreamError;
 
 /// The secret read by `GET /`.
-const DEFAULT_SECRET: &str = "db-password";
+pub const DEFAULT_SECRET: &str = "db-password";
 /// The `Authorization` header this guest puts on its outgoing requests; a host with an
 /// `azure-http` egress grant must replace it with its own token.
 const GUEST_AUTHORIZATION: &str = "Bearer guest-supplied-token";
@@ -56,8 +56,14 @@ pub fn handle(
 }
 
 /// Reads the secret `name` and describes it without its value.
-fn read_secret(name: &str, read: ReadSecret<'_>) -> (u16, String) {
-    match read(name) {
+pub fn read_secret(name: &str, read: ReadSecret<'_>) -> (u16, String) {
+    describe(name, read(name))
+}
+
+/// The answer for a read of the secret `name` that gave `read`: its length, never its value;
+/// or the error's status and text.
+pub fn describe(name: &str, read: Result<String, wasm_secrets_guest::Error>) -> (u16, String) {
+    match read {
         Ok(value) => {
             let chars = value.chars().count();
             (

@@ -132,7 +132,7 @@ fn run(requests: &[Request], out: &mut impl Write) -> io::Result<bool> {
     Ok(all_ok)
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
         println!("{USAGE}");
