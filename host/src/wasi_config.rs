@@ -1,7 +1,9 @@
 //! `wasi:config/store` over the same grants, so components written for wasi:config (Spin,
-//! wasmtime's wasi-config, wasmCloud) read granted secrets unchanged. Both versions guests are
-//! built against today are linked: `0.2.0-rc.1` (wasmtime-wasi-config, wasmCloud) and
-//! `0.2.0-draft-2024-09-27` (Spin). They have the same shape and the same answers.
+//! wasmtime's wasi-config, wasmCloud) read granted secrets unchanged. The three versions guests
+//! are built against today are linked: `0.2.0-rc.1` (wasmtime-wasi-config), `0.2.0-draft`
+//! (wasmCloud's component SDK, `wasmcloud-component` 0.2) and `0.2.0-draft-2024-09-27` (Spin).
+//! They have the same shape and the same answers: each is one more binding of the same
+//! implementation below.
 //!
 //! A key is a secret name; `_` is read as `-` when the key is not a valid name as it stands
 //! (wasi:config keys are conventionally `snake_case`, vault names `kebab-case`). A key that is
@@ -28,18 +30,27 @@ mod generated {
             imports: { default: async | trappable },
         });
     }
+    pub mod wasmcloud {
+        wasmtime::component::bindgen!({
+            path: "../wit/deps/config-wasmcloud",
+            world: "wasi:config/imports",
+            imports: { default: async | trappable },
+        });
+    }
 }
 
 use generated::draft::wasi::config::store as draft;
 use generated::rc1::wasi::config::store as rc1;
+use generated::wasmcloud::wasi::config::store as wasmcloud;
 
-/// Adds `wasi:config/store` (both versions) to `linker`, answering from the component's
+/// Adds `wasi:config/store` (all three versions) to `linker`, answering from the component's
 /// [`SecretsCtx`](crate::SecretsCtx).
 pub fn add_wasi_config_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     f: fn(&mut T) -> SecretsView<'_>,
 ) -> wasmtime::Result<()> {
     rc1::add_to_linker::<T, HasConfig>(linker, f)?;
+    wasmcloud::add_to_linker::<T, HasConfig>(linker, f)?;
     draft::add_to_linker::<T, HasConfig>(linker, f)
 }
 
@@ -127,6 +138,7 @@ macro_rules! impl_store_host {
 }
 
 impl_store_host!(rc1);
+impl_store_host!(wasmcloud);
 impl_store_host!(draft);
 
 #[cfg(test)]
@@ -150,26 +162,30 @@ mod tests {
         )
     }
 
+    /// Holds one version of the interface to the same answers.
+    macro_rules! check_version {
+        ($version:ident) => {{
+            let ctx = ctx();
+            let mut view = SecretsView::new(&ctx);
+            let version = stringify!($version);
+            for key in ["db-password", "db_password"] {
+                let got = $version::Host::get(&mut view, key.into()).await.unwrap();
+                assert_eq!(got.ok().flatten().as_deref(), Some("pw"), "{version} {key}");
+            }
+            for absent in ["api-key", "api_key", "missing", "../x", ""] {
+                let got = $version::Host::get(&mut view, absent.into()).await.unwrap();
+                assert_eq!(got.ok().unwrap(), None, "{version} {absent}");
+            }
+            let all = $version::Host::get_all(&mut view).await.unwrap();
+            let expected = vec![("db-password".to_string(), "pw".to_string())];
+            assert_eq!(all.ok().unwrap(), expected, "{version}");
+        }};
+    }
+
     #[tokio::test]
-    async fn granted_keys_read_and_the_rest_are_absent_in_both_versions() {
-        let ctx = ctx();
-        let mut view = SecretsView::new(&ctx);
-        for key in ["db-password", "db_password"] {
-            let rc1 = rc1::Host::get(&mut view, key.into()).await.unwrap();
-            let draft = draft::Host::get(&mut view, key.into()).await.unwrap();
-            assert_eq!(rc1.ok().flatten().as_deref(), Some("pw"), "{key}");
-            assert_eq!(draft.ok().flatten().as_deref(), Some("pw"), "{key}");
-        }
-        for absent in ["api-key", "api_key", "missing", "../x", ""] {
-            let rc1 = rc1::Host::get(&mut view, absent.into()).await.unwrap();
-            let draft = draft::Host::get(&mut view, absent.into()).await.unwrap();
-            assert_eq!(rc1.ok().unwrap(), None, "{absent}");
-            assert_eq!(draft.ok().unwrap(), None, "{absent}");
-        }
-        let expected = vec![("db-password".to_string(), "pw".to_string())];
-        let rc1 = rc1::Host::get_all(&mut view).await.unwrap();
-        let draft = draft::Host::get_all(&mut view).await.unwrap();
-        assert_eq!(rc1.ok().unwrap(), expected);
-        assert_eq!(draft.ok().unwrap(), expected);
+    async fn granted_keys_read_and_the_rest_are_absent_in_every_version() {
+        check_version!(rc1);
+        check_version!(wasmcloud);
+        check_version!(draft);
     }
 }
