@@ -219,3 +219,22 @@ async fn a_hostile_wasi_0_3_handler_is_stopped_at_its_time_limit() {
         "the slot was not given back"
     );
 }
+
+/// `serve` of a component that exports neither handler says so in one line, naming both.
+#[test]
+fn serve_refuses_a_component_without_an_http_handler_in_one_line() {
+    let r = crate::harness::run_cli(
+        crate::harness::cli()
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .arg(crate::harness::guest("secrets-get")),
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("not a wasi:http handler")
+            && r.stderr.contains("wasi:http/incoming-handler@0.2")
+            && r.stderr.contains("wasi:http/handler@0.3"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}

@@ -844,9 +844,16 @@ async fn readiness_probes_secret_and_key_grants_without_reading_as_the_guest() {
         )],
     );
     let (_s, admin) = serve_config(&emu, &config, &[], &[]).await;
-    let (status, body) = wait_for(&format!("{admin}/readyz"), 503).await;
+    // 503 "starting" until the first probe has run; then 503 naming the grant that failed.
+    let url = format!("{admin}/readyz");
+    let mut answer = wait_for(&url, 503).await;
+    let start = Instant::now();
+    while answer.1.contains("starting") && start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = get(&url).await;
+    }
     assert_eq!(
-        (status, body.as_str()),
+        (answer.0, answer.1.as_str()),
         (
             503,
             "not ready: component app: grant key:signer: not-found\n"
