@@ -785,13 +785,16 @@ async fn load(addr: std::net::SocketAddr, connections: usize, duration: Duration
 async fn key_operations(emu: &Emulator, ours: &Linker<HostState>, bench: &Component) {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let vaults = vaults(emu, CacheConfig::default()).await;
+    // Without vault-call budgets: this measures each operation's cost, signing as fast as the
+    // emulated vault answers, which the default key budget (50/s) would refuse.
+    let vaults = vaults_with(emu, CacheConfig::default(), VaultBudget::UNLIMITED).await;
     let ctx = || {
         SecretsCtx::new(
             "bench",
             Grants::parse(["key:signer=jwt-signing-key:sign,verify"]).unwrap(),
             vaults.clone(),
         )
+        .with_budget(None)
     };
     // The direct client: the same TLS stack, a token from the emulator's IMDS, one connection.
     let http = wasm_secrets::http::HttpClient::builder()
