@@ -614,8 +614,7 @@ fn served_component(
     );
     let options = wasm_secrets::runtime::ProxyOptions {
         limits: wasm_secrets_cli::server::ServeOptions::default().limits,
-        env: Vec::new(),
-        output_format: Default::default(),
+        ..Default::default()
     };
     std::sync::Arc::new(
         wasm_secrets::runtime::Proxy::new(

@@ -1,7 +1,7 @@
 //! What `serve` serves: the components the flags and config describe ([`Plan`]), built into a
 //! route table over one engine and one set of vaults ([`App`]), again on every reload.
 
-use crate::config::{ComponentConfig, Config, LimitsConfig};
+use crate::config::{ComponentConfig, Config, LimitsConfig, parse_duration};
 use crate::run::{EgressArgs, LimitArgs, guest_env};
 use crate::server::{DEFAULT_REQUEST_TIMEOUT, Routes};
 use crate::{HostArgs, LogFormat, host};
@@ -10,11 +10,12 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use wasm_secrets::audit::AuditSink;
 use wasm_secrets::connect::Connector;
 use wasm_secrets::egress::{EgressRule, Resolver};
 use wasm_secrets::runtime::{
-    EngineOptions, Limits, OutputFormat, Proxy, ProxyOptions, Runtime, default_cache_dir,
+    EngineOptions, Limits, OutputFormat, Proxy, ProxyOptions, Reuse, Runtime, default_cache_dir,
     load_component,
 };
 use wasm_secrets::{Budget, Grants, SecretsCtx, Vaults};
@@ -34,6 +35,17 @@ pub struct ServeArgs {
     /// Requests handled at once, across all components; more are answered 503.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub max_concurrent: usize,
+    /// Requests one instance of a WASI 0.3 handler serves in all before it is retired
+    /// (default 128; 1: a fresh instance per request). WASI 0.2 handlers get a fresh instance
+    /// per request.
+    #[arg(long, value_name = "N")]
+    pub instance_requests: Option<usize>,
+    /// Requests one instance of a WASI 0.3 handler serves at once (default 16).
+    #[arg(long, value_name = "N")]
+    pub instance_concurrency: Option<usize>,
+    /// How long an instance of a WASI 0.3 handler with nothing to do is kept (default 1s).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub instance_idle: Option<Duration>,
     /// Serve /metrics, /healthz and /readyz on ADDR:PORT (a port alone means 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR")]
     pub admin_addr: Option<String>,
@@ -41,6 +53,18 @@ pub struct ServeArgs {
     /// gets only the flags' grants. Without it, every [components.NAME] with a route is served.
     #[arg(value_name = "COMPONENT")]
     pub component: Option<String>,
+}
+
+impl ServeArgs {
+    /// The limits the flags set, the instance reuse bounds among them.
+    fn limits_config(&self) -> LimitsConfig {
+        LimitsConfig {
+            instance_requests: self.instance_requests,
+            instance_concurrency: self.instance_concurrency,
+            instance_idle: self.instance_idle,
+            ..self.limits.to_config()
+        }
+    }
 }
 
 /// One component to serve.
@@ -51,6 +75,7 @@ pub struct ComponentPlan {
     grants: Grants,
     limits: Limits,
     vault_budget: Option<Budget>,
+    reuse: Reuse,
     egress: Vec<EgressRule>,
 }
 
@@ -120,10 +145,13 @@ impl Plan {
         let grants =
             host::build_grants(&args.host, entry).with_context(|| format!("component {name}"))?;
         host::warn_whole_vault(&name, &grants);
-        let limits = serve_limits(args.limits.to_config(), entry, config);
-        let vault_budget = config
-            .limits_for(args.limits.to_config(), entry)
-            .vault_budget();
+        let flags = args.limits_config();
+        let limits = serve_limits(flags, entry, config);
+        let cascaded = config.limits_for(flags, entry);
+        let vault_budget = cascaded.vault_budget();
+        let reuse = cascaded
+            .reuse()
+            .with_context(|| format!("component {name}"))?;
         let mut egress = entry.map(|c| c.egress.clone()).unwrap_or_default();
         egress.extend(args.egress.rules());
         Ok(ComponentPlan {
@@ -133,6 +161,7 @@ impl Plan {
             grants,
             limits,
             vault_budget,
+            reuse,
             egress,
         })
     }
@@ -263,6 +292,7 @@ impl App {
                     limits: c.limits,
                     env: plan.env.clone(),
                     output_format: self.output_format,
+                    reuse: c.reuse,
                 },
             )
             .with_context(|| format!("component {}", c.name))?;

@@ -24,6 +24,9 @@
 //! max-memory = "256MiB"
 //! max-hostcall-bytes = "1MiB"
 //! vault-calls = "100/s burst 1000"     # misses, refreshes and key operations; or "off"
+//! instance-requests = 128              # a WASI 0.3 handler's instance serves this many requests,
+//! instance-concurrency = 16            # this many at once,
+//! instance-idle = "1s"                 # and is kept this long with nothing to do
 //!
 //! [components.hello]
 //! wasm = "hello.wasm"
@@ -39,7 +42,7 @@ use std::time::Duration;
 use wasm_secrets::cache::CacheConfig;
 use wasm_secrets::credential::CredentialKind;
 use wasm_secrets::grants::{Grants, WholeVault};
-use wasm_secrets::runtime::Limits;
+use wasm_secrets::runtime::{Limits, Reuse};
 use wasm_secrets::{Budget, VaultBudget};
 
 /// The whole config file.
@@ -157,6 +160,13 @@ pub struct LimitsConfig {
     /// The component's own budget of vault calls (misses, refreshes, key operations).
     #[serde(default, deserialize_with = "opt_budget")]
     pub vault_calls: Option<BudgetSetting>,
+    /// Requests one instance of a WASI 0.3 handler serves in all (serve).
+    pub instance_requests: Option<usize>,
+    /// Requests one instance of a WASI 0.3 handler serves at once (serve).
+    pub instance_concurrency: Option<usize>,
+    /// How long an idle instance of a WASI 0.3 handler is kept (serve).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub instance_idle: Option<Duration>,
 }
 
 impl LimitsConfig {
@@ -168,7 +178,26 @@ impl LimitsConfig {
             max_memory: self.max_memory.or(fallback.max_memory),
             max_hostcall_bytes: self.max_hostcall_bytes.or(fallback.max_hostcall_bytes),
             vault_calls: self.vault_calls.or(fallback.vault_calls),
+            instance_requests: self.instance_requests.or(fallback.instance_requests),
+            instance_concurrency: self.instance_concurrency.or(fallback.instance_concurrency),
+            instance_idle: self.instance_idle.or(fallback.instance_idle),
         }
+    }
+
+    /// How a WASI 0.3 handler's instances are reused: what is set, else [`Reuse`]'s defaults.
+    /// A bound of 0 is refused.
+    pub fn reuse(self) -> anyhow::Result<Reuse> {
+        let d = Reuse::default();
+        let reuse = Reuse {
+            max_requests: self.instance_requests.unwrap_or(d.max_requests),
+            max_concurrent: self.instance_concurrency.unwrap_or(d.max_concurrent),
+            idle_timeout: self.instance_idle.unwrap_or(d.idle_timeout),
+        };
+        anyhow::ensure!(
+            reuse.max_requests >= 1 && reuse.max_concurrent >= 1,
+            "instance-requests and instance-concurrency must be at least 1 (1 instance-requests: a fresh instance per request)"
+        );
+        Ok(reuse)
     }
 
     /// The component's vault-call budget: what is set, else [`Budget::COMPONENT`].

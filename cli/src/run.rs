@@ -150,6 +150,7 @@ impl LimitArgs {
             max_memory: self.max_memory,
             max_hostcall_bytes: self.max_hostcall_bytes,
             vault_calls: self.vault_calls,
+            ..LimitsConfig::default()
         }
     }
 }

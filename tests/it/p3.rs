@@ -10,7 +10,7 @@ use crate::serve::{ServeBinary, start_component};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasm_secrets::runtime::Limits;
+use wasm_secrets::runtime::{Limits, Reuse};
 use wasm_secrets_cli::server::{EgressPolicy, ServeOptions};
 
 /// A 0.3 handler waiting on a slow vault is stopped at its 300 ms limit and answered 504 in
@@ -218,6 +218,129 @@ async fn a_hostile_wasi_0_3_handler_is_stopped_at_its_time_limit() {
         (200, "ok\n".to_owned()),
         "the slot was not given back"
     );
+}
+
+/// A 0.3 handler's instance serves several requests and keeps its memory between them, up to
+/// its request bound; a trap retires it (the trapping request gets 500 and the next a fresh
+/// instance), and so does a request past its time limit (504). With a bound of 1, every
+/// request gets a fresh instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_3_instance_is_reused_until_its_bound_a_trap_or_a_timeout() {
+    let emu = emulator::start().await;
+    let options = |max_requests| ServeOptions {
+        limits: Limits {
+            timeout: Some(Duration::from_millis(500)),
+            ..Limits::default()
+        },
+        max_concurrent: 4,
+        reuse: Reuse {
+            max_requests,
+            ..Reuse::default()
+        },
+        ..ServeOptions::default()
+    };
+    let s = start_component(
+        &emu,
+        "p3-hostile",
+        &[],
+        EgressPolicy::deny_all(),
+        options(3),
+    )
+    .await;
+    let count = async |s: &crate::serve::Running| {
+        let (status, body) = s.get("/count").await;
+        assert_eq!(status, 200, "{body}");
+        body.trim()
+            .strip_prefix("count: ")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{body}"))
+    };
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(count(&s).await);
+    }
+    assert_eq!(seen, [1, 2, 3, 1], "kept across requests, retired after 3");
+
+    assert_eq!(count(&s).await, 2);
+    let (status, body) = s.get("/trap").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(count(&s).await, 1, "the trapped instance served again");
+
+    assert_eq!(count(&s).await, 2);
+    let t = Instant::now();
+    let (status, body) = s.get("/tasks?n=1").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(count(&s).await, 1, "the timed-out instance served again");
+
+    let fresh = start_component(
+        &emu,
+        "p3-hostile",
+        &[],
+        EgressPolicy::deny_all(),
+        options(1),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(count(&fresh).await, 1);
+    }
+}
+
+/// One 0.3 instance serves sixteen requests at once while the vault takes 1.5 s for each read
+/// (sixteen names, so sixteen vault calls): the requests, sent 40 ms apart, wait together, not
+/// one after another (that would take 24 s), all in one instance that had all sixteen in
+/// flight at once. (A burst arriving in the same instant may start more instances: an instance
+/// takes a new request only once the guest is waiting, as wasmtime's dispatcher does.)
+#[tokio::test(flavor = "multi_thread")]
+async fn one_wasi_0_3_instance_serves_sixteen_requests_at_once_while_the_vault_is_slow() {
+    let emu = emulator::start().await;
+    let names: Vec<String> = (0..16).map(|i| format!("missing-{i}")).collect();
+    let grants: Vec<&str> = names.iter().map(String::as_str).collect();
+    let s = Arc::new(
+        start_component(
+            &emu,
+            "p3-hostile",
+            &grants,
+            EgressPolicy::deny_all(),
+            ServeOptions {
+                max_concurrent: 16,
+                ..ServeOptions::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(s.get("/count").await.0, 200, "an instance is ready");
+    emu.set_vault_latency("main", Duration::from_millis(1500));
+    let t = Instant::now();
+    let answers = futures::future::join_all(names.iter().enumerate().map(|(i, name)| {
+        let s = s.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(40) * i as u32).await;
+            s.get(&format!("/get/{name}")).await
+        }
+    }))
+    .await;
+    let elapsed = t.elapsed();
+    let mut instances = std::collections::BTreeSet::new();
+    let mut most = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert!(body.ends_with(" outcome=not-found\n"), "{body}");
+        let field = |key: &str| {
+            body.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_owned()
+        };
+        instances.insert(field("instance="));
+        most = most.max(field("most-at-once=").parse::<usize>().unwrap());
+    }
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "16 requests of 1.5 s each took {elapsed:?}: serialized"
+    );
+    assert_eq!(instances.len(), 1, "{answers:?}");
+    assert_eq!(most, 16, "not all in flight at once: {answers:?}");
 }
 
 /// `serve` of a component that exports neither handler says so in one line, naming both.

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasm_secrets::SecretsCtx;
 use wasm_secrets::runtime::text_response as text;
-use wasm_secrets::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Runtime};
+use wasm_secrets::runtime::{Limits, OutputFormat, Proxy, ProxyOptions, Reuse, Runtime};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub env: Vec<(String, String)>,
     /// How guest output lines are framed on the host's stdout and stderr.
     pub output_format: OutputFormat,
+    /// How a WASI 0.3 handler's instances are reused.
+    pub reuse: Reuse,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +53,7 @@ impl Default for ServeOptions {
             max_concurrent: 100,
             env: Vec::new(),
             output_format: OutputFormat::default(),
+            reuse: Reuse::default(),
         }
     }
 }
@@ -81,6 +84,7 @@ impl Server {
                 limits: options.limits,
                 env: options.env,
                 output_format: options.output_format,
+                reuse: options.reuse,
             },
         )?;
         Ok(Self::with_routes(

@@ -20,7 +20,7 @@ use wasmtime::Engine;
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// How long after its deadline a guest waiting in a host call is stopped.
-const HOST_CALL_GRACE: Duration = Duration::from_millis(50);
+pub(crate) const HOST_CALL_GRACE: Duration = Duration::from_millis(50);
 
 /// A deadline no clock reaches: a store without a time limit is never interrupted.
 const NEVER: u64 = u64::MAX / 2;
@@ -95,7 +95,7 @@ pub(crate) async fn within<F: Future>(
 
 /// Ticks for `timeout`: rounded up, plus one, since the first tick may come at once. A guest
 /// is stopped no earlier than its limit, and at most two ticks after it on a quiet machine.
-fn ticks(timeout: Duration) -> u64 {
+pub(crate) fn ticks(timeout: Duration) -> u64 {
     let n = timeout.as_nanos().div_ceil(TICK.as_nanos()) + 1;
     u64::try_from(n).unwrap_or(NEVER).min(NEVER)
 }

@@ -14,6 +14,7 @@ mod engine;
 mod limits;
 mod output;
 mod proxy;
+mod reuse;
 mod state;
 mod stopped;
 
@@ -25,5 +26,6 @@ pub use engine::{EngineOptions, Runtime};
 pub use limits::Limits;
 pub use output::OutputFormat;
 pub use proxy::{Proxy, ProxyOptions, text_response};
+pub use reuse::Reuse;
 pub use state::HostState;
 pub use stopped::{Limit, Stopped};

@@ -1,28 +1,29 @@
-//! Serving one request: a `wasi:http/proxy` component (WASI 0.2) or a `wasi:http/handler@0.3.0`
-//! one (WASI 0.3), pre-instantiated once, a fresh instance per request with its own grants,
-//! egress rules, limits and environment; 504 at its time limit.
+//! Serving requests: a `wasi:http/proxy` component (WASI 0.2) or a `wasi:http/handler@0.3.0`
+//! one (WASI 0.3), pre-instantiated once, with its grants, egress rules, limits and
+//! environment: a WASI 0.2 request in a fresh instance, a WASI 0.3 one in an instance reused
+//! (see [`super::reuse`]); 504 at its time limit.
 
-use super::clock;
+use super::clock::{self, HOST_CALL_GRACE};
 use super::engine::Runtime;
 use super::limits::Limits;
 use super::output::{FramedOutput, HostStream, OutputFormat};
+use super::reuse::{Instances, Reuse};
 use super::state::HostState;
 use super::stopped::Stopped;
 use crate::SecretsCtx;
 use crate::egress::EgressPolicy;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wasmtime::AsContextMut;
 use wasmtime::Store;
 use wasmtime::component::Component;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::handler::{Prepared, Proxy as Instance};
+use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -40,16 +41,42 @@ pub struct ProxyOptions {
     /// by every component (and stderr with the host's logs and maybe the audit log), so each
     /// line is framed with the component's name.
     pub output_format: OutputFormat,
+    /// How a WASI 0.3 handler's instances are reused (a WASI 0.2 handler's never are).
+    pub reuse: Reuse,
 }
 
-/// A `wasi:http` component ready to serve requests, each in a fresh instance.
+/// A `wasi:http` component ready to serve requests: a WASI 0.2 handler in a fresh instance per
+/// request, a WASI 0.3 one in instances reused as [`ProxyOptions::reuse`] says.
 pub struct Proxy {
+    setup: Arc<Setup>,
+    pre: Pre,
+}
+
+/// What every instance of one component is made with.
+pub(super) struct Setup {
     name: String,
     runtime: Runtime,
-    pre: Pre,
     secrets: SecretsCtx,
     egress: Arc<EgressPolicy>,
-    options: ProxyOptions,
+    pub(super) options: ProxyOptions,
+}
+
+impl Setup {
+    /// A store for one instance: its output framed with the component's name, its environment,
+    /// secrets, egress rules and limits.
+    pub(super) fn store(&self) -> anyhow::Result<Store<HostState>> {
+        let mut wasi = WasiCtx::builder();
+        let format = self.options.output_format;
+        wasi.stdout(FramedOutput::new(&self.name, HostStream::Stdout, format))
+            .stderr(FramedOutput::new(&self.name, HostStream::Stderr, format))
+            .envs(&self.options.env);
+        self.runtime.new_store(
+            wasi,
+            self.secrets.clone(),
+            self.egress.clone(),
+            &self.options.limits,
+        )
+    }
 }
 
 impl Proxy {
@@ -66,12 +93,26 @@ impl Proxy {
         options: ProxyOptions,
     ) -> anyhow::Result<Self> {
         runtime.check_fuel(&options.limits)?;
+        anyhow::ensure!(
+            options.reuse.max_requests >= 1 && options.reuse.max_concurrent >= 1,
+            "an instance must be allowed at least one request (reuse bounds of 0)"
+        );
         let pre = runtime
             .linker()
             .instantiate_pre(component)
             .map_err(|e| anyhow::anyhow!("the component cannot be served: {}", first_line(&e)))?;
+        let setup = Arc::new(Setup {
+            name: name.into(),
+            runtime: runtime.clone(),
+            secrets,
+            egress: Arc::new(egress),
+            options,
+        });
         let pre = match ServicePre::new(pre.clone()) {
-            Ok(p3) => Pre::P3(p3),
+            Ok(pre) => Pre::P3(ProxyHandler::new(Instances {
+                setup: setup.clone(),
+                pre,
+            })),
             Err(_) => Pre::P2(ProxyPre::new(pre).map_err(|e| {
                 anyhow::anyhow!(
                     "the component is not a wasi:http handler (it must export wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3): {}",
@@ -79,44 +120,42 @@ impl Proxy {
                 )
             })?),
         };
-        Ok(Self {
-            name: name.into(),
-            runtime: runtime.clone(),
-            pre,
-            secrets,
-            egress: Arc::new(egress),
-            options,
-        })
+        Ok(Self { setup, pre })
     }
 
     /// The component's name, as its metrics and logs show it.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.setup.name
     }
 
     /// The secrets this component may read.
     pub fn secrets(&self) -> &SecretsCtx {
-        &self.secrets
+        &self.setup.secrets
     }
 
-    /// Handles one request in a fresh instance. `hold` (say, a concurrency permit) is kept
-    /// until the guest is done or stopped, which may be after the response is returned (its
-    /// body streams from the guest).
+    /// Handles one request. `hold` (say, a concurrency permit) is kept until the request is
+    /// done, which may be after the response is returned (its body streams from the guest).
     pub async fn handle(
         &self,
         req: hyper::Request<Incoming>,
         hold: impl Send + 'static,
     ) -> hyper::Response<HyperOutgoingBody> {
-        let mut wasi = WasiCtx::builder();
-        let format = self.options.output_format;
-        wasi.stdout(FramedOutput::new(&self.name, HostStream::Stdout, format))
-            .stderr(FramedOutput::new(&self.name, HostStream::Stderr, format))
-            .envs(&self.options.env);
-        let limits = &self.options.limits;
-        let store = self
-            .runtime
-            .new_store(wasi, self.secrets.clone(), self.egress.clone(), limits);
-        let store = match store {
+        match &self.pre {
+            Pre::P2(pre) => self.handle_p2(pre, req, hold).await,
+            Pre::P3(handler) => self.handle_p3(handler, req, hold).await,
+        }
+    }
+
+    /// WASI 0.2: a fresh instance, in a task of its own that holds `hold` and stops at the time
+    /// limit, wherever the guest is.
+    async fn handle_p2(
+        &self,
+        pre: &ProxyPre<HostState>,
+        req: hyper::Request<Incoming>,
+        hold: impl Send + 'static,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let limits = &self.setup.options.limits;
+        let store = match self.setup.store() {
             Ok(store) => store,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot make a store for the request");
@@ -128,24 +167,17 @@ impl Proxy {
         // what the request holds. Wasm code traps at the same time by the epoch.
         let in_flight = crate::metrics::global().instance_in_flight();
         let hold = (hold, in_flight);
-        let (response, task) = match &self.pre {
-            Pre::P2(pre) => match serve_p2(store, pre.clone(), req, hold) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot pass the request to the guest");
-                    return text_response(400, "bad request\n");
-                }
-            },
-            Pre::P3(pre) => serve_p3(store, pre.clone(), req, hold),
+        let (response, task) = match serve_p2(store, pre.clone(), req, hold) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pass the request to the guest");
+                return text_response(400, "bad request\n");
+            }
         };
         match response.await {
             Some(Ok(response)) => response,
             Some(Err(e)) if is_timeout(&e) => timed_out(),
-            Some(Err(e)) => {
-                let why = Stopped::from_error(&e, limits).to_string();
-                tracing::warn!(%why, "the guest answered with an error");
-                text_response(500, "the component failed to produce a response\n")
-            }
+            Some(Err(e)) => failed(&Stopped::from_error(&e, limits).to_string()),
             None => {
                 let failure = match task.await {
                     Ok(Ok(())) => Err("the component returned without a response".to_owned()),
@@ -163,12 +195,47 @@ impl Proxy {
             }
         }
     }
+
+    /// WASI 0.3: to an instance with room for it (see [`Reuse`]), answered 504 at the time
+    /// limit even while that instance is stuck; the response body streams from the guest until
+    /// it ends or the time limit passes, and `hold` with it.
+    async fn handle_p3(
+        &self,
+        handler: &ProxyHandler<Instances>,
+        req: hyper::Request<Incoming>,
+        hold: impl Send + 'static,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let limits = &self.setup.options.limits;
+        let deadline = limits.timeout.map(|t| tokio::time::Instant::now() + t);
+        let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+        let answer = clock::within(
+            deadline.map(|at| at + HOST_CALL_GRACE),
+            handler.handle((), req),
+        )
+        .await;
+        match answer {
+            Some(Ok(response)) => response.map(|body| {
+                Streaming {
+                    body,
+                    deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                    _hold: Box::new(hold),
+                }
+                .boxed_unsync()
+            }),
+            None => timed_out(),
+            Some(Err(e)) if e.is::<ExpirationError>() || is_timeout(&e) => timed_out(),
+            Some(Err(e)) if e.is::<TrapOrPanicError>() => {
+                failed("the instance serving the request stopped (another request on it trapped)")
+            }
+            Some(Err(e)) => failed(&Stopped::from_error(&e, limits).to_string()),
+        }
+    }
 }
 
 /// A pre-instantiated component, by the WASI version of its handler.
 enum Pre {
     P2(ProxyPre<HostState>),
-    P3(ServicePre<HostState>),
+    P3(ProxyHandler<Instances>),
 }
 
 /// The guest's response (or its error), or `None` when it gave none: then the task says why.
@@ -225,60 +292,12 @@ fn serve_p2(
     Ok((Box::pin(answer), task))
 }
 
-/// WASI 0.3: the guest's `handle` is an async function returning the response, whose body the
-/// guest may go on writing after it returns: the store's event loop runs until the body is
-/// done (or the client goes away), and the request's hold with it.
-fn serve_p3(
-    mut store: Store<HostState>,
-    pre: ServicePre<HostState>,
-    req: hyper::Request<Incoming>,
-    hold: impl Send + 'static,
-) -> (Answer, JoinHandle<wasmtime::Result<()>>) {
-    // (wasmtime's `Prepared` answers on a `futures` channel.)
-    let (sender, receiver) = futures::channel::oneshot::channel();
-    let (body_done, body_dropped) = oneshot::channel::<()>();
-    let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
-    let wait_until = store.data().wait_until();
-    let guest = async move {
-        let service = Instance::P3(pre.instantiate_async(&mut store).await?);
-        let prepared = Prepared::new(
-            store.as_context_mut(),
-            &service,
-            req,
-            <HostState as WasiHttpView>::http,
-            sender,
-        )?;
-        store
-            .run_concurrent(async |accessor| {
-                prepared.run(accessor, std::future::pending()).await?;
-                // The response is out; its body may still be streaming from the guest.
-                let _ = body_dropped.await;
-                wasmtime::Result::<()>::Ok(())
-            })
-            .await?
-    };
-    let task = spawn_guest(wait_until, guest, hold);
-    let answer = async move {
-        match receiver.await {
-            Ok(Ok(response)) => Some(Ok(response.map(|body| {
-                Streaming {
-                    body,
-                    done: Some(body_done),
-                }
-                .boxed_unsync()
-            }))),
-            Ok(Err(e)) => Some(Err(e)),
-            Err(_) => None,
-        }
-    };
-    (Box::pin(answer), task)
-}
-
-/// A response body streaming from a guest: when it ends or is dropped, the guest's event loop
-/// may stop.
+/// A response body streaming from a WASI 0.3 guest, cut at the request's time limit; what the
+/// request holds is let go when it ends or is dropped.
 struct Streaming {
     body: HyperOutgoingBody,
-    done: Option<oneshot::Sender<()>>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    _hold: Box<dyn Send>,
 }
 
 impl Body for Streaming {
@@ -290,11 +309,20 @@ impl Body for Streaming {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) {
-            this.done.take();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
         }
-        frame
+        let past = match &mut this.deadline {
+            Some(at) => at.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if !past {
+            return Poll::Pending;
+        }
+        tracing::warn!("a response body was cut at the request's time limit");
+        this.deadline = None;
+        this.body = Empty::new().map_err(|never| match never {}).boxed_unsync();
+        Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseTimeout)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -304,6 +332,12 @@ impl Body for Streaming {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
+}
+
+/// A 500 for a request the guest did not answer, saying why.
+fn failed(why: &str) -> hyper::Response<HyperOutgoingBody> {
+    tracing::warn!(%why, "the guest answered with an error");
+    text_response(500, "the component failed to produce a response\n")
 }
 
 fn timed_out() -> hyper::Response<HyperOutgoingBody> {

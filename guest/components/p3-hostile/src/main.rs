@@ -1,12 +1,28 @@
-//! `p3-hostile`: a WASI 0.3 handler that tries to outlive its request, for the tests of limits.
+//! `p3-hostile`: a WASI 0.3 handler that tries to outlive its request, and shows how its
+//! instance is reused, for the tests of limits and reuse.
 //!
 //! - `GET /endless-body`: answers 200 at once, then writes its body forever;
 //! - `GET /tasks?n=N`: starts N tasks that each wait an hour on the host's clock, then waits
 //!   for them all;
+//! - `GET /count`: `count: N`, the requests this instance has been asked so far (its memory
+//!   lives across the requests it serves);
+//! - `GET /trap`: traps;
+//! - `GET /get/NAME`: reads NAME with the async `get`, then answers
+//!   `instance=ID most-at-once=M outcome=ok|ERROR-KIND` (ID: random, drawn by the instance's
+//!   first request; M: the most requests this instance has had in flight at once);
 //! - anything else: 200 `ok`.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use wasip3::http::types::{ErrorCode, Fields, Request, Response};
 use wasip3::{wit_bindgen, wit_future, wit_stream};
+
+/// Requests this instance was asked.
+static REQUESTS: AtomicUsize = AtomicUsize::new(0);
+/// Requests in flight in this instance now, and the most at once so far.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+/// This instance's random name (0 until its first request).
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
 
 struct Handler;
 
@@ -17,6 +33,18 @@ const HOUR_NS: u64 = 3_600_000_000_000;
 impl wasip3::exports::http::handler::Guest for Handler {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let path = request.get_path_with_query().unwrap_or_default();
+        let count = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
+        if INSTANCE.load(Ordering::Relaxed) == 0 {
+            INSTANCE.store(wasip3::random::random::get_random_u64() | 1, Ordering::Relaxed);
+        }
+        let text = match path.as_str() {
+            "/count" => Some(format!("count: {count}\n")),
+            "/trap" => std::process::abort(),
+            _ => match path.strip_prefix("/get/") {
+                Some(name) => Some(get(name).await),
+                None => None,
+            },
+        };
         let (mut body_tx, body_rx) = wit_stream::new();
         let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
         let (response, _sent) = Response::new(Fields::new(), Some(body_rx), trailers_rx);
@@ -32,6 +60,12 @@ impl wasip3::exports::http::handler::Guest for Handler {
             });
             return Ok(response);
         }
+        if let Some(text) = text {
+            wit_bindgen::spawn(async move {
+                let _unsent = body_tx.write_all(text.into_bytes()).await;
+            });
+            return Ok(response);
+        }
         if let Some(n) = path.strip_prefix("/tasks?n=") {
             let n: usize = n.parse().unwrap_or(0);
             let waits = (0..n).map(|_| wasip3::clocks::monotonic_clock::wait_for(HOUR_NS));
@@ -42,6 +76,22 @@ impl wasip3::exports::http::handler::Guest for Handler {
         });
         Ok(response)
     }
+}
+
+/// Reads `name` while counting the requests in flight in this instance.
+async fn get(name: &str) -> String {
+    let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+    MOST_AT_ONCE.fetch_max(now, Ordering::Relaxed);
+    let outcome = match wasm_secrets_guest::p3::get(name).await {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.kind().to_owned(),
+    };
+    IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    format!(
+        "instance={:x} most-at-once={} outcome={outcome}\n",
+        INSTANCE.load(Ordering::Relaxed),
+        MOST_AT_ONCE.load(Ordering::Relaxed)
+    )
 }
 
 /// Waits for every future in `futures`, all at once.
