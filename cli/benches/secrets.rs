@@ -14,7 +14,13 @@
 //!    vault, and a verify on the cached public key vs at the vault (`BENCH_KEYS_ONLY` runs only
 //!    this section);
 //! 10. vault-call budgets on vs off: the cached get from inside a guest, and a miss through the
-//!     policy point (`BENCH_BUDGETS_ONLY` runs only this section).
+//!     policy point (`BENCH_BUDGETS_ONLY` runs only this section);
+//! 11. WASI 0.3: the cached async `get` from a 0.3 guest vs a bare async host import from it;
+//!     serve of http-hello-p3 (instances reused) vs http-hello (0.2, an instance per request);
+//!     and the `wasm-secrets serve` process vs stock `wasmtime serve` 48.0.2 (`-Sp3 -Scli
+//!     -Wtimeout=30s`, the time limit ours has by default) on
+//!     http-plain-p3 at 1 and 16 connections (`cli/benches/stock-wasmtime.sh` fetches it;
+//!     `STOCK_WASMTIME` names another). `BENCH_P3_ONLY` runs only this section.
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets-cli`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
@@ -186,6 +192,10 @@ async fn main() {
     }
     if std::env::var_os("BENCH_BUDGETS_ONLY").is_some() {
         budgets(&emu, &bench).await;
+        return;
+    }
+    if std::env::var_os("BENCH_P3_ONLY").is_some() {
+        wasi_0_3(&emu).await;
         return;
     }
 
@@ -490,6 +500,8 @@ async fn main() {
     key_operations(&emu, &ours, &bench).await;
     // 10. Budgets.
     budgets(&emu, &bench).await;
+    // 11. WASI 0.3.
+    wasi_0_3(&emu).await;
     emu.shutdown().await;
 
     // 7. The cache at its bound: every miss evicts the least recently used entry.
@@ -1050,4 +1062,204 @@ async fn fairness(emu: &Emulator) {
         p(&alone, 0.5),
         alone[alone.len() - 1],
     );
+}
+
+/// A linker where the async `get` of `wasm-secrets:secrets/store@0.2.0` returns `value` at once:
+/// the bare async host import a WASI 0.3 guest's cached `get` is measured against.
+fn baseline_async_linker(engine: &wasmtime::Engine, value: &'static str) -> Linker<HostState> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    wasmtime_wasi::p3::add_to_linker(&mut linker).unwrap();
+    linker.instance("wasm-secrets:secrets/types@0.1.0").unwrap();
+    let mut store = linker.instance("wasm-secrets:secrets/store@0.2.0").unwrap();
+    store
+        .func_wrap_concurrent("get", move |_, (_name,): (String,)| {
+            Box::pin(async move { Ok((Ok::<String, wit_types::Error>(value.to_owned()),)) })
+        })
+        .unwrap();
+    linker
+}
+
+/// An in-process server of guest `name`, granted db-password, on `runtime`.
+struct InProcess {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    async fn start(runtime: &Runtime, name: &str, vaults: &Vaults) -> Self {
+        let (component, _) = load_component(runtime.engine(), &guest(name), None).unwrap();
+        let ctx = SecretsCtx::new(
+            name,
+            Grants::parse(["db-password"]).unwrap(),
+            vaults.clone(),
+        );
+        let server = std::sync::Arc::new(
+            wasm_secrets_cli::server::Server::new(
+                runtime,
+                &component,
+                ctx,
+                wasm_secrets_cli::server::EgressPolicy::deny_all(),
+                wasm_secrets_cli::server::ServeOptions::default(),
+            )
+            .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop,
+            serving,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.serving.await.unwrap().unwrap();
+    }
+}
+
+/// A server process on a free loopback port, killed when dropped.
+struct Process(std::process::Child, std::net::SocketAddr);
+
+impl Process {
+    /// Starts `command` with `--addr ADDR` and `tail` after it; waits until it accepts.
+    async fn start(mut command: std::process::Command, tail: &[&std::ffi::OsStr]) -> Self {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = command
+            .arg("--addr")
+            .arg(addr.to_string())
+            .args(tail)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{command:?} never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self(child, addr)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Requests per second at `a` and at `b` with `connections` connections each, in alternating
+/// rounds (so that drift on a shared machine hits both alike).
+async fn paired_rps(
+    a: std::net::SocketAddr,
+    b: std::net::SocketAddr,
+    connections: usize,
+    total: Duration,
+) -> (f64, f64) {
+    let rounds = 4;
+    let per_round = total / rounds;
+    let (mut served_a, mut served_b) = (0, 0);
+    for _ in 0..rounds {
+        served_a += load(a, connections, per_round).await;
+        served_b += load(b, connections, per_round).await;
+    }
+    let secs = total.as_secs_f64();
+    (served_a as f64 / secs, served_b as f64 / secs)
+}
+
+/// Section 11, WASI 0.3 (see the module's doc).
+async fn wasi_0_3(emu: &Emulator) {
+    let engine = commands().engine();
+    let vaults = vaults(emu, CacheConfig::default()).await;
+    println!("11. WASI 0.3");
+
+    // The cached async get vs a bare async import, in short paired rounds as in section 1.
+    let (bench, _) = load_component(engine, &guest("bench-get-p3"), None).unwrap();
+    let ours = commands().linker().clone();
+    let bare = baseline_async_linker(engine, "s3cr3t-db-password");
+    let (n, rounds) = (20_000, 15);
+    let (mut ratios, mut best_ours, mut best_bare) = (Vec::new(), u64::MAX, u64::MAX);
+    for _ in 0..rounds {
+        let ctx = SecretsCtx::new(
+            "bench",
+            Grants::parse(["db-password"]).unwrap(),
+            vaults.clone(),
+        );
+        let o = ns_per_get(&ours, &bench, ctx.clone(), n).await;
+        let b = ns_per_get(&bare, &bench, ctx, n).await;
+        ratios.push(o as f64 / b.max(1) as f64);
+        best_ours = best_ours.min(o);
+        best_bare = best_bare.min(b);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "   cached async get from a 0.3 guest: {best_ours} ns/call (best); a bare async host import from it: {best_bare} ns/call; {:.2}x median of {rounds} rounds ({:.2}x-{:.2}x)",
+        ratios[rounds / 2],
+        ratios[0],
+        ratios[rounds - 1]
+    );
+
+    // The same work (one cached secret per request) served from a 0.3 handler with instances
+    // reused, and from a 0.2 handler with an instance per request.
+    let serving = Runtime::new(&EngineOptions::serving(64, &[])).unwrap();
+    let p3 = InProcess::start(&serving, "http-hello-p3", &vaults).await;
+    let p2 = InProcess::start(&serving, "http-hello", &vaults).await;
+    for connections in [1, 16] {
+        let (a, b) = paired_rps(p3.addr, p2.addr, connections, Duration::from_secs(4)).await;
+        println!(
+            "   serve, {connections} connection(s): http-hello-p3 (reused instances) {a:.0} requests/s, http-hello (0.2, an instance per request) {b:.0}: {:.2}x",
+            a / b.max(1.0)
+        );
+    }
+    p3.stop().await;
+    p2.stop().await;
+
+    // Whole processes: `wasm-secrets serve` vs stock `wasmtime serve` on a plain 0.3 handler.
+    let stock = std::env::var_os("STOCK_WASMTIME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/stock-wasmtime/wasmtime_cli/wasmtime")
+        });
+    if !stock.exists() {
+        println!(
+            "   vs stock wasmtime serve: skipped ({} is missing; run cli/benches/stock-wasmtime.sh)\n",
+            stock.display()
+        );
+        return;
+    }
+    let plain = guest("http-plain-p3");
+    let mut ours = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-secrets"));
+    ours.env("WASM_SECRETS_LOOPBACK_ONLY", "1")
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .args(["serve", "--credential", "managed-identity", "--vault"])
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path());
+    let ours = Process::start(ours, &[plain.as_os_str()]).await;
+    let mut theirs = std::process::Command::new(&stock);
+    // With the time limit ours has by default (30 s): both then count epochs in wasm code.
+    theirs.args(["serve", "-Sp3", "-Scli", "-Wtimeout=30s"]);
+    let theirs = Process::start(theirs, &[plain.as_os_str()]).await;
+    for connections in [1, 16] {
+        let (a, b) = paired_rps(ours.1, theirs.1, connections, Duration::from_secs(8)).await;
+        println!(
+            "   http-plain-p3, {connections} connection(s): wasm-secrets serve {a:.0} requests/s, stock wasmtime serve 48.0.2 {b:.0}: {:.2}x   (budget: >= 1.0x)",
+            a / b.max(1.0)
+        );
+    }
+    println!();
 }

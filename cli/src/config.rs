@@ -506,6 +506,53 @@ mod tests {
     }
 
     #[test]
+    fn instance_reuse_cascades_defaults_and_refuses_zero() {
+        let c = Config::parse(
+            r#"
+            [limits]
+            instance-concurrency = 4
+            instance-idle = "250ms"
+            [components.a]
+            limits = { instance-requests = 1 }
+            [components.b]
+            limits = { instance-concurrency = 0 }
+            "#,
+        )
+        .unwrap();
+        let a = c.limits_for(LimitsConfig::default(), c.components.get("a"));
+        assert_eq!(
+            a.reuse().unwrap(),
+            Reuse {
+                max_requests: 1,
+                max_concurrent: 4,
+                idle_timeout: Duration::from_millis(250),
+            }
+        );
+        let flags = LimitsConfig {
+            instance_requests: Some(7),
+            ..LimitsConfig::default()
+        };
+        assert_eq!(
+            c.limits_for(flags, c.components.get("a"))
+                .reuse()
+                .unwrap()
+                .max_requests,
+            7,
+            "flags win"
+        );
+        assert_eq!(
+            Config::default()
+                .limits_for(LimitsConfig::default(), None)
+                .reuse()
+                .unwrap(),
+            Reuse::default()
+        );
+        let b = c.limits_for(LimitsConfig::default(), c.components.get("b"));
+        let e = b.reuse().unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+    }
+
+    #[test]
     fn budgets_cascade_and_default() {
         let c = Config::parse(
             r#"

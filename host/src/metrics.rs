@@ -186,7 +186,7 @@ impl Metrics {
         let in_flight = Gauge::default();
         registry.register(
             "instances_in_flight",
-            "Guest instances handling a request now",
+            "Guest instances now: each handling a request, or (WASI 0.3 handlers) kept for more",
             in_flight.clone(),
         );
         let reloads = Family::<OutcomeLabel, Counter>::default();
@@ -352,7 +352,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The gauge of guest instances handling a request: one more while the guard lives.
+    /// The gauge of guest instances (handling a request, or a WASI 0.3 instance kept for more):
+    /// one more while the guard lives.
     pub fn instance_in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())

@@ -25,7 +25,7 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 
 /// Verifies an ES256 signature (raw r||s) with p256 on the emulator's public JWK: an
 /// independent check, not the vault's verify.
-fn es256_verifies(jwk: &serde_json::Value, digest: &[u8], signature: &[u8]) -> bool {
+pub fn es256_verifies(jwk: &serde_json::Value, digest: &[u8], signature: &[u8]) -> bool {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     let coord = |m: &str| URL_SAFE_NO_PAD.decode(jwk[m].as_str().unwrap()).unwrap();
     let point = p256::EncodedPoint::from_affine_coordinates(

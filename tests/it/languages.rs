@@ -20,6 +20,8 @@ pub enum Lang {
     /// Rust, built as a WASI 0.3 component (`NAME-p3`).
     RustP3,
     Python,
+    /// Python, built as a WASI 0.3 component (`NAME-p3`; only `http-hello` so far).
+    PythonP3,
     JavaScript,
 }
 
@@ -32,6 +34,7 @@ impl Lang {
             Lang::Rust => return crate::harness::guest(name),
             Lang::RustP3 => return crate::harness::guest(&format!("{name}-p3")),
             Lang::Python => "python",
+            Lang::PythonP3 => return Lang::Python.guest(&format!("{name}-p3")),
             Lang::JavaScript => "js",
         };
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -183,6 +186,8 @@ async fn secrets_get_runs_through_the_library_in_every_language() {
     }
 }
 
+/// `http-hello` in every language, and as a WASI 0.3 handler in Rust and Python, under the real
+/// `wasm-secrets serve`: the same statuses and bodies byte for byte, and never a value.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_hello_answers_alike_under_serve_in_every_language() {
     let emu = emulator::start().await;
@@ -195,7 +200,7 @@ async fn http_hello_answers_alike_under_serve_in_every_language() {
         ("/restricted", 500),
     ];
     let mut answers = Vec::new();
-    for lang in LANGS {
+    for lang in LANGS.into_iter().chain([Lang::PythonP3]) {
         let mut args: Vec<std::ffi::OsString> = Vec::new();
         for grant in GRANTS {
             args.push("--grant".into());

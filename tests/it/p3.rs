@@ -222,8 +222,8 @@ async fn a_hostile_wasi_0_3_handler_is_stopped_at_its_time_limit() {
 
 /// A 0.3 handler's instance serves several requests and keeps its memory between them, up to
 /// its request bound; a trap retires it (the trapping request gets 500 and the next a fresh
-/// instance), and so does a request past its time limit (504). With a bound of 1, every
-/// request gets a fresh instance.
+/// instance), and so does a request past its time limit (504), whether it waits or spins in
+/// wasm. With a bound of 1, every request gets a fresh instance.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wasi_0_3_instance_is_reused_until_its_bound_a_trap_or_a_timeout() {
     let emu = emulator::start().await;
@@ -272,6 +272,13 @@ async fn a_wasi_0_3_instance_is_reused_until_its_bound_a_trap_or_a_timeout() {
     assert_eq!(status, 504, "{body}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(count(&s).await, 1, "the timed-out instance served again");
+
+    assert_eq!(count(&s).await, 2);
+    let t = Instant::now();
+    let (status, body) = s.get("/spin").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(count(&s).await, 1, "the spinning instance served again");
 
     let fresh = start_component(
         &emu,
@@ -341,6 +348,54 @@ async fn one_wasi_0_3_instance_serves_sixteen_requests_at_once_while_the_vault_i
     );
     assert_eq!(instances.len(), 1, "{answers:?}");
     assert_eq!(most, 16, "not all in flight at once: {answers:?}");
+}
+
+/// A 0.3 handler signs, verifies, wraps and unwraps through the async `keys` of
+/// `wasm-secrets:secrets@0.2.0`, under the same key grants as 0.2 guests: the signature checks
+/// out on the vault's public key, independently of the vault; an ungranted key and an operation
+/// the grant leaves out are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_3_handler_uses_its_granted_keys_through_the_async_interface() {
+    let emu = emulator::start().await;
+    let s = start_component(
+        &emu,
+        "http-hello-p3",
+        &[
+            "key:signer=jwt-signing-key:sign,verify",
+            "key:kek=data-kek:wrap-key,unwrap-key",
+            "key:sign-only=jwt-signing-key:sign",
+        ],
+        EgressPolicy::deny_all(),
+        ServeOptions::default(),
+    )
+    .await;
+    let (status, body) = s.get("/sign/signer").await;
+    assert_eq!(status, 200, "{body}");
+    let hex = body
+        .trim()
+        .strip_prefix("signed with key 'signer': ")
+        .and_then(|rest| rest.strip_suffix(", verified: true"))
+        .unwrap_or_else(|| panic!("{body}"));
+    let signature: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let jwk = emu.public_key_jwk("main", "jwt-signing-key", None).unwrap();
+    assert!(crate::keys::es256_verifies(&jwk, &[7u8; 32], &signature));
+
+    assert_eq!(
+        s.get("/wrap/kek").await,
+        (
+            200,
+            "wrapped with key 'kek': 256 bytes, unwrapped: equal\n".to_owned()
+        )
+    );
+    let (status, body) = s.get("/sign/data-kek").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.starts_with("not-granted: "), "{body}");
+    let (status, body) = s.get("/sign/sign-only").await;
+    assert_eq!(status, 403, "verify is not granted: {body}");
+    assert!(body.starts_with("not-granted: "), "{body}");
 }
 
 /// `serve` of a component that exports neither handler says so in one line, naming both.

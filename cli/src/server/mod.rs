@@ -164,6 +164,12 @@ impl Server {
                 accepted = listener.accept() => accepted.context("accepting a connection")?,
                 () = &mut shutdown => break,
             };
+            // No Nagle: a response's head and its body may be written apart (a WASI 0.3 guest
+            // writes its body after returning the response), and the second write must not
+            // wait for the client's ACK of the first.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
             let server = self.clone();
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();

@@ -206,24 +206,39 @@ impl Proxy {
         hold: impl Send + 'static,
     ) -> hyper::Response<HyperOutgoingBody> {
         let limits = &self.setup.options.limits;
-        let deadline = limits.timeout.map(|t| tokio::time::Instant::now() + t);
+        let started = tokio::time::Instant::now();
+        // One timer for the whole request: the wait for the response, then its body.
+        let mut deadline = limits
+            .timeout
+            .map(|t| Box::pin(tokio::time::sleep(t + HOST_CALL_GRACE)));
         let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
-        let answer = clock::within(
-            deadline.map(|at| at + HOST_CALL_GRACE),
-            handler.handle((), req),
-        )
-        .await;
+        let handled = handler.handle((), req);
+        let answer = match &mut deadline {
+            Some(at) => tokio::select! {
+                biased;
+                answer = handled => Some(answer),
+                () = at.as_mut() => None,
+            },
+            None => Some(handled.await),
+        };
         match answer {
             Some(Ok(response)) => response.map(|body| {
                 Streaming {
                     body,
-                    deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                    deadline,
                     _hold: Box::new(hold),
                 }
                 .boxed_unsync()
             }),
             None => timed_out(),
             Some(Err(e)) if e.is::<ExpirationError>() || is_timeout(&e) => timed_out(),
+            // The instance stopped at the epoch deadline this request set: its time limit.
+            Some(Err(e))
+                if e.is::<TrapOrPanicError>()
+                    && limits.timeout.is_some_and(|t| started.elapsed() >= t) =>
+            {
+                timed_out()
+            }
             Some(Err(e)) if e.is::<TrapOrPanicError>() => {
                 failed("the instance serving the request stopped (another request on it trapped)")
             }

@@ -7,6 +7,7 @@
 //! - `GET /count`: `count: N`, the requests this instance has been asked so far (its memory
 //!   lives across the requests it serves);
 //! - `GET /trap`: traps;
+//! - `GET /spin`: runs wasm forever, never waiting;
 //! - `GET /get/NAME`: reads NAME with the async `get`, then answers
 //!   `instance=ID most-at-once=M outcome=ok|ERROR-KIND` (ID: random, drawn by the instance's
 //!   first request; M: the most requests this instance has had in flight at once);
@@ -35,11 +36,17 @@ impl wasip3::exports::http::handler::Guest for Handler {
         let path = request.get_path_with_query().unwrap_or_default();
         let count = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
         if INSTANCE.load(Ordering::Relaxed) == 0 {
-            INSTANCE.store(wasip3::random::random::get_random_u64() | 1, Ordering::Relaxed);
+            INSTANCE.store(
+                wasip3::random::random::get_random_u64() | 1,
+                Ordering::Relaxed,
+            );
         }
         let text = match path.as_str() {
             "/count" => Some(format!("count: {count}\n")),
             "/trap" => std::process::abort(),
+            "/spin" => loop {
+                std::hint::spin_loop();
+            },
             _ => match path.strip_prefix("/get/") {
                 Some(name) => Some(get(name).await),
                 None => None,
