@@ -254,6 +254,50 @@ async fn a_stalled_vault_costs_requests_nothing() {
     .await;
 }
 
+/// The same promise through `serve`'s WASI 0.3 path, timed at the client: `http-hello-p3` in a
+/// reused instance reads through the async `get` while the vault answers 503 for 3 s, then
+/// stalls for 3 s; every request, one each 25 ms, is answered 200 within [`SLOWEST`].
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_faults_cost_a_wasi_0_3_handlers_requests_nothing() {
+    use wasm_secrets_cli::server::{EgressPolicy, ServeOptions};
+    let emu = start().await;
+    let secrets = stack(&emu, default_tokens(), quick_retry(2, Duration::ZERO));
+    let s = crate::serve::start_with_secrets(
+        "http-hello-p3",
+        secrets,
+        EgressPolicy::deny_all(),
+        ServeOptions::default(),
+    )
+    .await;
+    let answer = (
+        200,
+        "hello: read secret 'db-password' (18 characters)\n".to_owned(),
+    );
+    assert_eq!(s.get("/db-password").await, answer);
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    for fault in [status(503, None), Fault::Stall] {
+        emu.set_standing_fault(Endpoint::KeyVault, Some(fault.clone()));
+        emu.reset_counters();
+        let (mut slowest, mut served) = (Duration::ZERO, 0);
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            let asked = Instant::now();
+            assert_eq!(s.get("/db-password").await, answer, "{fault:?}");
+            slowest = slowest.max(asked.elapsed());
+            served += 1;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let seen = emu.count(Endpoint::KeyVault);
+        emu.set_standing_fault(Endpoint::KeyVault, None);
+        assert!(served > 40, "{fault:?}: only {served} requests");
+        assert!(seen > 0, "{fault:?}: no refresh was tried");
+        assert!(
+            slowest < SLOWEST,
+            "{fault:?}: a request waited {slowest:?} on the failing vault"
+        );
+    }
+}
+
 /// Fails unless a read of `api-key` (a miss: it waits for its vault read, which needs the
 /// token) is answered in under [`SLOWEST`].
 async fn a_miss_is_quick(secrets: &SecretsCtx) {

@@ -38,9 +38,19 @@ pub async fn start_component(
     egress: EgressPolicy,
     options: ServeOptions,
 ) -> Running {
+    let ctx = emulator::ctx(grants, emulator::imds_vaults(emu));
+    start_with_secrets(name, ctx, egress, options).await
+}
+
+/// [`start_component`] reading through `ctx`, however it was built.
+pub async fn start_with_secrets(
+    name: &str,
+    ctx: wasm_secrets::SecretsCtx,
+    egress: EgressPolicy,
+    options: ServeOptions,
+) -> Running {
     let runtime = runtime_for_serve();
     let (component, _) = load_component(runtime.engine(), &guest(name), None).unwrap();
-    let ctx = emulator::ctx(grants, emulator::imds_vaults(emu));
     let server = Arc::new(Server::new(&runtime, &component, ctx, egress, options).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
