@@ -169,6 +169,45 @@ async fn ns_per_call(
     String::from_utf8_lossy(&r.stdout).trim().parse().unwrap()
 }
 
+/// What [`paired_gets`] measured: each round's ratio (sorted) and each side's best time.
+struct Paired {
+    ratios: Vec<f64>,
+    best_ours: u64,
+    best_bare: u64,
+}
+
+/// `rounds` short rounds of `n` gets of `db-password` by `component`, with `ours` and then with
+/// `bare` back to back in each, so that the ratio of each pair comes from the same moment of a
+/// shared machine (whose speed drifts by up to 2x here).
+async fn paired_gets(
+    ours: &Linker<HostState>,
+    bare: &Linker<HostState>,
+    component: &Component,
+    vaults: &Vaults,
+    n: u32,
+    rounds: usize,
+) -> Paired {
+    let mut paired = Paired {
+        ratios: Vec::new(),
+        best_ours: u64::MAX,
+        best_bare: u64::MAX,
+    };
+    for _ in 0..rounds {
+        let ctx = SecretsCtx::new(
+            "bench",
+            Grants::parse(["db-password"]).unwrap(),
+            vaults.clone(),
+        );
+        let o = ns_per_get(ours, component, ctx.clone(), n).await;
+        let b = ns_per_get(bare, component, ctx, n).await;
+        paired.ratios.push(o as f64 / b.max(1) as f64);
+        paired.best_ours = paired.best_ours.min(o);
+        paired.best_bare = paired.best_bare.min(b);
+    }
+    paired.ratios.sort_by(f64::total_cmp);
+    paired
+}
+
 fn p(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
@@ -203,24 +242,12 @@ async fn main() {
     let vaults1 = vaults(&emu, CacheConfig::default()).await;
     let ours = commands().linker().clone();
     let bare = baseline_linker(engine, "s3cr3t-db-password");
-    // Many short rounds, ours and bare back to back in each, so that the ratio of each pair
-    // comes from the same moment of a shared machine (whose speed drifts by up to 2x here);
-    // the median of those ratios is reported, with the best time of each side.
     let (n, rounds) = (50_000, 15);
-    let (mut ratios, mut best_ours, mut best_bare) = (Vec::new(), u64::MAX, u64::MAX);
-    for _ in 0..rounds {
-        let ctx = SecretsCtx::new(
-            "bench",
-            Grants::parse(["db-password"]).unwrap(),
-            vaults1.clone(),
-        );
-        let o = ns_per_get(&ours, &bench, ctx.clone(), n).await;
-        let b = ns_per_get(&bare, &bench, ctx, n).await;
-        ratios.push(o as f64 / b.max(1) as f64);
-        best_ours = best_ours.min(o);
-        best_bare = best_bare.min(b);
-    }
-    ratios.sort_by(f64::total_cmp);
+    let Paired {
+        ratios,
+        best_ours,
+        best_bare,
+    } = paired_gets(&ours, &bare, &bench, &vaults1, n, rounds).await;
     // The host's side alone (grant check, cache hit, audit and metrics), without wasm.
     let host_only = {
         let ctx = SecretsCtx::new(
@@ -398,55 +425,24 @@ async fn main() {
     // 5. serve throughput: the same handler with and without a secret read per request,
     // measured in alternating rounds so that drift on a shared machine hits both alike.
     let serving = Runtime::new(&EngineOptions::serving(64, &[])).unwrap();
-    let mut servers = Vec::new();
-    for name in ["http-hello", "http-plain"] {
-        let (component, _) = load_component(serving.engine(), &guest(name), None).unwrap();
-        let ctx = SecretsCtx::new(
-            name,
-            Grants::parse(["db-password"]).unwrap(),
-            vaults1.clone(),
-        );
-        let server = std::sync::Arc::new(
-            wasm_secrets_cli::server::Server::new(
-                &serving,
-                &component,
-                ctx,
-                wasm_secrets_cli::server::EgressPolicy::deny_all(),
-                wasm_secrets_cli::server::ServeOptions::default(),
-            )
-            .unwrap(),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.serve(listener, async move {
-            let _ = stopped.await;
-        }));
-        servers.push((name, addr, stop, serving));
-    }
-    let rounds = 4;
-    let per_round = Duration::from_millis(1000 * secs.min(10) / 4);
-    let mut served = [0u64; 2];
-    for _ in 0..rounds {
-        for (i, (_, addr, _, _)) in servers.iter().enumerate() {
-            served[i] += load(*addr, 16, per_round).await;
-        }
-    }
-    let total = per_round.as_secs_f64() * rounds as f64;
-    let rps: Vec<f64> = served.iter().map(|n| *n as f64 / total).collect();
-    for (i, (name, ..)) in servers.iter().enumerate() {
+    let hello = InProcess::start(&serving, "http-hello", &vaults1).await;
+    let plain = InProcess::start(&serving, "http-plain", &vaults1).await;
+    let total = Duration::from_millis(1000 * secs.min(10));
+    let rps = paired_rps(hello.addr, plain.addr, 16, total).await;
+    for (name, rps) in [("http-hello", rps.0), ("http-plain", rps.1)] {
         println!(
-            "5. serve {name}: {:.0} requests/s (16 keep-alive connections, {total:.1} s in {rounds} alternating rounds)",
-            rps[i]
+            "5. serve {name}: {rps:.0} requests/s (16 keep-alive connections, {:.1} s in 4 alternating rounds)",
+            total.as_secs_f64()
         );
     }
+    let rps = [rps.0, rps.1];
     println!(
         "   with a secret read / without: {:.1}%   (budget: >= 90%)",
         100.0 * rps[0] / rps[1].max(1.0)
     );
     // 6. Noisy neighbour: http-hello under a light load, alone and then beside two guest
     // instances of another component that call `get` in a tight loop (sharing the cache).
-    let quiet = servers[0].1;
+    let quiet = hello.addr;
     let window = Duration::from_secs(secs.clamp(2, 5));
     let mut alone = latencies(quiet, 4, window).await;
     let stop_noise = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -491,10 +487,8 @@ async fn main() {
         beside.len(),
     );
 
-    for (_, _, stop, serving) in servers {
-        let _ = stop.send(());
-        serving.await.unwrap().unwrap();
-    }
+    hello.stop().await;
+    plain.stop().await;
     platform(&vaults1, secs).await;
     // 9. Key operations.
     key_operations(&emu, &ours, &bench).await;
@@ -1191,20 +1185,11 @@ async fn wasi_0_3(emu: &Emulator) {
     let ours = commands().linker().clone();
     let bare = baseline_async_linker(engine, "s3cr3t-db-password");
     let (n, rounds) = (20_000, 15);
-    let (mut ratios, mut best_ours, mut best_bare) = (Vec::new(), u64::MAX, u64::MAX);
-    for _ in 0..rounds {
-        let ctx = SecretsCtx::new(
-            "bench",
-            Grants::parse(["db-password"]).unwrap(),
-            vaults.clone(),
-        );
-        let o = ns_per_get(&ours, &bench, ctx.clone(), n).await;
-        let b = ns_per_get(&bare, &bench, ctx, n).await;
-        ratios.push(o as f64 / b.max(1) as f64);
-        best_ours = best_ours.min(o);
-        best_bare = best_bare.min(b);
-    }
-    ratios.sort_by(f64::total_cmp);
+    let Paired {
+        ratios,
+        best_ours,
+        best_bare,
+    } = paired_gets(&ours, &bare, &bench, &vaults, n, rounds).await;
     println!(
         "   cached async get from a 0.3 guest: {best_ours} ns/call (best); a bare async host import from it: {best_bare} ns/call; {:.2}x median of {rounds} rounds ({:.2}x-{:.2}x)",
         ratios[rounds / 2],
