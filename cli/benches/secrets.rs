@@ -20,7 +20,8 @@
 //!     and the `wasm-secrets serve` process vs stock `wasmtime serve` 48.0.2 (`-Sp3 -Scli
 //!     -Wtimeout=30s`, the time limit ours has by default) on
 //!     http-plain-p3 at 1 and 16 connections (`cli/benches/stock-wasmtime.sh` fetches it;
-//!     `STOCK_WASMTIME` names another). `BENCH_P3_ONLY` runs only this section.
+//!     `STOCK_WASMTIME` names another; `WASM_SECRETS_BIN` another build of ours). `BENCH_P3_ONLY`
+//!     runs only this section.
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets-cli`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
@@ -1227,7 +1228,10 @@ async fn wasi_0_3(emu: &Emulator) {
         return;
     }
     let plain = guest("http-plain-p3");
-    let mut ours = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-secrets"));
+    // `WASM_SECRETS_BIN` points at another build of ours, for A/B runs of a change.
+    let bin = std::env::var_os("WASM_SECRETS_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_wasm-secrets").into());
+    let mut ours = std::process::Command::new(bin);
     ours.env("WASM_SECRETS_LOOPBACK_ONLY", "1")
         .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
         .args(["serve", "--credential", "managed-identity", "--vault"])
