@@ -1,7 +1,8 @@
 //! Running components: a [`Runtime`] (one engine, its linker and its epoch clock) runs a
-//! wasi:cli command to its end ([`Runtime::run_command`]) or serves one wasi:http request in a
-//! fresh instance ([`Proxy::handle`]), each guest in a store holding one [`HostState`], within
-//! its [`Limits`]; and components load precompiled from a cache on disk no one else can write
+//! wasi:cli command to its end ([`Runtime::run_command`]) or serves wasi:http requests
+//! ([`Proxy::handle`]: a WASI 0.2 request in a fresh instance, WASI 0.3 ones in instances reused
+//! as [`Reuse`] says), each guest in a store holding one [`HostState`], within its [`Limits`];
+//! and components load precompiled from a cache on disk no one else can write
 //! ([`load_component`]).
 //!
 //! This is the part of the host that knows about wasmtime beyond the WIT bindings.
@@ -15,6 +16,7 @@ mod limits;
 mod output;
 mod proxy;
 mod reuse;
+mod setup;
 mod state;
 mod stopped;
 
@@ -25,7 +27,7 @@ pub use compiled::{
 pub use engine::{EngineOptions, Runtime};
 pub use limits::Limits;
 pub use output::OutputFormat;
-pub use proxy::{Proxy, ProxyOptions, text_response};
-pub use reuse::Reuse;
+pub use proxy::{Proxy, text_response};
+pub use setup::{ProxyOptions, Reuse};
 pub use state::HostState;
 pub use stopped::{Limit, Stopped};

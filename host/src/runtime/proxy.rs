@@ -5,9 +5,8 @@
 
 use super::clock::{self, HOST_CALL_GRACE};
 use super::engine::Runtime;
-use super::limits::Limits;
-use super::output::{FramedOutput, HostStream, OutputFormat};
-use super::reuse::{Instances, Reuse};
+use super::reuse::Instances;
+use super::setup::{ProxyOptions, Setup};
 use super::state::HostState;
 use super::stopped::Stopped;
 use crate::SecretsCtx;
@@ -21,7 +20,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wasmtime::Store;
 use wasmtime::component::Component;
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -29,54 +27,11 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-/// What a component's requests run with, besides its secrets and egress.
-#[derive(Debug, Clone, Default)]
-pub struct ProxyOptions {
-    /// Per-request limits. The timeout covers the whole request: at it the guest is stopped,
-    /// whatever the request holds released, and the client answered 504.
-    pub limits: Limits,
-    /// Environment variables for the guest.
-    pub env: Vec<(String, String)>,
-    /// How the guest's stdout and stderr lines look on the host's: both streams are shared
-    /// by every component (and stderr with the host's logs and maybe the audit log), so each
-    /// line is framed with the component's name.
-    pub output_format: OutputFormat,
-    /// How a WASI 0.3 handler's instances are reused (a WASI 0.2 handler's never are).
-    pub reuse: Reuse,
-}
-
 /// A `wasi:http` component ready to serve requests: a WASI 0.2 handler in a fresh instance per
 /// request, a WASI 0.3 one in instances reused as [`ProxyOptions::reuse`] says.
 pub struct Proxy {
     setup: Arc<Setup>,
     pre: Pre,
-}
-
-/// What every instance of one component is made with.
-pub(super) struct Setup {
-    name: String,
-    runtime: Runtime,
-    secrets: SecretsCtx,
-    egress: Arc<EgressPolicy>,
-    pub(super) options: ProxyOptions,
-}
-
-impl Setup {
-    /// A store for one instance: its output framed with the component's name, its environment,
-    /// secrets, egress rules and limits.
-    pub(super) fn store(&self) -> anyhow::Result<Store<HostState>> {
-        let mut wasi = WasiCtx::builder();
-        let format = self.options.output_format;
-        wasi.stdout(FramedOutput::new(&self.name, HostStream::Stdout, format))
-            .stderr(FramedOutput::new(&self.name, HostStream::Stderr, format))
-            .envs(&self.options.env);
-        self.runtime.new_store(
-            wasi,
-            self.secrets.clone(),
-            self.egress.clone(),
-            &self.options.limits,
-        )
-    }
 }
 
 impl Proxy {

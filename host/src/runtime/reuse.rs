@@ -13,7 +13,7 @@
 
 use super::clock::{self, HOST_CALL_GRACE};
 use super::limits::Limits;
-use super::proxy::Setup;
+use super::setup::{Reuse, Setup};
 use super::state::HostState;
 use super::stopped::Stopped;
 use crate::metrics::InFlight;
@@ -30,28 +30,6 @@ use wasmtime_wasi_http::handler::{
     WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-
-/// How the instances of a WASI 0.3 handler are reused (a WASI 0.2 handler gets a fresh instance
-/// for every request). The defaults are `wasmtime serve`'s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reuse {
-    /// Requests one instance serves in all before it is retired (1: a fresh instance each).
-    pub max_requests: usize,
-    /// Requests one instance serves at once; more go to another instance.
-    pub max_concurrent: usize,
-    /// How long an instance with nothing to do is kept for the next request.
-    pub idle_timeout: Duration,
-}
-
-impl Default for Reuse {
-    fn default() -> Self {
-        Self {
-            max_requests: 128,
-            max_concurrent: 16,
-            idle_timeout: Duration::from_secs(1),
-        }
-    }
-}
 
 /// Makes the instances of one WASI 0.3 handler, each with the store a request of a WASI 0.2
 /// handler would get.
