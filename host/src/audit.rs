@@ -35,7 +35,8 @@ pub struct AuditEvent<'a> {
     pub component: &'a str,
     /// `get`, `get-version`, `info` or `list`; for keys `sign`, `verify`, `wrap-key`,
     /// `unwrap-key`, `encrypt`, `decrypt` or `public-key`; `egress` for a guest request an
-    /// `azure-http` rule attaches the host's token to.
+    /// `azure-http` rule attaches the host's token to; `use` for a use-only secret the host
+    /// applied to a guest's request (with `host`, `method`, `processor` and `status`).
     pub op: &'a str,
     /// The name the guest asked for, in one spelling: as granted, else in lowercase (see
     /// the module's rule). An invalid name is escaped and cut to 160 bytes (see
@@ -61,16 +62,20 @@ pub struct AuditEvent<'a> {
     /// The version served or asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'a str>,
-    /// For `egress`: the host the guest called (`name` is that host too).
+    /// For `egress` and `use`: the host the guest called (for `egress`, `name` is that host
+    /// too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<&'a str>,
     /// For `egress`: the token's audience.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<&'a str>,
-    /// For `egress`: the request's method.
+    /// For `use`: how the secret was applied (`value`, `basic`, `hmac-sha256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processor: Option<&'a str>,
+    /// For `egress` and `use`: the request's method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'a str>,
-    /// For `egress`: the upstream's status, when it answered.
+    /// For `egress` and `use`: the upstream's status, when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// `ok`, or the WIT error kind (for `egress`: why it was refused or failed).

@@ -60,6 +60,13 @@ struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppliedLabels {
+    component: String,
+    processor: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VaultLabels {
     vault: String,
     status: String,
@@ -108,6 +115,7 @@ pub struct Metrics {
     http_duration: Family<ComponentLabel, Histogram>,
     secret_reads: Family<ReadLabels, Counter>,
     key_operations: Family<KeyLabels, Counter>,
+    secrets_applied: Family<AppliedLabels, Counter>,
     vault_requests: Family<VaultLabels, Counter>,
     budget_refusals: Family<BudgetLabels, Counter>,
     throttle_stops: Family<ThrottleLabels, Counter>,
@@ -195,6 +203,12 @@ impl Metrics {
             "Config reloads (SIGHUP), by outcome",
             reloads.clone(),
         );
+        let secrets_applied = Family::<AppliedLabels, Counter>::default();
+        registry.register(
+            "secrets_applied",
+            "Use-only secrets the host applied to guests' outgoing requests (or refused to), by component, processor and outcome",
+            secrets_applied.clone(),
+        );
         let egress_refused = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "egress_refused",
@@ -208,6 +222,7 @@ impl Metrics {
             http_duration,
             secret_reads,
             key_operations,
+            secrets_applied,
             vault_requests,
             budget_refusals,
             throttle_stops,
@@ -324,6 +339,20 @@ impl Metrics {
             .get_or_create(&TokenLabels {
                 source: source.to_owned(),
                 outcome: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one request carrying a use-only secret, by how it was applied and how it ended.
+    pub fn secret_applied(&self, component: &str, processor: &str, outcome: &str) {
+        if !enabled() {
+            return;
+        }
+        self.secrets_applied
+            .get_or_create(&AppliedLabels {
+                component: component.to_owned(),
+                processor: processor.to_owned(),
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -32,4 +32,5 @@ mod platform;
 mod run_egress;
 mod serve;
 mod soak;
+mod use_only;
 mod wasi_config;

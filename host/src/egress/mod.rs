@@ -19,19 +19,23 @@
 
 pub mod audiences;
 mod connect;
+mod inject;
 pub mod resolve;
 mod rule;
+mod scrub;
 
 pub use crate::net::identity_endpoints::{Registration, register as protect_identity_endpoint};
 pub use resolve::Resolver;
 pub use rule::{EgressKind, EgressRule};
 
+use crate::SecretsCtx;
 use crate::audit::{AuditEvent, AuditSink};
 use crate::net::address::{Reach, canonical, reach};
 use crate::net::identity_endpoints::is_identity_address;
 use crate::token_cache::TokenCache;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use resolve::ResolveError;
+use scrub::{Needles, Scrubber};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -275,16 +279,18 @@ impl std::fmt::Debug for EgressPolicy {
     }
 }
 
-/// The wasi:http hooks that enforce an [`EgressPolicy`].
+/// The wasi:http hooks that enforce an [`EgressPolicy`], and apply the component's use-only
+/// secrets ([`inject`]) to the requests it allows.
 #[derive(Clone)]
 pub struct EgressHooks {
     policy: Arc<EgressPolicy>,
+    secrets: SecretsCtx,
 }
 
 impl EgressHooks {
-    /// Hooks for `policy`.
-    pub fn new(policy: Arc<EgressPolicy>) -> Self {
-        Self { policy }
+    /// Hooks for `policy`, with the use-only secrets of `secrets`'s grants.
+    pub fn new(policy: Arc<EgressPolicy>, secrets: SecretsCtx) -> Self {
+        Self { policy, secrets }
     }
 }
 
@@ -297,6 +303,7 @@ impl WasiHttpHooks for EgressHooks {
     ) -> Box<dyn Future<Output = connect::Sent> + Send> {
         drop(fut);
         let policy = self.policy.clone();
+        let secrets = self.secrets.clone();
         Box::new(async move {
             let uri = request.uri().clone();
             let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
@@ -311,54 +318,113 @@ impl WasiHttpHooks for EgressHooks {
                 crate::metrics::global().egress_refused("no-rule");
                 return Err(Error::HttpRequestDenied);
             };
+            // Marked headers are set aside first: a marker may sit in `Authorization`.
+            let marked = inject::take_markers(request.headers_mut())?;
             strip_guest_credentials(request.headers_mut());
-            if rule.kind == EgressKind::Http {
-                let addrs = policy.destination(rule, host, port).await?;
-                return connect::send(request, options, host, &addrs).await;
-            }
             let started = Instant::now();
             let method = request.method().as_str().to_owned();
-            let sent = send_with_token(&policy, rule, request, options, host, port, https).await;
+            let mut out = Outgoing {
+                needles: Needles::default(),
+                applied: None,
+            };
+            let destination = Destination { host, port, https };
+            let sent = send_checked(
+                &policy,
+                &secrets,
+                rule,
+                request,
+                options,
+                destination,
+                marked,
+                &mut out,
+            )
+            .await;
             let status = sent.as_ref().map(|(r, _)| r.status().as_u16());
-            policy.audit(rule, host, &method, &status, started)?;
-            sent
+            if rule.kind != EgressKind::Http {
+                policy.audit(rule, host, &method, &status, started)?;
+            }
+            if let Some(applied) = &out.applied {
+                applied.record(&secrets, status)?;
+            }
+            let (mut response, io) = sent?;
+            if !out.needles.is_empty() {
+                let scrubber = Arc::new(Scrubber::new(out.needles));
+                scrubber.headers(response.headers_mut());
+                response = response.map(|body| scrubber.body(body));
+            }
+            Ok((response, io))
         })
     }
 }
 
-/// Sends a request under an `azure-http` rule: to checked addresses, with the host's token
-/// for the rule's resource in place of anything the guest set.
-async fn send_with_token(
+/// Where a request goes, as its URL says.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    host: &'a str,
+    port: u16,
+    https: bool,
+}
+
+/// What sending one request put in it: the values to scrub from its response, and the
+/// use-only secrets to audit.
+struct Outgoing {
+    needles: Needles,
+    applied: Option<inject::Applied>,
+}
+
+/// Sends a request `rule` allows: to checked addresses only, with its use-only secrets
+/// applied and, under an `azure-http` rule, the host's token for the rule's resource in
+/// place of anything the guest set. Values go over https only (plain http to loopback alone).
+#[allow(clippy::too_many_arguments)]
+async fn send_checked(
     policy: &EgressPolicy,
+    secrets: &SecretsCtx,
     rule: &EgressRule,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    host: &str,
-    port: u16,
-    https: bool,
+    to: Destination<'_>,
+    marked: Vec<inject::Marked>,
+    out: &mut Outgoing,
 ) -> connect::Sent {
+    let Destination { host, port, https } = to;
     let addrs = policy.destination(rule, host, port).await?;
-    // Bearer tokens go over https only (plain http to loopback alone).
-    if !https && !addrs.iter().all(|a| a.ip().is_loopback()) {
-        return Err(refuse(
-            rule,
-            host,
-            None,
-            "plain-http-token",
-            "an azure-http rule sends its token over https only",
-        ));
+    let plain_off_loopback = !https && !addrs.iter().all(|a| a.ip().is_loopback());
+    if !marked.is_empty() {
+        if plain_off_loopback {
+            return Err(refuse(
+                rule,
+                host,
+                None,
+                "plain-http-secret",
+                "a use-only secret goes over https only",
+            ));
+        }
+        out.applied =
+            Some(inject::apply(secrets, marked, &mut request, host, port, &mut out.needles).await?);
     }
-    let (Some(tokens), Some(resource)) = (&policy.tokens, &rule.resource) else {
-        return Err(Error::HttpRequestDenied);
-    };
-    let token = tokens.token(resource).await.map_err(|e| {
-        tracing::warn!(host, error = %e, "no token for an azure-http egress request");
-        Error::HttpRequestDenied
-    })?;
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
-        .map_err(|_| Error::HttpRequestDenied)?;
-    value.set_sensitive(true);
-    request.headers_mut().insert(AUTHORIZATION, value);
+    if rule.kind != EgressKind::Http {
+        if plain_off_loopback {
+            return Err(refuse(
+                rule,
+                host,
+                None,
+                "plain-http-token",
+                "an azure-http rule sends its token over https only",
+            ));
+        }
+        let (Some(tokens), Some(resource)) = (&policy.tokens, &rule.resource) else {
+            return Err(Error::HttpRequestDenied);
+        };
+        let token = tokens.token(resource).await.map_err(|e| {
+            tracing::warn!(host, error = %e, "no token for an azure-http egress request");
+            Error::HttpRequestDenied
+        })?;
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
+            .map_err(|_| Error::HttpRequestDenied)?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+        out.needles.add(token.secret().as_bytes());
+    }
     connect::send(request, options, host, &addrs).await
 }
 

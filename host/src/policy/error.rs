@@ -108,6 +108,36 @@ impl Error {
         Self::new(ErrorKind::NotGranted, message)
     }
 
+    /// `get` of a use-only secret.
+    pub(crate) fn use_only(name: &str, destinations: &str) -> Self {
+        Self::new(
+            ErrorKind::NotGranted,
+            format!(
+                "secret \"{name}\" is use-only: the host applies it to requests to {destinations}, and it cannot be read; put {{{{secret:{name}}}}} in a header of such a request"
+            ),
+        )
+    }
+
+    /// A marker naming a secret whose grant is not use-only.
+    pub(crate) fn not_use_only(name: &str) -> Self {
+        Self::new(
+            ErrorKind::NotGranted,
+            format!(
+                "secret \"{name}\" has no use-only grant, so the host applies it to no request (a use-only grant says where it may go)"
+            ),
+        )
+    }
+
+    /// A use-only secret asked for a destination its grant does not name.
+    pub(crate) fn use_elsewhere(name: &str, destination: &str, destinations: &str) -> Self {
+        Self::new(
+            ErrorKind::NotGranted,
+            format!(
+                "secret \"{name}\" may be sent to {destinations} only, not to {destination}; nothing was sent"
+            ),
+        )
+    }
+
     pub(crate) fn op_not_granted(name: &str, op: KeyOp, allowed: KeyOps) -> Self {
         Self::new(
             ErrorKind::NotGranted,

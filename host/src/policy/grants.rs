@@ -22,6 +22,10 @@
 //! | `key:signer=jwt-key@<version>:sign,verify` | `signer`       | that one version only                  | sign, verify |
 //! | `key:team-*:verify`                        | `team-...`     | any key starting with `team-`          | verify       |
 //!
+//! A use-only grant (`use:` + the target + ` for HOSTS [as PROCESSOR]`, see [`super::uses`])
+//! is a secret grant the guest can never read: `get` answers `not-granted`, and the host
+//! applies the value to the guest's requests to those hosts only.
+//!
 //! `public-key` is allowed by every key grant. Everything not granted is denied. Secrets and
 //! keys are two namespaces ([`ObjectKind`]): a secret grant allows no key operation, a key
 //! grant reads no secret, and one guest name may be both.
@@ -33,6 +37,7 @@
 //! written in (for [`Grant`]'s `Display`, and for the audit log); two grants that differ only
 //! in case are one grant.
 
+use super::uses::{self, USE_PREFIX, USE_SYNTAX, UseOnly};
 use crate::keys::{KeyOp, KeyOps};
 use crate::name::{fold, has_prefix, is_valid_name, is_valid_version};
 use std::collections::HashMap;
@@ -87,6 +92,9 @@ pub struct Grant {
     pub pattern: bool,
     /// The operations a key grant allows (at least one); empty for a secret grant.
     pub ops: KeyOps,
+    /// For a use-only secret grant (`use:...`): where its value may be sent and how it is
+    /// applied. Such a secret is never read by the guest.
+    pub use_only: Option<Box<UseOnly>>,
 }
 
 /// A grant string that could not be parsed.
@@ -131,6 +139,13 @@ impl FromStr for Grant {
     /// assert!(g.ops.allows(KeyOp::Sign) && !g.ops.allows(KeyOp::Verify));
     /// ```
     fn from_str(s: &str) -> Result<Self, GrantError> {
+        if let Some(rest) = s.strip_prefix(USE_PREFIX) {
+            let err = |reason: String| GrantError::new(s, format!("{reason}; {USE_SYNTAX}"));
+            let (target, use_only) = uses::split(rest).map_err(err)?;
+            let mut grant = parse_target(target, ObjectKind::Secret).map_err(err)?;
+            grant.use_only = Some(Box::new(use_only));
+            return Ok(grant);
+        }
         let Some(rest) = s.strip_prefix(KEY_PREFIX) else {
             return parse_target(s, ObjectKind::Secret)
                 .map_err(|reason| GrantError::new(s, format!("{reason}; {SYNTAX}")));
@@ -189,6 +204,7 @@ fn parse_target(s: &str, kind: ObjectKind) -> Result<Grant, String> {
         version: version.map(str::to_owned),
         pattern,
         ops: KeyOps::default(),
+        use_only: None,
     };
     if let Some(prefix) = object.strip_suffix('*') {
         if alias.is_some() {
@@ -220,6 +236,9 @@ impl fmt::Display for Grant {
         if self.kind == ObjectKind::Key {
             f.write_str(KEY_PREFIX)?;
         }
+        if self.use_only.is_some() {
+            f.write_str(USE_PREFIX)?;
+        }
         if !self.pattern && self.guest_name != self.object {
             write!(f, "{}=", self.guest_name)?;
         }
@@ -235,6 +254,9 @@ impl fmt::Display for Grant {
         }
         if self.kind == ObjectKind::Key {
             write!(f, ":{}", self.ops)?;
+        }
+        if let Some(u) = &self.use_only {
+            u.fmt_tail(f)?;
         }
         Ok(())
     }
@@ -271,6 +293,10 @@ impl Grant {
                 (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
                 (a, b) => a == b,
             }
+            && match (&self.use_only, &other.use_only) {
+                (Some(a), Some(b)) => a.same_as(b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 }
 
@@ -298,8 +324,12 @@ pub struct Target<'a> {
     pub version: Option<&'a str>,
     /// The operations a key grant allows; empty for a secret.
     pub ops: KeyOps,
+    /// For a use-only grant: where the value may go and how it is applied.
+    pub use_only: Option<&'a UseOnly>,
     /// The vault's place in [`Grants::vault_names`].
     pub(crate) vault_index: usize,
+    /// The place of the vault of a use-only grant's second secret.
+    pub(crate) second_vault_index: Option<usize>,
 }
 
 /// One grant and the place of its vault in [`Grants::vault_names`].
@@ -307,6 +337,8 @@ pub struct Target<'a> {
 struct Entry {
     grant: Grant,
     vault: usize,
+    /// The vault of a use-only grant's second secret.
+    second_vault: Option<usize>,
 }
 
 impl Entry {
@@ -324,7 +356,9 @@ impl Entry {
             object,
             version: g.version.as_deref(),
             ops: g.ops,
+            use_only: g.use_only.as_deref(),
             vault_index: self.vault,
+            second_vault_index: self.second_vault,
         }
     }
 }
@@ -418,16 +452,19 @@ impl Grants {
 
     /// [`Grants::add`]; a conflict's error names the new grant as `shown`.
     fn insert(&mut self, grant: Grant, shown: &str) -> Result<(), GrantError> {
-        let vault = match self.vaults.iter().position(|v| *v == grant.vault) {
-            Some(i) => i,
-            None => {
-                self.vaults.push(grant.vault.clone());
-                self.vaults.len() - 1
-            }
-        };
+        let vault = self.vault_index(&grant.vault);
+        let second_vault = grant
+            .use_only
+            .as_ref()
+            .and_then(|u| u.second.as_ref())
+            .map(|s| self.vault_index(&s.vault));
         if grant.pattern {
             if !self.patterns.iter().any(|e| e.grant.same_as(&grant)) {
-                self.patterns.push(Entry { grant, vault });
+                self.patterns.push(Entry {
+                    grant,
+                    vault,
+                    second_vault,
+                });
             }
             return Ok(());
         }
@@ -448,8 +485,26 @@ impl Grants {
                 ),
             )),
             None => {
-                exact.insert(folded, Entry { grant, vault });
+                exact.insert(
+                    folded,
+                    Entry {
+                        grant,
+                        vault,
+                        second_vault,
+                    },
+                );
                 Ok(())
+            }
+        }
+    }
+
+    /// The place of `vault` in [`Grants::vault_names`], added if new.
+    fn vault_index(&mut self, vault: &str) -> usize {
+        match self.vaults.iter().position(|v| v == vault) {
+            Some(i) => i,
+            None => {
+                self.vaults.push(vault.to_owned());
+                self.vaults.len() - 1
             }
         }
     }
@@ -515,7 +570,7 @@ impl Grants {
             .values()
             .chain(&self.patterns)
             .filter(|e| e.grant.kind == kind)
-            .map(|e| e.vault)
+            .flat_map(|e| std::iter::once(e.vault).chain(e.second_vault))
             .collect();
         v.sort_unstable_by(|a, b| self.vaults[*a].cmp(&self.vaults[*b]));
         v.dedup();
@@ -821,5 +876,52 @@ mod tests {
         assert_eq!(names(Key), ["k"]);
         let t = g.resolve(Key, "signer").unwrap();
         assert_eq!(g.vault_names()[t.vault_index], "k");
+    }
+
+    #[test]
+    fn use_only_grants_parse_print_and_resolve_as_secrets() {
+        let g = Grants::parse([
+            "use:stripe=payments/stripe-live@abc123 for api.stripe.com,127.0.0.1:8443",
+            "use:api=api-user+other/api-password for API.example.com as basic",
+            "use:hook-key for hooks.example.com as hmac-sha256",
+        ])
+        .unwrap();
+        let shown: Vec<String> = g.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "use:api=api-user+other/api-password for api.example.com as basic",
+                "use:hook-key for hooks.example.com as hmac-sha256",
+                "use:stripe=payments/stripe-live@abc123 for api.stripe.com,127.0.0.1:8443",
+            ]
+        );
+        for s in &shown {
+            assert_eq!(s.parse::<Grant>().unwrap().to_string(), *s, "round trip");
+        }
+        let t = g.resolve(Secret, "stripe").unwrap();
+        assert_eq!((t.vault, t.object), ("payments", "stripe-live"));
+        assert!(t.use_only.unwrap().allows("api.stripe.com", 443));
+        assert!(
+            g.vault_names().contains(&"other".to_owned()),
+            "the second secret's vault is known"
+        );
+        assert!(g.resolve(Key, "stripe").is_none());
+        for bad in [
+            "use:stripe",
+            "use:stripe for",
+            "use:stripe for https://api.stripe.com",
+            "use:a+b for h.com",
+            "use:a for h.com as basic",
+            "use:a-* for h.com",
+            "use:a for h.com as nothing",
+        ] {
+            let e = Grants::parse([bad]).unwrap_err().to_string();
+            assert!(e.contains("use:[ALIAS=]"), "{bad}: {e}");
+            assert!(e.contains(bad), "the error names the grant: {e}");
+        }
+        let e = Grants::parse(["use:db for h.com", "db"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already granted"), "{e}");
     }
 }

@@ -18,6 +18,7 @@
 use super::budget::{Budget, Charge, Class, Share, Spender};
 use super::error::{Error, ErrorKind};
 use super::grants::{Grants, ObjectKind, Target};
+use super::uses::UseOnly;
 use super::vaults::Vault;
 use super::vaults::Vaults;
 use crate::audit::{AuditEvent, AuditSink, logged_name, name_for_log, now_rfc3339};
@@ -85,6 +86,8 @@ pub(super) enum Op {
     Info,
     /// `store.list`
     List,
+    /// A use-only secret applied to an outgoing request (by egress, never read by the guest).
+    Use,
     /// `keys.public-key`: any key grant allows it.
     PublicKey,
     /// A key operation its grant must allow.
@@ -99,6 +102,7 @@ impl Op {
             Self::GetVersion => "get-version",
             Self::Info => "info",
             Self::List => "list",
+            Self::Use => "use",
             Self::PublicKey => "public-key",
             Self::Key(op) => op.as_str(),
         }
@@ -107,7 +111,9 @@ impl Op {
     /// The kind of object, and so the grants, it concerns.
     fn object(self) -> ObjectKind {
         match self {
-            Self::Get | Self::GetVersion | Self::Info | Self::List => ObjectKind::Secret,
+            Self::Get | Self::GetVersion | Self::Info | Self::List | Self::Use => {
+                ObjectKind::Secret
+            }
             Self::PublicKey | Self::Key(_) => ObjectKind::Key,
         }
     }
@@ -173,6 +179,15 @@ impl<'a> Trail<'a> {
     }
 }
 
+/// A use-only grant's destinations, for a message: `a.example, b.example:8443`.
+pub(super) fn destinations(u: &UseOnly) -> String {
+    u.destinations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Policy {
     /// The policy of component `component` with `grants` over `vaults`.
     pub(super) fn new(component: Arc<str>, grants: Grants, vaults: Vaults) -> Self {
@@ -231,6 +246,10 @@ impl Policy {
         self.audit = Some(sink);
     }
 
+    pub(super) fn audit_sink(&self) -> Option<&Arc<dyn AuditSink>> {
+        self.audit.as_ref()
+    }
+
     pub(super) fn component(&self) -> &str {
         &self.component
     }
@@ -280,6 +299,14 @@ impl Policy {
             .lookup(kind, folded)
             .ok_or_else(|| Error::not_granted(kind, trail.name))?;
         trail.target = Some(target);
+        match (trail.op, target.use_only) {
+            // A use-only secret is never read; only egress applies it.
+            (Op::Get | Op::GetVersion, Some(u)) => {
+                return Err(Error::use_only(trail.name, &destinations(u)));
+            }
+            (Op::Use, None) => return Err(Error::not_use_only(trail.name)),
+            _ => {}
+        }
         if kind == ObjectKind::Key {
             // A key is used at the version its grant pins, else the latest: the audit line
             // names the pin until the vault names the version it used.
@@ -314,7 +341,7 @@ impl Policy {
                 Ok(_) => self.reads.ok(trail.cache),
                 Err(e) => self.reads.error(e.kind().as_str()),
             },
-            Op::Info | Op::List => {}
+            Op::Info | Op::List | Op::Use => {}
             Op::PublicKey | Op::Key(_) => {
                 crate::metrics::global().key_operation(&self.component, trail.op.as_str(), outcome)
             }

@@ -80,6 +80,11 @@ impl SecretsCtx {
         Keys::new(&self.policy)
     }
 
+    /// The policy point this component's requests take.
+    pub(super) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The current value of the secret granted as `name` (or its pinned version).
     pub async fn get(&self, name: &str) -> Result<SecretValue, Error> {
         self.read(Op::Get, name, None).await

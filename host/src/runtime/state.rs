@@ -71,7 +71,7 @@ impl HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            hooks: EgressHooks::new(egress),
+            hooks: EgressHooks::new(egress, secrets.clone()),
             secrets,
             limiter: StoreLimiter::new(limits),
             time_limit,

@@ -1,0 +1,363 @@
+//! Echo scrubbing: an upstream that echoes what it received would hand an injected value (a
+//! use-only secret, an `azure-http` token) back to the guest. Every such value, and its common
+//! encodings, is masked with `*` in the response's headers, body and trailers before the guest
+//! reads them, across body chunk boundaries. A mask keeps the length, so `Content-Length`
+//! stays true.
+//!
+//! The forms masked: the value itself; its base64 and base64url at each of the three byte
+//! alignments it can have inside a longer encoded text; its percent-encodings (RFC 3986
+//! unreserved kept, or every non-alphanumeric encoded, either hex case, and form encoding);
+//! and its JSON string escaping.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use wasmtime_wasi_http::{Error, WasiBody};
+use zeroize::Zeroizing;
+
+/// What a mask is made of.
+const MASK: u8 = b'*';
+
+/// RFC 3986's unreserved characters stay as they are; everything else is encoded.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A base64 fragment shorter than this is not masked on its own (it would mask unrelated
+/// text); the value itself and its whole encodings always are.
+const MIN_FRAGMENT: usize = 8;
+
+/// The values to mask, each in every form it is looked for.
+#[derive(Default)]
+pub(super) struct Needles(Vec<Zeroizing<Vec<u8>>>);
+
+impl Needles {
+    /// Adds `value` and its encodings.
+    pub(super) fn add(&mut self, value: &[u8]) {
+        if value.is_empty() {
+            return;
+        }
+        let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(value.to_vec())];
+        forms.push(Zeroizing::new(STANDARD.encode(value).into_bytes()));
+        for k in 0..3 {
+            let mut shifted = Zeroizing::new(vec![0u8; k]);
+            shifted.extend_from_slice(value);
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                let encoded = Zeroizing::new(engine.encode(&*shifted).into_bytes());
+                // The characters that hold bits of the bytes before the value, or after it.
+                let skip = [0, 2, 3][k];
+                let tail = usize::from(shifted.len() % 3 != 0);
+                if let Some(core) = encoded.get(skip..encoded.len().saturating_sub(tail))
+                    && core.len() >= MIN_FRAGMENT
+                {
+                    forms.push(Zeroizing::new(core.to_vec()));
+                }
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(value) {
+            for set in [UNRESERVED, NON_ALPHANUMERIC] {
+                let upper = Zeroizing::new(utf8_percent_encode(text, set).to_string());
+                forms.push(Zeroizing::new(lower_hex_escapes(&upper).into_bytes()));
+                forms.push(Zeroizing::new(upper.as_bytes().to_vec()));
+            }
+            let form: Zeroizing<String> =
+                Zeroizing::new(url::form_urlencoded::byte_serialize(value).collect());
+            forms.push(Zeroizing::new(form.as_bytes().to_vec()));
+            if let Ok(json) = serde_json::to_string(text) {
+                let json = Zeroizing::new(json);
+                forms.push(Zeroizing::new(json.as_bytes()[1..json.len() - 1].to_vec()));
+            }
+        }
+        for form in forms {
+            if !form.is_empty() && !self.0.iter().any(|n| **n == *form) {
+                self.0.push(form);
+            }
+        }
+    }
+
+    /// Whether there is nothing to mask.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `%2f` for `%2F`: the same escapes in lowercase hex.
+fn lower_hex_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Masks every needle in text handed to the guest.
+pub(super) struct Scrubber {
+    needles: Needles,
+    /// The longest needle's length: a body holds back one byte less than this.
+    longest: usize,
+}
+
+impl Scrubber {
+    pub(super) fn new(needles: Needles) -> Self {
+        let longest = needles.0.iter().map(|n| n.len()).max().unwrap_or(0);
+        Self { needles, longest }
+    }
+
+    /// Masks every occurrence of every needle in `buf`; whether there was any.
+    fn mask(&self, buf: &mut [u8]) -> bool {
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        for needle in &self.needles.0 {
+            found.extend(
+                memchr::memmem::find_iter(buf, needle.as_slice()).map(|at| (at, needle.len())),
+            );
+        }
+        for (at, len) in &found {
+            buf[*at..at + len].fill(MASK);
+        }
+        !found.is_empty()
+    }
+
+    /// Masks the needles in every header value.
+    pub(super) fn headers(&self, headers: &mut HeaderMap) {
+        for value in headers.values_mut() {
+            let mut bytes = Zeroizing::new(value.as_bytes().to_vec());
+            if self.mask(&mut bytes)
+                && let Ok(masked) = http::HeaderValue::from_bytes(&bytes)
+            {
+                *value = masked;
+            }
+        }
+    }
+
+    /// `body`, masked as the guest reads it.
+    pub(super) fn body(self: &Arc<Self>, body: WasiBody) -> WasiBody {
+        use http_body_util::BodyExt;
+        Scrubbed {
+            inner: body,
+            scrubber: self.clone(),
+            carry: Zeroizing::new(Vec::new()),
+            trailers: None,
+            ended: false,
+        }
+        .boxed_unsync()
+    }
+}
+
+/// A response body with the needles masked. The last `longest - 1` bytes read are held back
+/// until more come (or the body ends), so a value split across chunks is still found.
+struct Scrubbed {
+    inner: WasiBody,
+    scrubber: Arc<Scrubber>,
+    carry: Zeroizing<Vec<u8>>,
+    /// Trailers that came while bytes were still held back.
+    trailers: Option<HeaderMap>,
+    ended: bool,
+}
+
+impl Scrubbed {
+    /// The held-back bytes (masked when they were added), all of them.
+    fn flush(&mut self) -> Option<Frame<Bytes>> {
+        if self.carry.is_empty() {
+            return None;
+        }
+        let out = Bytes::copy_from_slice(&self.carry);
+        self.carry.clear();
+        Some(Frame::data(out))
+    }
+}
+
+impl Body for Scrubbed {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        loop {
+            if this.ended {
+                if let Some(data) = this.flush() {
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                None => {
+                    this.ended = true;
+                    continue;
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(frame)) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    let Ok(mut trailers) = frame.into_trailers() else {
+                        continue;
+                    };
+                    this.scrubber.headers(&mut trailers);
+                    this.trailers = Some(trailers);
+                    this.ended = true;
+                    continue;
+                }
+            };
+            this.carry.extend_from_slice(&data);
+            drop(data);
+            this.scrubber.mask(&mut this.carry);
+            let hold = this
+                .scrubber
+                .longest
+                .saturating_sub(1)
+                .min(this.carry.len());
+            let ready = this.carry.len() - hold;
+            if ready == 0 {
+                continue;
+            }
+            let out = Bytes::copy_from_slice(&this.carry[..ready]);
+            this.carry.drain(..ready);
+            return Poll::Ready(Some(Ok(Frame::data(out))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.carry.is_empty() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Masks keep the length: what is left is what the upstream has left, plus what is held.
+        let inner = self.inner.size_hint();
+        let held = self.carry.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + held);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    fn scrubber(values: &[&str]) -> Arc<Scrubber> {
+        let mut needles = Needles::default();
+        for v in values {
+            needles.add(v.as_bytes());
+        }
+        Arc::new(Scrubber::new(needles))
+    }
+
+    /// The body `chunks` make, scrubbed, as the guest reads it.
+    async fn read(s: &Arc<Scrubber>, chunks: Vec<Vec<u8>>) -> Vec<u8> {
+        let frames = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, Error>(Frame::data(Bytes::from(c)))),
+        );
+        let body = StreamBody::new(frames).boxed_unsync();
+        s.body(body).collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    const VALUE: &str = "sk_live_51H/x+y=z&q";
+
+    #[tokio::test]
+    async fn a_value_split_at_every_chunk_boundary_is_masked() {
+        let s = scrubber(&[VALUE]);
+        let text = format!("before {VALUE} middle {VALUE} after");
+        for cut in 0..text.len() {
+            for cut2 in cut..text.len() {
+                let b = text.as_bytes();
+                let got = read(
+                    &s,
+                    vec![b[..cut].to_vec(), b[cut..cut2].to_vec(), b[cut2..].to_vec()],
+                )
+                .await;
+                let got = String::from_utf8(got).unwrap();
+                assert_eq!(got.len(), text.len(), "the length is kept");
+                assert!(!got.contains(VALUE), "{cut}/{cut2}: {got}");
+                assert!(
+                    got.starts_with("before ") && got.ends_with(" after"),
+                    "{got}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn encodings_at_every_alignment_are_masked() {
+        let s = scrubber(&[VALUE]);
+        let mut bodies: Vec<String> = Vec::new();
+        for prefix in ["", "a", "ab", "abc"] {
+            let whole = format!("{prefix}{VALUE}{prefix}");
+            bodies.push(STANDARD.encode(&whole));
+            bodies.push(URL_SAFE_NO_PAD.encode(&whole));
+        }
+        bodies.push(utf8_percent_encode(VALUE, NON_ALPHANUMERIC).to_string());
+        bodies.push(lower_hex_escapes(
+            &utf8_percent_encode(VALUE, UNRESERVED).to_string(),
+        ));
+        bodies.push(url::form_urlencoded::byte_serialize(VALUE.as_bytes()).collect());
+        bodies.push(serde_json::json!({ "echo": VALUE }).to_string());
+        for body in bodies {
+            let got = read(&s, vec![body.clone().into_bytes()]).await;
+            let got = String::from_utf8(got).unwrap();
+            // What is left decodes to no copy of the value.
+            assert!(got.contains("****"), "{body} -> {got}");
+            for decoded in [
+                STANDARD.decode(got.trim_end_matches('=')).ok(),
+                URL_SAFE_NO_PAD.decode(&got).ok(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert!(
+                    !String::from_utf8_lossy(&decoded).contains(VALUE),
+                    "{body} -> {got}"
+                );
+            }
+            assert!(
+                !got.contains(VALUE) && !got.contains("sk_live_51H"),
+                "{body} -> {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_values_are_masked_and_others_left_alone() {
+        let s = scrubber(&[VALUE]);
+        let mut h = HeaderMap::new();
+        h.insert("x-echo", format!("Bearer {VALUE}").parse().unwrap());
+        h.insert("x-other", "fine".parse().unwrap());
+        s.headers(&mut h);
+        assert_eq!(h["x-echo"], format!("Bearer {}", "*".repeat(VALUE.len())));
+        assert_eq!(h["x-other"], "fine");
+    }
+
+    #[tokio::test]
+    async fn a_body_without_the_value_passes_unchanged() {
+        let s = scrubber(&[VALUE]);
+        let text = "nothing secret here, just a long body ".repeat(100);
+        let chunks = text.as_bytes().chunks(7).map(<[u8]>::to_vec).collect();
+        assert_eq!(read(&s, chunks).await, text.as_bytes());
+    }
+}

@@ -1,0 +1,395 @@
+//! Use-only secrets (issue 22): a grant `use:ALIAS=NAME for HOST[:PORT] [as PROCESSOR]` lets a
+//! guest have the host apply a secret to its outgoing requests to those hosts, by writing
+//! `{{secret:ALIAS}}` in a header, and never read it. Each test runs the real binary with a
+//! real guest against the emulator's vault and an upstream on loopback that records exactly
+//! what it received and echoes it back in several encodings, split into small chunks.
+
+use crate::emulator::{self, Emulator};
+use crate::harness::{Run, cli, guest};
+use crate::run_egress::blocking;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// What the echo upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub type Seen = Arc<Mutex<Vec<Received>>>;
+
+/// An upstream on loopback that records every request and answers with all of it echoed:
+/// each request header back as `x-echo-NAME`, and a body holding the headers as text, as JSON,
+/// in base64 and base64url, and the request's body, sent in 5-byte chunks (so a value is
+/// split across chunk boundaries).
+pub async fn echo_upstream() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let record = record.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes().to_vec();
+                            let headers: Vec<(String, String)> = parts
+                                .headers
+                                .iter()
+                                .map(|(n, v)| {
+                                    (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into())
+                                })
+                                .collect();
+                            record.lock().unwrap().push(Received {
+                                method: parts.method.to_string(),
+                                headers: headers.clone(),
+                                body: body.clone(),
+                            });
+                            let text: String =
+                                headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+                            let mut echo = format!(
+                                "text:\n{text}json: {}\nbase64: {}\nbase64url: {}\nbody: ",
+                                serde_json::json!(headers),
+                                STANDARD.encode(&text),
+                                URL_SAFE_NO_PAD.encode(&text),
+                            )
+                            .into_bytes();
+                            echo.extend_from_slice(&body);
+                            let chunks: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = echo
+                                .chunks(5)
+                                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                                .collect();
+                            let mut response = hyper::Response::new(StreamBody::new(
+                                futures::stream::iter(chunks),
+                            ));
+                            for (n, v) in &headers {
+                                if let (Ok(name), Ok(value)) = (
+                                    http::HeaderName::from_bytes(format!("x-echo-{n}").as_bytes()),
+                                    http::HeaderValue::from_str(v),
+                                ) {
+                                    response.headers_mut().append(name, value);
+                                }
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Every form of `value` a guest must not see.
+pub fn forms(value: &str) -> Vec<String> {
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    vec![
+        value.to_owned(),
+        STANDARD.encode(value),
+        URL_SAFE_NO_PAD.encode(value),
+        hex,
+    ]
+}
+
+/// Asserts that no form of `value` is anywhere in `text` (`what` says where).
+#[track_caller]
+pub fn assert_absent(text: &str, value: &str, what: &str) {
+    for form in forms(value) {
+        assert!(
+            !text.contains(&form),
+            "{what} holds {form:?}:\n{}",
+            excerpt(text, &form)
+        );
+    }
+}
+
+fn excerpt(text: &str, needle: &str) -> String {
+    let at = text.find(needle).unwrap_or(0);
+    let start = text.floor_char_boundary(at.saturating_sub(200));
+    let end = text.ceil_char_boundary((at + 200).min(text.len()));
+    text[start..end].to_owned()
+}
+
+/// `wasm-secrets run` of `component` with the emulator's vault, an audit log at `audit`, logs at
+/// trace, `args` before the component and `guest_args` after it.
+pub async fn run_guest(
+    emu: &Emulator,
+    component: PathBuf,
+    audit: &Path,
+    args: &[String],
+    guest_args: &[String],
+) -> Run {
+    let mut cmd: Command = cli();
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+        .env("WASM_SECRETS_LOG", "trace")
+        .args(["run", "--credential", "managed-identity", "--vault"])
+        .arg(emu.default_vault_url())
+        .arg("--ca-cert")
+        .arg(emu.ca_cert_path())
+        .arg("--audit-log")
+        .arg(audit)
+        .args(args)
+        .arg(component)
+        .args(guest_args);
+    blocking(cmd).await
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| (*x).to_owned()).collect()
+}
+
+/// A fresh value no test has used, so finding it anywhere means it leaked from here.
+fn fresh(what: &str) -> String {
+    format!(
+        "{what}-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_use_only_secret_reaches_only_its_host_in_the_guests_template_and_never_the_guest() {
+    let emu = emulator::start().await;
+    let value = fresh("sk_live");
+    emu.put_secret("main", "stripe-live", &value);
+    let (api, api_seen) = echo_upstream().await;
+    let (other, other_seen) = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let host_args = s(&[
+        "--grant",
+        &format!("use:stripe=stripe-live for {api}"),
+        "--allow-http",
+        &api.to_string(),
+        "--allow-http",
+        &other.to_string(),
+    ]);
+
+    // To its host: the marker in Authorization and in a custom header, both filled.
+    let r = run_guest(
+        &emu,
+        guest("http-send"),
+        &audit,
+        &host_args,
+        &s(&[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer {{secret:stripe}}",
+            "-H",
+            "X-Api-Key: {{secret:stripe}}",
+            "-H",
+            "X-Plain: kept",
+            "-d",
+            "hello",
+            "--dump-memory",
+            &format!("http://{api}/charge"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        r.code,
+        0,
+        "{}\n{}",
+        r.stdout.lines().next().unwrap_or(""),
+        r.stderr
+    );
+    let got = api_seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(
+        got[0].header("authorization"),
+        Some(format!("Bearer {value}").as_str())
+    );
+    assert_eq!(got[0].header("x-api-key"), Some(value.as_str()));
+    assert_eq!(got[0].header("x-plain"), Some("kept"));
+    assert_eq!(got[0].body, b"hello");
+    // The upstream echoed it in every shape, split in 5-byte chunks; the guest got masks.
+    assert!(r.stdout.contains("status: 200"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&"*".repeat(value.len())),
+        "the echo was masked"
+    );
+    assert!(
+        r.stdout.contains("x-plain: kept"),
+        "other headers pass as they are"
+    );
+    let marker_hex: String = "{{secret:stripe}}"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        r.stdout.contains(&marker_hex),
+        "the guest dumped its memory, which holds the marker it sent"
+    );
+    assert_absent(&r.stdout, &value, "the guest's output and whole memory");
+    assert_absent(&r.stderr, &value, "the host's logs at trace");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert_absent(&log, &value, "the audit log");
+    let line: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["op"] == "use")
+        .unwrap_or_else(|| panic!("no use line in {log}"));
+    assert_eq!(line["name"], "stripe");
+    assert_eq!(line["secret"], "stripe-live");
+    assert_eq!(line["processor"], "value");
+    assert_eq!(line["host"], "127.0.0.1");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["outcome"], "ok");
+
+    // To a host egress allows but the grant does not name: refused in the guest, nothing sent.
+    let r = run_guest(
+        &emu,
+        guest("http-send"),
+        &audit,
+        &host_args,
+        &s(&[
+            "-H",
+            "X-Api-Key: {{secret:stripe}}",
+            &format!("http://{other}/steal"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("may be sent to") && r.stdout.contains("nothing was sent"),
+        "a clear error in the guest: {}",
+        r.stdout
+    );
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "nothing reached the other host"
+    );
+    assert_absent(&r.stdout, &value, "the refusal");
+    assert_absent(&r.stderr, &value, "the host's logs");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"op\":\"use\"") && l.contains("\"outcome\":\"not-granted\"")),
+        "the refusal is audited: {log}"
+    );
+
+    // And the guest cannot read it.
+    let r = run_guest(
+        &emu,
+        guest("secrets-get"),
+        &audit,
+        &s(&["--grant", &format!("use:stripe=stripe-live for {api}")]),
+        &s(&["stripe"]),
+    )
+    .await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("stripe: not-granted") && r.stdout.contains("use-only"),
+        "{}",
+        r.stdout
+    );
+    assert_absent(&r.stdout, &value, "get's answer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_and_hmac_processors_send_what_the_upstream_can_verify() {
+    use hmac::Mac;
+    let emu = emulator::start().await;
+    let (user, password, key) = (fresh("user"), fresh("pass"), fresh("whsec"));
+    emu.put_secret("main", "api-user", &user);
+    emu.put_secret("main", "api-password", &password);
+    emu.put_secret("main", "webhook-key", &key);
+    let (api, seen) = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let args = s(&[
+        "--grant",
+        &format!("use:api=api-user+api-password for {api} as basic"),
+        "--grant",
+        &format!("use:hook=webhook-key for {api} as hmac-sha256"),
+        "--allow-http",
+        &api.to_string(),
+    ]);
+    let body = r#"{"event":"paid","amount":4200}"#;
+    let r = run_guest(
+        &emu,
+        guest("http-send"),
+        &audit,
+        &args,
+        &s(&[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Basic {{secret:api}}",
+            "-H",
+            "X-Signature: sha256={{secret:hook}}",
+            "-d",
+            body,
+            &format!("http://{api}/webhook"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let got = seen.lock().unwrap()[0].clone();
+    let basic = got
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Basic ")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(STANDARD.decode(basic).unwrap()).unwrap(),
+        format!("{user}:{password}")
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(&got.body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        got.header("x-signature"),
+        Some(format!("sha256={expected}").as_str())
+    );
+    assert_eq!(
+        got.body,
+        body.as_bytes(),
+        "the exact bytes sent were signed"
+    );
+    for v in [&user, &password, &key, &basic.to_owned()] {
+        assert_absent(&r.stdout, v, "the guest's output");
+        assert_absent(&r.stderr, v, "the host's logs");
+    }
+    let log = std::fs::read_to_string(&audit).unwrap();
+    for processor in ["basic", "hmac-sha256"] {
+        assert!(
+            log.contains(&format!("\"processor\":\"{processor}\"")),
+            "{processor}: {log}"
+        );
+    }
+}
