@@ -445,3 +445,116 @@ async fn javascript_fetch_uses_a_secret_it_never_sees() {
     assert_absent(&r.stdout, &value, "the JavaScript guest's output");
     assert_absent(&r.stderr, &value, "the host's logs");
 }
+
+/// A token endpoint on loopback for the client credentials grant: checks the client id and
+/// secret it is sent, mints a fresh token per exchange (valid `lifetime` seconds), and counts.
+async fn token_endpoint(
+    client_id: String,
+    client_secret: String,
+    lifetime: u64,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let minted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = minted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (record, id, secret) = (record.clone(), client_id.clone(), client_secret.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (record, id, secret) = (record.clone(), id.clone(), secret.clone());
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let form: std::collections::HashMap<String, String> =
+                                url::form_urlencoded::parse(&body).into_owned().collect();
+                            let ok = form.get("grant_type").map(String::as_str)
+                                == Some("client_credentials")
+                                && form.get("client_id") == Some(&id)
+                                && form.get("client_secret") == Some(&secret)
+                                && form.get("scope").map(String::as_str)
+                                    == Some("contacts.read contacts.write");
+                            let (status, json) = if ok {
+                                let token = fresh("at");
+                                record.lock().unwrap().push(token.clone());
+                                (
+                                    200,
+                                    serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime}),
+                                )
+                            } else {
+                                (401, serde_json::json!({"error": "invalid_client"}))
+                            };
+                            let mut response = hyper::Response::new(http_body_util::Full::new(
+                                Bytes::from(json.to_string()),
+                            ));
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, minted)
+}
+
+/// `as oauth2`: the host exchanges the client id and secret for an access token once per token
+/// lifetime (1,000 requests, one exchange), injects it, and the guest sees neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth2_client_credentials_cost_one_exchange_for_a_thousand_requests() {
+    let emu = emulator::start().await;
+    let (client_id, client_secret) = (fresh("client"), fresh("csecret"));
+    emu.put_secret("main", "crm-client-id", &client_id);
+    emu.put_secret("main", "crm-client-secret", &client_secret);
+    let (login, minted) = token_endpoint(client_id.clone(), client_secret.clone(), 3600).await;
+    let (api, seen) = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let grant = format!(
+        "use:crm=crm-client-id+crm-client-secret for {api} as oauth2 http://{login}/oauth/token contacts.read,contacts.write"
+    );
+    let r = run_guest(
+        &emu,
+        guest("http-send"),
+        &audit,
+        &s(&["--grant", &grant, "--allow-http", &api.to_string()]),
+        &s(&[
+            "-H",
+            "Authorization: Bearer {{secret:crm}}",
+            "--repeat",
+            "1000",
+            &format!("http://{api}/contacts"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, excerpt(&r.stderr, "WARN"));
+    let minted = minted.lock().unwrap().clone();
+    assert_eq!(minted.len(), 1, "one exchange for 1,000 requests");
+    let token = &minted[0];
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1000);
+    assert!(
+        seen.iter()
+            .all(|got| got.header("authorization") == Some(format!("Bearer {token}").as_str())),
+        "every request carried the token"
+    );
+    assert!(
+        r.stdout.contains(&"*".repeat(token.len())),
+        "the echo was masked: {}",
+        r.stdout
+    );
+    for v in [token, &client_id, &client_secret] {
+        assert_absent(&r.stdout, v, "the guest's output");
+        assert_absent(&r.stderr, v, "the host's logs at trace");
+    }
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert_absent(&log, token, "the audit log");
+    let uses = log
+        .lines()
+        .filter(|l| l.contains("\"op\":\"use\"") && l.contains("\"processor\":\"oauth2\""))
+        .count();
+    assert_eq!(uses, 1000, "one audit line per request");
+}

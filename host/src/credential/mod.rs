@@ -40,6 +40,7 @@ use crate::http::HttpError;
 
 pub use detect::from_env;
 pub use env::Env;
+pub(crate) use expiry::parse_token;
 pub use expiry::{parse_epoch, parse_expires_on};
 pub use kind::CredentialKind;
 pub use retry::RetryPolicy;

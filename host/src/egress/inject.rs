@@ -8,6 +8,7 @@
 //! A request whose markers cannot all be applied is not sent: the guest gets
 //! `internal-error` with a message naming the secret and why (never a value).
 
+use super::oauth::OAuthClients;
 use super::scrub::Needles;
 use crate::SecretsCtx;
 use crate::policy::uses::Apply;
@@ -145,6 +146,7 @@ impl Applied {
 /// here, or a vault that cannot give it, refuses the request (one audit line says so).
 pub(super) async fn apply(
     secrets: &SecretsCtx,
+    oauth: &OAuthClients,
     marked: Vec<Marked>,
     request: &mut http::Request<WasiBody>,
     host: &str,
@@ -178,12 +180,23 @@ pub(super) async fn apply(
     };
     let mut replacements: Vec<(&str, Zeroizing<Vec<u8>>)> = Vec::with_capacity(values.len());
     for (name, v) in &values {
-        let text = replacement(v, signed_body.as_deref());
+        let text = if v.apply == Apply::OAuth2 {
+            let token = oauth.token(&crate::fold(name), v).await.map_err(|e| {
+                let why = format!(
+                    "no access token for secret \"{name}\" ({}); nothing was sent",
+                    e.detail()
+                );
+                refused_with(secrets, name, host, &method, "unavailable", &why, started)
+            })?;
+            Zeroizing::new(token.secret().as_bytes().to_vec())
+        } else {
+            replacement(v, signed_body.as_deref())
+        };
         needles.add(v.value.expose().as_bytes());
         if let Some(second) = &v.second {
             needles.add(second.expose().as_bytes());
         }
-        if v.apply == Apply::Basic {
+        if matches!(v.apply, Apply::Basic | Apply::OAuth2) {
             needles.add(&text);
         }
         replacements.push((name, text));
@@ -236,16 +249,37 @@ fn refused(
     e: &PolicyError,
     started: Instant,
 ) -> Error {
+    refused_with(
+        secrets,
+        name,
+        host,
+        method,
+        e.kind().as_str(),
+        e.message(),
+        started,
+    )
+}
+
+/// [`refused`], with the outcome and message given.
+fn refused_with(
+    secrets: &SecretsCtx,
+    name: &str,
+    host: &str,
+    method: &str,
+    outcome: &str,
+    why: &str,
+    started: Instant,
+) -> Error {
     let _ = secrets.record_use(&UseRecord {
         name,
         apply: None,
         host,
         method,
         status: None,
-        outcome: e.kind().as_str(),
+        outcome,
         started,
     });
-    guest_error(e.message())
+    guest_error(why)
 }
 
 /// What a marker of the secret `v` becomes.
@@ -260,6 +294,7 @@ fn replacement(v: &UseValues, body: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
             pair.extend_from_slice(v.second.as_ref().map_or(&[][..], |s| s.expose().as_bytes()));
             Zeroizing::new(STANDARD.encode(&*pair).into_bytes())
         }
+        Apply::OAuth2 => unreachable!("an oauth2 marker is filled with an access token"),
         Apply::HmacSha256 => {
             let mut mac = Hmac::<sha2::Sha256>::new_from_slice(value)
                 .expect("HMAC takes a key of any length");
@@ -343,6 +378,7 @@ mod tests {
             apply: Apply::HmacSha256,
             value: "Jefe".into(),
             second: None,
+            token_endpoint: None,
         };
         let got = replacement(&v, Some(b"what do ya want for nothing?"));
         assert_eq!(
@@ -357,6 +393,7 @@ mod tests {
             apply: Apply::Basic,
             value: "Aladdin".into(),
             second: Some("open sesame".into()),
+            token_endpoint: None,
         };
         assert_eq!(&*replacement(&v, None), b"QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     }

@@ -20,6 +20,7 @@
 pub mod audiences;
 mod connect;
 mod inject;
+mod oauth;
 pub mod resolve;
 mod rule;
 mod scrub;
@@ -34,6 +35,7 @@ use crate::net::address::{Reach, canonical, reach};
 use crate::net::identity_endpoints::is_identity_address;
 use crate::token_cache::TokenCache;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
+use oauth::OAuthClients;
 use resolve::ResolveError;
 use scrub::{Needles, Scrubber};
 use std::future::Future;
@@ -71,6 +73,8 @@ pub struct EgressPolicy {
     loopback_only: bool,
     resolver: Resolver,
     audit: Option<(String, Arc<dyn AuditSink>)>,
+    /// The OAuth 2 clients of `oauth2` use-only grants, and their tokens.
+    oauth: OAuthClients,
 }
 
 impl EgressPolicy {
@@ -99,7 +103,15 @@ impl EgressPolicy {
             loopback_only,
             resolver: Resolver::system(),
             audit: None,
+            oauth: OAuthClients::default(),
         })
+    }
+
+    /// Reaches the token URLs of `oauth2` use-only grants through `http` (by default, a
+    /// client with the public web's roots and the loopback guard of the environment).
+    pub fn with_token_http(mut self, http: crate::http::HttpClient) -> Self {
+        self.oauth = OAuthClients::with_http(http);
+        self
     }
 
     /// Resolves host names with `resolver` (pins first, then system DNS).
@@ -160,6 +172,7 @@ impl EgressPolicy {
             loopback_only: true,
             resolver: Resolver::system(),
             audit: None,
+            oauth: OAuthClients::default(),
         }
     }
 
@@ -399,8 +412,18 @@ async fn send_checked(
                 "a use-only secret goes over https only",
             ));
         }
-        out.applied =
-            Some(inject::apply(secrets, marked, &mut request, host, port, &mut out.needles).await?);
+        out.applied = Some(
+            inject::apply(
+                secrets,
+                &policy.oauth,
+                marked,
+                &mut request,
+                host,
+                port,
+                &mut out.needles,
+            )
+            .await?,
+        );
     }
     if rule.kind != EgressKind::Http {
         if plain_off_loopback {

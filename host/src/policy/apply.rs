@@ -6,7 +6,7 @@ use super::budget::Class;
 use super::error::Error;
 use super::point::{Op, destinations};
 use super::secrets::SecretsCtx;
-use super::uses::Apply;
+use super::uses::{Apply, TokenEndpoint};
 use crate::SecretValue;
 use crate::audit::{AuditEvent, now_rfc3339};
 use crate::name::fold_valid;
@@ -19,8 +19,11 @@ pub struct UseValues {
     pub apply: Apply,
     /// The secret (for `basic`: the user).
     pub value: SecretValue,
-    /// The second secret of a processor that takes two (`basic`: the password).
+    /// The second secret of a processor that takes two (`basic`: the password, `oauth2`: the
+    /// client secret).
     pub second: Option<SecretValue>,
+    /// For `oauth2`: where tokens come from.
+    pub token_endpoint: Option<TokenEndpoint>,
 }
 
 /// What happened to one request carrying a use-only secret, for its audit line.
@@ -89,6 +92,7 @@ impl SecretsCtx {
             apply: spec.apply,
             value,
             second,
+            token_endpoint: spec.token_endpoint.clone(),
         })
     }
 

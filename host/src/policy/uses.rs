@@ -13,6 +13,11 @@
 //! | `use:stripe=stripe-live for api.stripe.com`                  | the value (`as value`, the default) |
 //! | `use:api=api-user+api-password for api.example.com as basic` | base64 of `user:password`           |
 //! | `use:hook=webhook-key for hooks.example.com as hmac-sha256`  | hex HMAC-SHA256 of the body         |
+//! | `use:crm=crm-id+crm-secret for api.crm.example as oauth2 https://login.crm.example/token [SCOPE]` | an OAuth 2 access token |
+//!
+//! `oauth2` exchanges the client id (the first secret) and the client secret (the second) for
+//! an access token at the token URL (client credentials grant, RFC 6749 section 4.4; SCOPE, if
+//! given, with commas for spaces), and caches the token until it is due for refresh.
 //!
 //! The guest writes the marker `{{secret:ALIAS}}` in a header value of its request, in any
 //! template (`Bearer {{secret:stripe}}`, a bare `{{secret:stripe}}` in `X-Api-Key`); the host
@@ -25,7 +30,7 @@ use std::fmt;
 /// What a grant string starts with to be use-only.
 pub(super) const USE_PREFIX: &str = "use:";
 
-pub(super) const USE_SYNTAX: &str = "expected use:[ALIAS=][VAULT/]NAME[+[VAULT/]NAME2] for HOST[:PORT][,HOST[:PORT]...] [as value|basic|hmac-sha256]";
+pub(super) const USE_SYNTAX: &str = "expected use:[ALIAS=][VAULT/]NAME[+[VAULT/]NAME2] for HOST[:PORT][,HOST[:PORT]...] [as value|basic|hmac-sha256|oauth2 TOKEN-URL [SCOPE]]";
 
 /// How a use-only secret is applied to a request: what its marker is replaced with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +42,9 @@ pub enum Apply {
     Basic,
     /// The lowercase hex HMAC-SHA256 of the request's body, keyed with the secret.
     HmacSha256,
+    /// An OAuth 2 access token, from the client credentials grant: the first secret is the
+    /// client id, the second the client secret.
+    OAuth2,
 }
 
 impl Apply {
@@ -46,13 +54,14 @@ impl Apply {
             Self::Value => "value",
             Self::Basic => "basic",
             Self::HmacSha256 => "hmac-sha256",
+            Self::OAuth2 => "oauth2",
         }
     }
 
     /// How many secrets it takes.
     fn secrets(self) -> usize {
         match self {
-            Self::Basic => 2,
+            Self::Basic | Self::OAuth2 => 2,
             Self::Value | Self::HmacSha256 => 1,
         }
     }
@@ -191,6 +200,41 @@ impl SecretRef {
     }
 }
 
+/// Where an `oauth2` grant gets its access tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenEndpoint {
+    /// The token URL: https, or http to a loopback address (for tests).
+    pub url: url::Url,
+    /// The `scope` sent, if any (space-separated).
+    pub scope: Option<String>,
+}
+
+impl TokenEndpoint {
+    fn parse(url: &str, scope: Option<&str>) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|_| format!("\"{url}\" is not a token URL"))?;
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        match parsed.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(format!(
+                    "the token URL \"{url}\" must be https (http only to a loopback address)"
+                ));
+            }
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("the token URL must not hold credentials".into());
+        }
+        let scope = scope.map(|s| s.replace(',', " "));
+        Ok(Self { url: parsed, scope })
+    }
+}
+
 /// What makes a secret grant use-only: where the value may go and how it is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseOnly {
@@ -198,8 +242,11 @@ pub struct UseOnly {
     pub destinations: Vec<Destination>,
     /// What the marker becomes.
     pub apply: Apply,
-    /// The second secret of a processor that takes two (`basic`'s password).
+    /// The second secret of a processor that takes two (`basic`'s password, `oauth2`'s client
+    /// secret).
     pub second: Option<SecretRef>,
+    /// For `oauth2`: where the tokens come from.
+    pub token_endpoint: Option<TokenEndpoint>,
 }
 
 impl UseOnly {
@@ -212,6 +259,7 @@ impl UseOnly {
     pub(super) fn same_as(&self, other: &Self) -> bool {
         self.destinations == other.destinations
             && self.apply == other.apply
+            && self.token_endpoint == other.token_endpoint
             && match (&self.second, &other.second) {
                 (Some(a), Some(b)) => a.same_as(b),
                 (a, b) => a == b,
@@ -233,6 +281,12 @@ impl UseOnly {
         if self.apply != Apply::Value {
             write!(f, " as {}", self.apply.as_str())?;
         }
+        if let Some(t) = &self.token_endpoint {
+            write!(f, " {}", t.url)?;
+            if let Some(scope) = &t.scope {
+                write!(f, " {}", scope.replace(' ', ","))?;
+            }
+        }
         Ok(())
     }
 }
@@ -241,9 +295,9 @@ impl UseOnly {
 /// for the caller to parse) and its [`UseOnly`] part.
 pub(super) fn split(rest: &str) -> Result<(&str, UseOnly), String> {
     let words: Vec<&str> = rest.split_whitespace().collect();
-    let (target, hosts, apply) = match words.as_slice() {
-        [target, "for", hosts] => (*target, *hosts, None),
-        [target, "for", hosts, "as", apply] => (*target, *hosts, Some(*apply)),
+    let (target, hosts, apply, args) = match words.as_slice() {
+        [target, "for", hosts] => (*target, *hosts, None, &[][..]),
+        [target, "for", hosts, "as", apply, args @ ..] => (*target, *hosts, Some(*apply), args),
         [_] => return Err("the hosts it may be sent to are missing (\"for HOST\")".into()),
         _ => return Err("the grant does not read as TARGET for HOSTS [as PROCESSOR]".into()),
     };
@@ -251,7 +305,19 @@ pub(super) fn split(rest: &str) -> Result<(&str, UseOnly), String> {
         None | Some("value") => Apply::Value,
         Some("basic") => Apply::Basic,
         Some("hmac-sha256") => Apply::HmacSha256,
+        Some("oauth2") => Apply::OAuth2,
         Some(other) => return Err(format!("\"{other}\" is not a processor")),
+    };
+    let token_endpoint = match (apply, args) {
+        (Apply::OAuth2, [url]) => Some(TokenEndpoint::parse(url, None)?),
+        (Apply::OAuth2, [url, scope]) => Some(TokenEndpoint::parse(url, Some(scope))?),
+        (Apply::OAuth2, _) => {
+            return Err("\"as oauth2\" takes the token URL, then an optional scope".into());
+        }
+        (_, []) => None,
+        (_, _) => {
+            return Err(format!("\"as {}\" takes nothing after it", apply.as_str()));
+        }
     };
     let (target, second) = match target.split_once('+') {
         Some((first, second)) => (first, Some(SecretRef::parse(second)?)),
@@ -280,6 +346,7 @@ pub(super) fn split(rest: &str) -> Result<(&str, UseOnly), String> {
             destinations,
             apply,
             second,
+            token_endpoint,
         },
     ))
 }
@@ -320,6 +387,24 @@ mod tests {
         assert!(e.contains("takes 1 secret"), "{e}");
         let e = split("k for h.com as rot13").unwrap_err();
         assert!(e.contains("not a processor"), "{e}");
+        let o = split("crm=id+secret for api.crm.example as oauth2 https://login.crm.example/token read,write")
+            .unwrap()
+            .1;
+        let t = o.token_endpoint.unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.scope.as_deref()),
+            ("https://login.crm.example/token", Some("read write"))
+        );
+        assert!(split("c=i+s for h.com as oauth2 http://127.0.0.1:9/token").is_ok());
+        for bad in [
+            "c=i+s for h.com as oauth2",
+            "c=i+s for h.com as oauth2 http://login.example/token",
+            "c=i+s for h.com as oauth2 ftp://login.example/token",
+            "c=i+s for h.com as oauth2 https://u:p@login.example/token",
+            "c for h.com as value extra",
+        ] {
+            assert!(split(bad).is_err(), "{bad}");
+        }
         let e = split("k").unwrap_err();
         assert!(e.contains("for HOST"), "{e}");
         let e = split("k-* for h.com").unwrap_err();

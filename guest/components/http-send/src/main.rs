@@ -1,6 +1,7 @@
-//! `http-send [-X METHOD] [-H 'NAME: VALUE']... [-d BODY] [--dump-memory] URL`: sends one
-//! request through `wasi:http/outgoing-handler` with exactly the headers and body given, and
-//! prints everything it received, so a test can look for a value in all of it:
+//! `http-send [-X METHOD] [-H 'NAME: VALUE']... [-d BODY] [--repeat N] [--dump-memory] URL`:
+//! sends one request (or N alike, one after another) through `wasi:http/outgoing-handler` with
+//! exactly the headers and body given, and prints everything the last one received, so a test
+//! can look for a value in all of it:
 //!
 //! ```text
 //! status: 200
@@ -22,6 +23,7 @@ struct Args {
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     dump_memory: bool,
+    repeat: usize,
     url: String,
 }
 
@@ -31,6 +33,7 @@ fn parse_args() -> Result<Args, String> {
     let mut headers = Vec::new();
     let mut body = Vec::new();
     let mut dump_memory = false;
+    let mut repeat = 1;
     let mut url = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -50,6 +53,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "-d" => body = args.next().ok_or("-d needs a body")?.into_bytes(),
             "--dump-memory" => dump_memory = true,
+            "--repeat" => {
+                repeat = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n >= 1)
+                    .ok_or("--repeat needs a count of at least 1")?
+            }
             _ if url.is_none() => url = Some(arg),
             _ => return Err(format!("unexpected argument {arg}")),
         }
@@ -59,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         headers,
         body,
         dump_memory,
+        repeat,
         url: url.ok_or(
             "usage: http-send [-X METHOD] [-H 'NAME: VALUE']... [-d BODY] [--dump-memory] URL",
         )?,
@@ -73,7 +84,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = match send(&args) {
+    let mut result = Ok(());
+    for i in 1..=args.repeat {
+        result = send(&args, i == args.repeat);
+        if result.is_err() {
+            break;
+        }
+    }
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             println!("error: {e}");
@@ -86,7 +104,8 @@ fn main() -> ExitCode {
     code
 }
 
-fn send(args: &Args) -> Result<(), String> {
+/// Sends the request; prints what came back if `show`, else only a non-2xx status.
+fn send(args: &Args, show: bool) -> Result<(), String> {
     let (scheme, rest) = args.url.split_once("://").ok_or("not an absolute URL")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -122,9 +141,15 @@ fn send(args: &Args) -> Result<(), String> {
         Some(Ok(Err(e))) => return Err(e.to_string()),
         Some(Err(())) | None => return Err("no response".into()),
     };
-    println!("status: {}", response.status());
-    for (name, value) in response.headers().entries() {
-        println!("header: {name}: {}", String::from_utf8_lossy(&value));
+    let status = response.status();
+    if !show && !(200..300).contains(&status) {
+        return Err(format!("status {status}"));
+    }
+    if show {
+        println!("status: {status}");
+        for (name, value) in response.headers().entries() {
+            println!("header: {name}: {}", String::from_utf8_lossy(&value));
+        }
     }
     let incoming = response.consume().map_err(|()| "response body taken")?;
     let stream = incoming.stream().map_err(|()| "response stream taken")?;
@@ -136,7 +161,9 @@ fn send(args: &Args) -> Result<(), String> {
             Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
         }
     }
-    println!("body: {}", String::from_utf8_lossy(&got));
+    if show {
+        println!("body: {}", String::from_utf8_lossy(&got));
+    }
     drop(stream);
     drop(incoming);
     drop(response);
