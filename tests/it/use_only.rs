@@ -399,51 +399,57 @@ async fn basic_and_hmac_processors_send_what_the_upstream_can_verify() {
     }
 }
 
-/// The same from JavaScript's own `fetch` (componentize-js): the marker is an ordinary header
-/// value, so any language's HTTP client can use a secret it never sees.
+/// The same from JavaScript's own `fetch` (componentize-js) and Python's wasi:http client
+/// (componentize-py): the marker is an ordinary header value, so any language's HTTP client
+/// can use a secret it never sees.
 #[tokio::test(flavor = "multi_thread")]
-async fn javascript_fetch_uses_a_secret_it_never_sees() {
+async fn python_and_javascript_clients_use_a_secret_they_never_see() {
+    use crate::languages::Lang;
     let emu = emulator::start().await;
-    let value = fresh("js-token");
+    let value = fresh("crm-token");
     emu.put_secret("main", "crm-token", &value);
-    let (api, seen) = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let r = run_guest(
-        &emu,
-        crate::languages::Lang::JavaScript.guest("http-send"),
-        &audit,
-        &s(&[
-            "--grant",
-            &format!("use:crm=crm-token for {api}"),
-            "--allow-http",
-            &api.to_string(),
-        ]),
-        &s(&[
-            "-X",
-            "POST",
-            "-H",
-            "authorization: Bearer {{secret:crm}}",
-            "-d",
-            "{}",
-            &format!("http://{api}/contacts"),
-        ]),
-    )
-    .await;
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let got = seen.lock().unwrap()[0].clone();
-    assert_eq!(
-        got.header("authorization"),
-        Some(format!("Bearer {value}").as_str())
-    );
-    assert!(r.stdout.contains("status: 200"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains(&"*".repeat(value.len())),
-        "the echo was masked: {}",
-        r.stdout
-    );
-    assert_absent(&r.stdout, &value, "the JavaScript guest's output");
-    assert_absent(&r.stderr, &value, "the host's logs");
+    for lang in [Lang::JavaScript, Lang::Python] {
+        let (api, seen) = echo_upstream().await;
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let r = run_guest(
+            &emu,
+            lang.guest("http-send"),
+            &audit,
+            &s(&[
+                "--grant",
+                &format!("use:crm=crm-token for {api}"),
+                "--allow-http",
+                &api.to_string(),
+            ]),
+            &s(&[
+                "-X",
+                "POST",
+                "-H",
+                "authorization: Bearer {{secret:crm}}",
+                "-d",
+                "{}",
+                &format!("http://{api}/contacts"),
+            ]),
+        )
+        .await;
+        assert_eq!(r.code, 0, "{lang:?}: {}\n{}", r.stdout, r.stderr);
+        let got = seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            got.header("authorization"),
+            Some(format!("Bearer {value}").as_str()),
+            "{lang:?}"
+        );
+        assert_eq!(got.body, b"{}", "{lang:?}");
+        assert!(r.stdout.contains("status: 200"), "{lang:?}: {}", r.stdout);
+        assert!(
+            r.stdout.contains(&"*".repeat(value.len())),
+            "{lang:?}: the echo was masked: {}",
+            r.stdout
+        );
+        assert_absent(&r.stdout, &value, "the guest's output");
+        assert_absent(&r.stderr, &value, "the host's logs");
+    }
 }
 
 /// A token endpoint on loopback for the client credentials grant: checks the client id and
@@ -557,4 +563,87 @@ async fn oauth2_client_credentials_cost_one_exchange_for_a_thousand_requests() {
         .filter(|l| l.contains("\"op\":\"use\"") && l.contains("\"processor\":\"oauth2\""))
         .count();
     assert_eq!(uses, 1000, "one audit line per request");
+}
+
+/// Through the library (`Runtime::run_command`, as an embedder runs a guest): a use-only secret
+/// comes through the same cache as `get`, so a rotated value is injected once the old one's TTL
+/// has passed, and not before; each use is counted by component, processor and outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_use_only_secret_is_injected_fresh_after_its_ttl() {
+    use std::time::Duration;
+    use wasm_secrets::cache::CacheConfig;
+    use wasm_secrets::egress::{EgressPolicy, EgressRule};
+    use wasm_secrets::runtime::CommandOptions;
+    let emu = emulator::start().await;
+    let (first, second) = (fresh("v1"), fresh("v2"));
+    emu.put_secret("main", "rotating-key", &first);
+    let (api, seen) = echo_upstream().await;
+    let cache = CacheConfig {
+        ttl: Duration::from_millis(600),
+        refresh_wait: Duration::from_secs(5),
+        ..CacheConfig::default()
+    };
+    let vaults = emulator::connect(
+        &emu,
+        &emulator::Identity::imds(&emu),
+        cache,
+        emulator::fast_options(),
+    );
+    let grant = format!("use:key=rotating-key for {api}");
+    let secrets = wasm_secrets::SecretsCtx::new(
+        "rotating",
+        wasm_secrets::Grants::parse([grant]).unwrap(),
+        vaults,
+    );
+    let egress =
+        Arc::new(EgressPolicy::new(vec![EgressRule::http(api.to_string())], None, true).unwrap());
+    let options = CommandOptions {
+        args: s(&[
+            "http-send",
+            "-H",
+            "X-Api-Key: {{secret:key}}",
+            &format!("http://{api}/"),
+        ]),
+        capture_output: true,
+        egress,
+        ..CommandOptions::default()
+    };
+    let component = crate::harness::component("http-send");
+    let counted = || {
+        crate::harness::metric(
+            r#"wasm_secrets_secrets_applied_total{component="rotating",processor="value",outcome="ok"}"#,
+        )
+    };
+    let before = counted();
+    let send = || async {
+        let r = crate::harness::runtime()
+            .run_command(&component, secrets.clone(), &options)
+            .await
+            .unwrap();
+        let out = String::from_utf8(r.stdout).unwrap();
+        assert!(out.starts_with("status: 200"), "{out}");
+        assert_absent(&out, &first, "the guest's output");
+        assert_absent(&out, &second, "the guest's output");
+        seen.lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .header("x-api-key")
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(send().await, first);
+    emu.put_secret("main", "rotating-key", &second);
+    assert_eq!(
+        send().await,
+        first,
+        "within its TTL the cached value is used"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        send().await,
+        second,
+        "past its TTL the rotated value is injected"
+    );
+    assert_eq!(counted() - before, 3.0, "each use is counted");
 }
