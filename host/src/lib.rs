@@ -125,6 +125,7 @@ mod spin_variables;
 pub mod token_cache;
 mod value;
 mod wasi_config;
+mod wasmcloud_secrets;
 mod wit;
 mod wit_async;
 
@@ -136,5 +137,6 @@ pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Unresolved, Vau
 pub use spin_variables::add_spin_variables_to_linker;
 pub use value::SecretValue;
 pub use wasi_config::add_wasi_config_to_linker;
+pub use wasmcloud_secrets::{WasmcloudSecretsView, add_wasmcloud_secrets_to_linker};
 pub use wit::{SecretsView, add_to_linker, wit_store, wit_types};
 pub use wit_async::add_async_to_linker;

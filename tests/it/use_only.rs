@@ -647,3 +647,40 @@ async fn a_rotated_use_only_secret_is_injected_fresh_after_its_ttl() {
     );
     assert_eq!(counted() - before, 3.0, "each use is counted");
 }
+
+/// A component written for wasmCloud's secrets interface (`wasmcloud:secrets@0.1.0-draft`:
+/// `store.get`, then `reveal`) reads its granted secrets unchanged; a use-only secret is refused
+/// at `get` (its `reveal` has no error to refuse with) and never crosses into the guest; a key
+/// without a grant is `not-found`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasmcloud_component_reveals_granted_secrets_and_never_a_use_only_one() {
+    let emu = emulator::start().await;
+    let hidden = fresh("hidden");
+    emu.put_secret("main", "hidden-token", &hidden);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let r = run_guest(
+        &emu,
+        guest("secrets-get-wasmcloud"),
+        &audit,
+        &s(&[
+            "--grant",
+            "db-password",
+            "--grant",
+            "use:hidden=hidden-token for api.example.com",
+        ]),
+        &s(&["db_password", "hidden", "api-key"]),
+    )
+    .await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], format!("db_password={}", emulator::DB_PASSWORD));
+    assert!(
+        lines[1].starts_with("hidden: upstream: ") && lines[1].contains("use-only"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "api-key: not-found");
+    assert_absent(&r.stdout, &hidden, "the guest's output");
+    assert_absent(&r.stderr, &hidden, "the host's logs");
+}

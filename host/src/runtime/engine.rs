@@ -138,6 +138,7 @@ fn link(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     crate::add_async_to_linker(&mut linker, HostState::secrets_view)?;
     crate::add_wasi_config_to_linker(&mut linker, HostState::secrets_view)?;
     crate::add_spin_variables_to_linker(&mut linker, HostState::secrets_view)?;
+    crate::add_wasmcloud_secrets_to_linker(&mut linker, HostState::wasmcloud_secrets_view)?;
     Ok(linker)
 }
 

@@ -28,6 +28,15 @@ impl HostState {
         SecretsView::new(&self.secrets)
     }
 
+    /// The view `wasmcloud:secrets` answers from: the secrets, and the table its handles
+    /// live in.
+    pub(super) fn wasmcloud_secrets_view(&mut self) -> crate::WasmcloudSecretsView<'_> {
+        crate::WasmcloudSecretsView {
+            ctx: &self.secrets,
+            table: &mut self.table,
+        }
+    }
+
     /// Until when the guest may wait in a host call (see [`clock::within`]), if it has a time
     /// limit.
     pub(super) fn wait_until(&self) -> Option<tokio::time::Instant> {
