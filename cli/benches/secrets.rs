@@ -22,12 +22,18 @@
 //!     http-plain-p3 at 1 and 16 connections (`cli/benches/stock-wasmtime.sh` fetches it;
 //!     `STOCK_WASMTIME` names another; `WASM_SECRETS_BIN` another build of ours). `BENCH_P3_ONLY`
 //!     runs only this section.
+//! 12. use-only secrets (`secrets/use_only.rs`): a request with a header the host fills from a use-only
+//!     grant vs the same header set by the guest, and OAuth 2 token exchanges per 10,000
+//!     requests (`BENCH_USE_ONLY` runs only this section).
 //!
 //! Everything runs against the in-process emulator on loopback. `cargo bench -p wasm-secrets-cli`;
 //! `BENCH_SECONDS` shortens the refresh runs (default 10); `BENCH_GET_ONLY` stops after the
 //! first section (`BENCH_GET_ONLY=rust`: its Rust guest only, for profiling the hot path;
 //! `BENCH_HOST_CALLS` sets how many host-side gets it times); `BENCH_NO_METRICS` runs with
 //! metrics off.
+
+#[path = "secrets/use_only.rs"]
+mod use_only;
 
 use std::time::{Duration, Instant};
 use wasm_secrets::cache::CacheConfig;
@@ -236,6 +242,10 @@ async fn main() {
     }
     if std::env::var_os("BENCH_P3_ONLY").is_some() {
         wasi_0_3(&emu).await;
+        return;
+    }
+    if std::env::var_os("BENCH_USE_ONLY").is_some() {
+        use_only::run(&vaults(&emu, CacheConfig::default()).await).await;
         return;
     }
 
@@ -497,6 +507,8 @@ async fn main() {
     budgets(&emu, &bench).await;
     // 11. WASI 0.3.
     wasi_0_3(&emu).await;
+    // 12. Use-only secrets.
+    use_only::run(&vaults(&emu, CacheConfig::default()).await).await;
     emu.shutdown().await;
 
     // 7. The cache at its bound: every miss evicts the least recently used entry.
