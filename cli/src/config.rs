@@ -445,7 +445,7 @@ mod tests {
             max-memory = "64MiB"
             [components.hello]
             wasm = "hello.wasm"
-            grants = ["db-password", "s=payments/stripe-key"]
+            grants = ["db-password", "s=payments/stripe-key", "use:k=api-user+api-password for api.example.com:8443 as basic"]
             limits = { fuel = 1000 }
             "#,
         )
@@ -456,6 +456,14 @@ mod tests {
         assert_eq!(
             c.vaults["default"].credential,
             Some(CredentialKind::ManagedIdentity)
+        );
+        let grants = parse_grants(&c.components["hello"].grants, false).unwrap();
+        let k = grants
+            .resolve(wasm_secrets::grants::ObjectKind::Secret, "k")
+            .unwrap();
+        assert!(
+            k.use_only
+                .is_some_and(|u| u.allows("api.example.com", 8443))
         );
         let l = c.components["hello"].limits.or(c.limits).to_limits();
         assert_eq!(l.fuel, Some(1000));
@@ -487,6 +495,14 @@ mod tests {
             (
                 "[components.a]\ngrants = [\"x=a\", \"x=b\"]",
                 "already granted",
+            ),
+            (
+                "[components.a]\ngrants = [\"use:k=api-key for https://api.example.com\"]",
+                "grants: invalid grant \"use:k=api-key for https://api.example.com\"",
+            ),
+            (
+                "[components.a]\ngrants = [\"use:k=user for api.example.com as basic\"]",
+                "takes 2 secrets",
             ),
             ("[vaults.\"a b\"]", "vault name"),
             ("[[oops", "line 1"),

@@ -69,10 +69,16 @@ impl SecretsCtx {
                 &destinations(spec),
             ));
         }
-        let first = backend
-            .read(target.object, target.version, trail.admit())
-            .await
-            .map_err(|e| trail.vault_error(e))?;
+        // A cache hit needs no wait, and builds no future.
+        let first = match backend.read_now(target.object, target.version, trail.admit()) {
+            Some(served) => served,
+            None => {
+                backend
+                    .read(target.object, target.version, trail.admit())
+                    .await
+            }
+        }
+        .map_err(|e| trail.vault_error(e))?;
         let value = trail.served(first);
         let second = match (&spec.second, target.second_vault_index) {
             (Some(second), Some(index)) => {
@@ -80,10 +86,12 @@ impl SecretsCtx {
                     .backend(index)
                     .ok_or_else(|| Error::no_vault(super::grants::ObjectKind::Secret, name))?;
                 let charge = policy.charge(index, Class::Secrets);
-                let (secret, _) = backend
-                    .read(&second.object, second.version.as_deref(), &charge)
-                    .await
-                    .map_err(|e| trail.vault_error(e))?;
+                let version = second.version.as_deref();
+                let (secret, _) = match backend.read_now(&second.object, version, &charge) {
+                    Some(served) => served,
+                    None => backend.read(&second.object, version, &charge).await,
+                }
+                .map_err(|e| trail.vault_error(e))?;
                 Some(secret.value.clone())
             }
             _ => None,
