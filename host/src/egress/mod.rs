@@ -370,6 +370,13 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
+/// Whether a request would carry a value (a use-only secret, a token) in plain http to an
+/// address outside loopback, which it may not: values go over https only (plain http to
+/// loopback alone, for tests).
+fn plain_off_loopback(https: bool, addrs: &[SocketAddr]) -> bool {
+    !https && !addrs.iter().all(|a| a.ip().is_loopback())
+}
+
 /// Where a request goes, as its URL says.
 #[derive(Clone, Copy)]
 struct Destination<'a> {
@@ -401,9 +408,9 @@ async fn send_checked(
 ) -> connect::Sent {
     let Destination { host, port, https } = to;
     let addrs = policy.destination(rule, host, port).await?;
-    let plain_off_loopback = !https && !addrs.iter().all(|a| a.ip().is_loopback());
+    let in_the_clear = plain_off_loopback(https, &addrs);
     if !marked.is_empty() {
-        if plain_off_loopback {
+        if in_the_clear {
             return Err(refuse(
                 rule,
                 host,
@@ -426,7 +433,7 @@ async fn send_checked(
         );
     }
     if rule.kind != EgressKind::Http {
-        if plain_off_loopback {
+        if in_the_clear {
             return Err(refuse(
                 rule,
                 host,
@@ -520,6 +527,15 @@ mod tests {
             "hosts ignore case"
         );
         assert!(p.rule_for("other.example.com", None, true).is_none());
+    }
+
+    #[test]
+    fn values_go_in_plain_http_to_loopback_only() {
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 8080);
+        assert!(!plain_off_loopback(false, &[at("127.0.0.1"), at("::1")]));
+        assert!(plain_off_loopback(false, &[at("127.0.0.1"), at("10.0.0.7")]));
+        assert!(plain_off_loopback(false, &[at("203.0.113.9")]));
+        assert!(!plain_off_loopback(true, &[at("203.0.113.9")]));
     }
 
     #[test]
