@@ -120,6 +120,7 @@ mod net;
 mod policy;
 #[cfg(test)]
 mod proptests;
+mod revealed;
 pub mod runtime;
 mod spin_variables;
 pub mod token_cache;

@@ -44,13 +44,17 @@ impl<'a> From<&'a SecretsCtx> for SecretsView<'a> {
 /// Adds the `wasm-secrets:secrets` interfaces (`types`, `store` and `keys`) to `linker`. `f` picks the component's
 /// [`SecretsCtx`] out of the store data.
 ///
-/// The host functions are async: call the component with the `*_async` APIs.
+/// The host functions are async: call the component with the `*_async` APIs. `store.get` and
+/// `get-version` lower a value straight from its zeroizing buffer (defined over the generated
+/// ones, with the linker's shadowing on for the moment; it is left off).
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     f: fn(&mut T) -> SecretsView<'_>,
 ) -> wasmtime::Result<()> {
     wit_types::add_to_linker::<T, HasSecrets>(linker, f)?;
     wit_store::add_to_linker::<T, HasSecrets>(linker, f)?;
+    // `get` and `get-version` again, lowering values from their zeroizing buffers.
+    crate::revealed::add_zeroizing_gets(linker, f)?;
     wit_keys::add_to_linker::<T, HasSecrets>(linker, f)?;
     Ok(())
 }
@@ -98,8 +102,9 @@ impl wit_types::Host for SecretsView<'_> {}
 
 impl wit_store::Host for SecretsView<'_> {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, wit_types::Error>> {
-        // The value is copied once more, into the guest's memory, by the generated glue; this
-        // owned copy is a plain String because that is what the bindings lower.
+        // Not what a guest linked by `add_to_linker` calls: that `get` is `revealed`'s, which
+        // lowers the value from its zeroizing buffer. This one (for the trait) makes a plain
+        // copy, because the generated bindings lower a `String`.
         Ok(self
             .ctx
             .get(&name)

@@ -31,6 +31,8 @@ pub fn add_async_to_linker<T: Send + 'static>(
     f: fn(&mut T) -> SecretsView<'_>,
 ) -> wasmtime::Result<()> {
     store2::add_to_linker::<T, HasAsync>(linker, f)?;
+    // `get` and `get-version` again, lowering values from their zeroizing buffers.
+    crate::revealed::add_zeroizing_async_gets(linker, f)?;
     keys2::add_to_linker::<T, HasAsync>(linker, f)
 }
 

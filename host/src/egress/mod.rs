@@ -533,7 +533,10 @@ mod tests {
     fn values_go_in_plain_http_to_loopback_only() {
         let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 8080);
         assert!(!plain_off_loopback(false, &[at("127.0.0.1"), at("::1")]));
-        assert!(plain_off_loopback(false, &[at("127.0.0.1"), at("10.0.0.7")]));
+        assert!(plain_off_loopback(
+            false,
+            &[at("127.0.0.1"), at("10.0.0.7")]
+        ));
         assert!(plain_off_loopback(false, &[at("203.0.113.9")]));
         assert!(!plain_off_loopback(true, &[at("203.0.113.9")]));
     }
