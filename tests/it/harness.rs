@@ -71,33 +71,72 @@ pub struct Served {
     pub stderr: String,
 }
 
+/// Reads `serve`'s stderr to its end on a thread of its own (a full pipe would stall a chatty
+/// server), and says the address it listens on as soon as it prints it (`serving on
+/// http://ADDR`): `serve` is started on port 0, so no other listener can take its port between a
+/// test choosing a free port and `serve` binding it.
+pub fn watch_stderr(
+    pipe: std::process::ChildStderr,
+) -> (
+    std::sync::mpsc::Receiver<std::net::SocketAddr>,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut tx = Some(tx);
+        let mut lines = std::io::BufReader::new(pipe);
+        let mut line = String::new();
+        while matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
+            if let Some(rest) = line.split("serving on http://").nth(1)
+                && let Some(addr) = rest
+                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addr);
+            }
+            text.push_str(&line);
+            line.clear();
+        }
+        text
+    });
+    (rx, reader)
+}
+
+/// Waits (up to `limit`) for the address [`watch_stderr`] reports; `None` if `serve` ended or
+/// took longer.
+pub async fn listening_on(
+    rx: std::sync::mpsc::Receiver<std::net::SocketAddr>,
+    limit: std::time::Duration,
+) -> Option<std::net::SocketAddr> {
+    tokio::task::spawn_blocking(move || rx.recv_timeout(limit).ok())
+        .await
+        .unwrap()
+}
+
 /// Starts `wasm-secrets [global..] serve ARGS --addr <free port>`, sends `GET path` once it
 /// listens, stops it with SIGTERM and returns what it answered and printed.
 pub async fn serve_once(global: &[&str], args: &[std::ffi::OsString], path: &str) -> Served {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let child = cli()
+    let mut child = cli()
         .args(global)
         .arg("serve")
         .args(args)
-        .args(["--addr", &addr.to_string()])
+        .args(["--addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start wasm-secrets serve");
-    let started = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "serve never listened: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let (rx, stderr) = watch_stderr(child.stderr.take().unwrap());
+    let Some(addr) = listening_on(rx, std::time::Duration::from_secs(60)).await else {
+        let _ = child.kill();
+        panic!(
+            "serve never listened: {}",
+            stderr.join().unwrap_or_default()
+        );
+    };
     let (status, body) = crate::serve::get(&format!("http://{addr}{path}")).await;
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -108,7 +147,7 @@ pub async fn serve_once(global: &[&str], args: &[std::ffi::OsString], path: &str
         .await
         .unwrap()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = stderr.join().unwrap_or_default();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     Served {
         status,

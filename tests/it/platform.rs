@@ -49,8 +49,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Polls `url` (once its port accepts) until it answers `status`, for up to 60 s (a cold
-/// start compiles the component); returns the last answer.
+/// Polls `url` (once its port accepts) until it answers `status` (for `/readyz`, once the
+/// check has run), for up to 60 s (a cold start compiles the component); returns the last
+/// answer.
 async fn wait_for(url: &str, status: u16) -> (u16, String) {
     let start = Instant::now();
     let authority = url
@@ -68,7 +69,9 @@ async fn wait_for(url: &str, status: u16) -> (u16, String) {
     }
     loop {
         let answer = get(url).await;
-        if answer.0 == status || start.elapsed() > Duration::from_secs(60) {
+        // A readiness check still under way is a 503 too, but not the answer waited for.
+        let settled = !answer.1.starts_with("not ready: starting");
+        if answer.0 == status && settled || start.elapsed() > Duration::from_secs(60) {
             return answer;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

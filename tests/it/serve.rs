@@ -414,42 +414,27 @@ impl ServeBinary {
         args: &[std::ffi::OsString],
         envs: &[(&str, &str)],
     ) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut child = crate::harness::cli()
             .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
             .args(["serve", "--credential", "managed-identity", "--vault"])
             .arg(emu.default_vault_url())
             .arg("--ca-cert")
             .arg(emu.ca_cert_path())
-            .args(["--addr", &addr.to_string()])
+            .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .envs(envs.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start wasm-secrets serve");
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
-            text
-        });
+        let (rx, stderr) = crate::harness::watch_stderr(child.stderr.take().unwrap());
         // Compiling a large component (a JavaScript one is 12 MiB) on a busy 2-core machine,
         // with the whole suite running beside it, can take a minute or more.
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if started.elapsed() > Duration::from_secs(240) {
-                let _ = child.kill();
-                let stderr = stderr.join().unwrap_or_default();
-                panic!("serve never listened: {stderr}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let Some(addr) = crate::harness::listening_on(rx, Duration::from_secs(240)).await else {
+            let _ = child.kill();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!("serve never listened: {stderr}");
+        };
         Self {
             child,
             addr,

@@ -8,7 +8,6 @@
 //! A request whose markers cannot all be applied is not sent: the guest gets
 //! `internal-error` with a message naming the secret and why (never a value).
 
-use super::oauth::OAuthClients;
 use super::scrub::Needles;
 use crate::SecretsCtx;
 use crate::policy::uses::Apply;
@@ -146,7 +145,7 @@ impl Applied {
 /// here, or a vault that cannot give it, refuses the request (one audit line says so).
 pub(super) async fn apply(
     secrets: &SecretsCtx,
-    oauth: &OAuthClients,
+    policy: &super::EgressPolicy,
     marked: Vec<Marked>,
     request: &mut http::Request<WasiBody>,
     host: &str,
@@ -181,23 +180,27 @@ pub(super) async fn apply(
     let mut replacements: Vec<(&str, Zeroizing<Vec<u8>>)> = Vec::with_capacity(values.len());
     for (name, v) in &values {
         let text = if v.apply == Apply::OAuth2 {
-            let token = oauth.token(&crate::fold(name), v).await.map_err(|e| {
-                let why = format!(
-                    "no access token for secret \"{name}\" ({}); nothing was sent",
-                    e.detail()
-                );
-                refused_with(secrets, name, host, &method, "unavailable", &why, started)
-            })?;
+            let token = policy
+                .oauth
+                .token(&crate::fold(name), v)
+                .await
+                .map_err(|e| {
+                    let why = format!(
+                        "no access token for secret \"{name}\" ({}); nothing was sent",
+                        e.detail()
+                    );
+                    refused_with(secrets, name, host, &method, "unavailable", &why, started)
+                })?;
             Zeroizing::new(token.secret().as_bytes().to_vec())
         } else {
             replacement(v, signed_body.as_deref())
         };
-        needles.add(v.value.expose().as_bytes());
+        needles.add(&policy.forms, v.value.expose().as_bytes());
         if let Some(second) = &v.second {
-            needles.add(second.expose().as_bytes());
+            needles.add(&policy.forms, second.expose().as_bytes());
         }
         if matches!(v.apply, Apply::Basic | Apply::OAuth2) {
-            needles.add(&text);
+            needles.add(&policy.forms, &text);
         }
         replacements.push((name, text));
     }

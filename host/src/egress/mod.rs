@@ -37,7 +37,7 @@ use crate::token_cache::TokenCache;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use oauth::OAuthClients;
 use resolve::ResolveError;
-use scrub::{Needles, Scrubber};
+use scrub::{FormsCache, Needles, Scrubber};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -75,6 +75,8 @@ pub struct EgressPolicy {
     audit: Option<(String, Arc<dyn AuditSink>)>,
     /// The OAuth 2 clients of `oauth2` use-only grants, and their tokens.
     oauth: OAuthClients,
+    /// The encodings of the values this component's requests carried, for echo scrubbing.
+    forms: FormsCache,
 }
 
 impl EgressPolicy {
@@ -104,6 +106,7 @@ impl EgressPolicy {
             resolver: Resolver::system(),
             audit: None,
             oauth: OAuthClients::default(),
+            forms: FormsCache::default(),
         })
     }
 
@@ -173,6 +176,7 @@ impl EgressPolicy {
             resolver: Resolver::system(),
             audit: None,
             oauth: OAuthClients::default(),
+            forms: FormsCache::default(),
         }
     }
 
@@ -422,7 +426,7 @@ async fn send_checked(
         out.applied = Some(
             inject::apply(
                 secrets,
-                &policy.oauth,
+                policy,
                 marked,
                 &mut request,
                 host,
@@ -453,7 +457,7 @@ async fn send_checked(
             .map_err(|_| Error::HttpRequestDenied)?;
         value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
-        out.needles.add(token.secret().as_bytes());
+        out.needles.add(&policy.forms, token.secret().as_bytes());
     }
     connect::send(request, options, host, &addrs).await
 }

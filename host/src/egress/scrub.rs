@@ -35,16 +35,58 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// text); the value itself and its whole encodings always are.
 const MIN_FRAGMENT: usize = 8;
 
+/// One value in every form it is looked for.
+pub(super) struct Forms(Vec<Zeroizing<Vec<u8>>>);
+
+/// The forms of the values a component's requests carried last, so that a value used on every
+/// request is encoded once, not per request. Bounded; zeroized as entries leave.
+#[derive(Default)]
+pub(super) struct FormsCache(std::sync::Mutex<Vec<(Zeroizing<Vec<u8>>, Arc<Forms>)>>);
+
+/// How many values' forms a [`FormsCache`] keeps.
+const CACHED_FORMS: usize = 32;
+
+impl FormsCache {
+    /// The forms of `value`, from the cache or made now.
+    fn forms(&self, value: &[u8]) -> Arc<Forms> {
+        let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, forms)) = entries.iter().find(|(v, _)| v.as_slice() == value) {
+            return forms.clone();
+        }
+        let forms = Arc::new(Forms::of(value));
+        if entries.len() >= CACHED_FORMS {
+            entries.remove(0);
+        }
+        entries.push((Zeroizing::new(value.to_vec()), forms.clone()));
+        forms
+    }
+}
+
 /// The values to mask, each in every form it is looked for.
 #[derive(Default)]
-pub(super) struct Needles(Vec<Zeroizing<Vec<u8>>>);
+pub(super) struct Needles(Vec<Arc<Forms>>);
 
 impl Needles {
-    /// Adds `value` and its encodings.
-    pub(super) fn add(&mut self, value: &[u8]) {
-        if value.is_empty() {
-            return;
+    /// Adds `value` and its encodings (from `cache`).
+    pub(super) fn add(&mut self, cache: &FormsCache, value: &[u8]) {
+        if !value.is_empty() {
+            self.0.push(cache.forms(value));
         }
+    }
+
+    /// Whether there is nothing to mask.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().flat_map(|f| f.0.iter().map(|n| n.as_slice()))
+    }
+}
+
+impl Forms {
+    /// `value` and its encodings.
+    fn of(value: &[u8]) -> Self {
         let mut forms: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(value.to_vec())];
         forms.push(Zeroizing::new(STANDARD.encode(value).into_bytes()));
         for k in 0..3 {
@@ -62,7 +104,10 @@ impl Needles {
                 }
             }
         }
-        if let Ok(text) = std::str::from_utf8(value) {
+        let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-._~".contains(b);
+        if let Ok(text) = std::str::from_utf8(value)
+            && !value.iter().all(plain)
+        {
             for set in [UNRESERVED, NON_ALPHANUMERIC] {
                 let upper = Zeroizing::new(utf8_percent_encode(text, set).to_string());
                 forms.push(Zeroizing::new(lower_hex_escapes(&upper).into_bytes()));
@@ -75,17 +120,20 @@ impl Needles {
                 let json = Zeroizing::new(json);
                 forms.push(Zeroizing::new(json.as_bytes()[1..json.len() - 1].to_vec()));
             }
+        } else if value.iter().any(|b| !b.is_ascii_alphanumeric()) {
+            // `-`, `.`, `_` and `~` only: encoders that escape all but letters and digits.
+            let text = String::from_utf8_lossy(value);
+            let upper = Zeroizing::new(utf8_percent_encode(&text, NON_ALPHANUMERIC).to_string());
+            forms.push(Zeroizing::new(lower_hex_escapes(&upper).into_bytes()));
+            forms.push(Zeroizing::new(upper.as_bytes().to_vec()));
         }
+        let mut unique: Vec<Zeroizing<Vec<u8>>> = Vec::with_capacity(forms.len());
         for form in forms {
-            if !form.is_empty() && !self.0.iter().any(|n| **n == *form) {
-                self.0.push(form);
+            if !form.is_empty() && !unique.iter().any(|n| **n == *form) {
+                unique.push(form);
             }
         }
-    }
-
-    /// Whether there is nothing to mask.
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        Self(unique)
     }
 }
 
@@ -116,17 +164,15 @@ pub(super) struct Scrubber {
 
 impl Scrubber {
     pub(super) fn new(needles: Needles) -> Self {
-        let longest = needles.0.iter().map(|n| n.len()).max().unwrap_or(0);
+        let longest = needles.iter().map(<[u8]>::len).max().unwrap_or(0);
         Self { needles, longest }
     }
 
     /// Masks every occurrence of every needle in `buf`; whether there was any.
     fn mask(&self, buf: &mut [u8]) -> bool {
         let mut found: Vec<(usize, usize)> = Vec::new();
-        for needle in &self.needles.0 {
-            found.extend(
-                memchr::memmem::find_iter(buf, needle.as_slice()).map(|at| (at, needle.len())),
-            );
+        for needle in self.needles.iter().filter(|n| n.len() <= buf.len()) {
+            found.extend(memchr::memmem::find_iter(buf, needle).map(|at| (at, needle.len())));
         }
         for (at, len) in &found {
             buf[*at..at + len].fill(MASK);
@@ -261,8 +307,9 @@ mod tests {
 
     fn scrubber(values: &[&str]) -> Arc<Scrubber> {
         let mut needles = Needles::default();
+        let cache = FormsCache::default();
         for v in values {
-            needles.add(v.as_bytes());
+            needles.add(&cache, v.as_bytes());
         }
         Arc::new(Scrubber::new(needles))
     }
