@@ -41,7 +41,10 @@ pub(super) struct Forms(Vec<Zeroizing<Vec<u8>>>);
 /// The forms of the values a component's requests carried last, so that a value used on every
 /// request is encoded once, not per request. Bounded; zeroized as entries leave.
 #[derive(Default)]
-pub(super) struct FormsCache(std::sync::Mutex<Vec<(Zeroizing<Vec<u8>>, Arc<Forms>)>>);
+pub(super) struct FormsCache(std::sync::Mutex<Vec<Cached>>);
+
+/// A value, and its forms.
+type Cached = (Zeroizing<Vec<u8>>, Arc<Forms>);
 
 /// How many values' forms a [`FormsCache`] keeps.
 const CACHED_FORMS: usize = 32;
