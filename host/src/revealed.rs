@@ -4,10 +4,10 @@
 //! bindings would make one: their `get` returns `String`).
 //!
 //! [`add_zeroizing_gets`] defines the two functions over the ones bindgen generated (wasmtime's
-//! linker allows it with shadowing on): same names, same types, same answers.
+//! linker allows it with shadowing on): same names, same types, same answers. It knows nothing
+//! of the generated bindings: `crate::wit` and `crate::wit_async` pass their error type.
 
-use crate::SecretValue;
-use crate::wit::{SecretsView as View, wit_types};
+use crate::{Error, SecretValue, SecretsCtx};
 use std::mem::MaybeUninit;
 use wasmtime::component::__internal::{
     CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
@@ -50,77 +50,64 @@ unsafe impl Lower for Revealed {
     }
 }
 
-/// The `store` interface's instance names: 0.1.0 (synchronous in WIT) and 0.2.0 (`async func`).
-const STORE: &str = "wasm-secrets:secrets/store@0.1.0";
-const STORE_ASYNC: &str = "wasm-secrets:secrets/store@0.2.0";
-
-type Answer = Result<Revealed, wit_types::Error>;
-
-/// Defines `store.get` and `store.get-version` in `linker` (over the generated ones) to answer
-/// with [`Revealed`] values.
-pub(crate) fn add_zeroizing_gets<T: Send + 'static>(
+/// Defines `get` and `get-version` of the `store` instance `interface` in `linker` (over the
+/// generated ones) to answer with [`Revealed`] values, the errors as `E` (the interface's
+/// `error` type). `concurrent`: the functions are `async func`s in WIT (the 0.2.0 store), so a
+/// guest task waiting for the vault does not hold up the instance's other tasks.
+pub(crate) fn add_zeroizing_gets<T, E, C>(
     linker: &mut Linker<T>,
-    f: fn(&mut T) -> View<'_>,
-) -> wasmtime::Result<()> {
+    interface: &str,
+    concurrent: bool,
+    ctx_of: C,
+) -> wasmtime::Result<()>
+where
+    T: Send + 'static,
+    E: From<Error> + ComponentType + Lower + Send + 'static,
+    C: Fn(&mut T) -> SecretsCtx + Copy + Send + Sync + 'static,
+{
     linker.allow_shadowing(true);
-    let mut store = linker.instance(STORE)?;
-    store.func_wrap_async(
-        "get",
-        move |mut cx: StoreContextMut<'_, T>, (name,): (String,)| {
-            let ctx = f(cx.data_mut()).ctx.clone();
-            Box::new(async move {
-                let answer: Answer = ctx.get(&name).await.map(Revealed).map_err(Into::into);
-                Ok((answer,))
-            })
-        },
-    )?;
-    store.func_wrap_async(
-        "get-version",
-        move |mut cx: StoreContextMut<'_, T>, (name, version): (String, String)| {
-            let ctx = f(cx.data_mut()).ctx.clone();
-            Box::new(async move {
-                let answer: Answer = ctx
-                    .get_version(&name, &version)
-                    .await
-                    .map(Revealed)
-                    .map_err(Into::into);
-                Ok((answer,))
-            })
-        },
-    )?;
+    let mut store = linker.instance(interface)?;
+    if concurrent {
+        store.func_wrap_concurrent("get", move |accessor, (name,): (String,)| {
+            let ctx = accessor.with(|mut access| ctx_of(access.get()));
+            Box::pin(async move { Ok((get::<E>(&ctx, &name, None).await,)) })
+        })?;
+        store.func_wrap_concurrent(
+            "get-version",
+            move |accessor, (name, version): (String, String)| {
+                let ctx = accessor.with(|mut access| ctx_of(access.get()));
+                Box::pin(async move { Ok((get::<E>(&ctx, &name, Some(&version)).await,)) })
+            },
+        )?;
+    } else {
+        store.func_wrap_async(
+            "get",
+            move |mut cx: StoreContextMut<'_, T>, (name,): (String,)| {
+                let ctx = ctx_of(cx.data_mut());
+                Box::new(async move { Ok((get::<E>(&ctx, &name, None).await,)) })
+            },
+        )?;
+        store.func_wrap_async(
+            "get-version",
+            move |mut cx: StoreContextMut<'_, T>, (name, version): (String, String)| {
+                let ctx = ctx_of(cx.data_mut());
+                Box::new(async move { Ok((get::<E>(&ctx, &name, Some(&version)).await,)) })
+            },
+        )?;
+    }
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// [`add_zeroizing_gets`] for the 0.2.0 `store`, whose functions are `async func`s: a guest
-/// task waiting for the vault does not hold up the instance's other tasks.
-pub(crate) fn add_zeroizing_async_gets<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    f: fn(&mut T) -> View<'_>,
-) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let mut store = linker.instance(STORE_ASYNC)?;
-    store.func_wrap_concurrent("get", move |accessor, (name,): (String,)| {
-        let ctx = accessor.with(|mut access| f(access.get()).ctx.clone());
-        Box::pin(async move {
-            let answer: Answer = ctx.get(&name).await.map(Revealed).map_err(Into::into);
-            Ok((answer,))
-        })
-    })?;
-    store.func_wrap_concurrent(
-        "get-version",
-        move |accessor, (name, version): (String, String)| {
-            let ctx = accessor.with(|mut access| f(access.get()).ctx.clone());
-            Box::pin(async move {
-                let answer: Answer = ctx
-                    .get_version(&name, &version)
-                    .await
-                    .map(Revealed)
-                    .map_err(Into::into);
-                Ok((answer,))
-            })
-        },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
+/// `get` (or `get-version`, with `version`) through the policy point.
+async fn get<E: From<Error>>(
+    ctx: &SecretsCtx,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Revealed, E> {
+    let value = match version {
+        None => ctx.get(name).await,
+        Some(v) => ctx.get_version(name, v).await,
+    };
+    value.map(Revealed).map_err(E::from)
 }

@@ -54,7 +54,12 @@ pub fn add_to_linker<T: Send + 'static>(
     wit_types::add_to_linker::<T, HasSecrets>(linker, f)?;
     wit_store::add_to_linker::<T, HasSecrets>(linker, f)?;
     // `get` and `get-version` again, lowering values from their zeroizing buffers.
-    crate::revealed::add_zeroizing_gets(linker, f)?;
+    crate::revealed::add_zeroizing_gets::<T, wit_types::Error, _>(
+        linker,
+        "wasm-secrets:secrets/store@0.1.0",
+        false,
+        move |t: &mut T| f(t).ctx.clone(),
+    )?;
     wit_keys::add_to_linker::<T, HasSecrets>(linker, f)?;
     Ok(())
 }

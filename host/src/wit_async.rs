@@ -32,7 +32,12 @@ pub fn add_async_to_linker<T: Send + 'static>(
 ) -> wasmtime::Result<()> {
     store2::add_to_linker::<T, HasAsync>(linker, f)?;
     // `get` and `get-version` again, lowering values from their zeroizing buffers.
-    crate::revealed::add_zeroizing_async_gets(linker, f)?;
+    crate::revealed::add_zeroizing_gets::<T, wit_types::Error, _>(
+        linker,
+        "wasm-secrets:secrets/store@0.2.0",
+        true,
+        move |t: &mut T| f(t).ctx.clone(),
+    )?;
     keys2::add_to_linker::<T, HasAsync>(linker, f)
 }
 

@@ -151,7 +151,7 @@ pub struct SecretRef {
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.vault != super::grants::DEFAULT_VAULT {
+        if self.vault != crate::backend::DEFAULT_VAULT {
             write!(f, "{}/", self.vault)?;
         }
         f.write_str(&self.object)?;
@@ -171,7 +171,7 @@ impl SecretRef {
         };
         let (vault, object) = target
             .split_once('/')
-            .unwrap_or((super::grants::DEFAULT_VAULT, target));
+            .unwrap_or((crate::backend::DEFAULT_VAULT, target));
         if !is_valid_name(vault) || vault.len() > 63 {
             return Err("the vault name must be 1 to 63 characters of 0-9, A-Z, a-z and -".into());
         }
