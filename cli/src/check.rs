@@ -3,7 +3,10 @@
 use crate::{HostArgs, host};
 use anyhow::Context as _;
 use clap::Args;
-use wasm_secrets::{Grant, Grants};
+use wasm_secrets::egress::oauth2_exchange;
+use wasm_secrets::http::HttpClient;
+use wasm_secrets::uses::SecretRef;
+use wasm_secrets::{Grant, Grants, SecretValue};
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
@@ -31,7 +34,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     for (name, kind) in host::describe_sources(&args.host, &config)? {
         println!("vault {name}: {kind}");
     }
-    let vaults = host::build_vaults(&args.host, &config, &host::connector(&config))?;
+    let connector = host::connector(&config);
+    let vaults = host::build_vaults(&args.host, &config, &connector)?;
+    let token_http = host::token_http(&args.host, &config, &connector)?;
     for name in vaults.names() {
         let Some(backend) = vaults.get(name) else {
             continue;
@@ -52,7 +57,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     }
     for (component, grants) in &grant_sets {
         for grant in grants.iter() {
-            let line = check_grant(&vaults, grant).await;
+            let line = check_grant(&vaults, grant, &token_http).await;
             failed |= line.is_err();
             match line {
                 Ok(ok) => println!("grant {component} {grant}: ok, {ok}"),
@@ -126,35 +131,76 @@ async fn check_key_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result
     ))
 }
 
-async fn check_grant(vaults: &wasm_secrets::Vaults, grant: &Grant) -> Result<String, String> {
-    let backend = vaults
-        .get(&grant.vault)
-        .ok_or_else(|| format!("vault \"{}\" is not configured", grant.vault))?;
+/// A secret grant holds if its secret (each of a use-only grant's two) is readable, and an
+/// `oauth2` grant's token URL issues a token for the client id and secret it names.
+async fn check_grant(
+    vaults: &wasm_secrets::Vaults,
+    grant: &Grant,
+    token_http: &HttpClient,
+) -> Result<String, String> {
+    let first = SecretRef {
+        vault: grant.vault.clone(),
+        object: grant.object.clone(),
+        version: grant.version.clone(),
+    };
     if grant.pattern {
+        let backend = backend(vaults, &first)?;
         let names = backend.list().await.map_err(|e| e.to_string())?;
         let n = names.iter().filter(|n| grant.matches(n)).count();
         return Ok(format!("matches {n} secrets in vault \"{}\"", grant.vault));
     }
-    match &grant.version {
-        Some(v) => backend
-            .get(&grant.object, Some(v))
+    let Some(use_only) = &grant.use_only else {
+        return check_secret(vaults, &first).await;
+    };
+    let mut line = check_secret(vaults, &first).await?;
+    if let Some(second) = &use_only.second {
+        line = format!("{line}; {}", check_secret(vaults, second).await?);
+    }
+    if let (Some(endpoint), Some(second)) = (&use_only.token_endpoint, &use_only.second) {
+        let id = read(vaults, &first).await?;
+        let secret = read(vaults, second).await?;
+        let token = oauth2_exchange(token_http, endpoint, &id, &secret)
             .await
-            .map(|_| {
-                format!(
-                    "version {v} of {}/{} is readable",
-                    grant.vault, grant.object
-                )
-            })
+            .map_err(|e| format!("{line}; but the token URL gave no token: {e}"))?;
+        let left = token.remaining_at(std::time::SystemTime::now()).as_secs();
+        line = format!("{line}; {} issued a token (valid {left} s)", endpoint.url);
+    }
+    Ok(line)
+}
+
+fn backend<'a>(
+    vaults: &'a wasm_secrets::Vaults,
+    secret: &SecretRef,
+) -> Result<&'a std::sync::Arc<dyn wasm_secrets::Backend>, String> {
+    vaults
+        .get(&secret.vault)
+        .ok_or_else(|| format!("vault \"{}\" is not configured", secret.vault))
+}
+
+/// Whether `secret` is readable: its metadata, or its value when a version is pinned (the
+/// metadata of a disabled version answers; its value does not).
+async fn check_secret(vaults: &wasm_secrets::Vaults, secret: &SecretRef) -> Result<String, String> {
+    let backend = backend(vaults, secret)?;
+    let (vault, object) = (&secret.vault, &secret.object);
+    match &secret.version {
+        Some(v) => backend
+            .get(object, Some(v))
+            .await
+            .map(|_| format!("version {v} of {vault}/{object} is readable"))
             .map_err(|e| e.to_string()),
         None => backend
-            .info(&grant.object, None)
+            .info(object, None)
             .await
-            .map(|m| {
-                format!(
-                    "{}/{} is readable (version {})",
-                    grant.vault, grant.object, m.version
-                )
-            })
+            .map(|m| format!("{vault}/{object} is readable (version {})", m.version))
             .map_err(|e| e.to_string()),
     }
+}
+
+/// The value of `secret`, for a token exchange.
+async fn read(vaults: &wasm_secrets::Vaults, secret: &SecretRef) -> Result<SecretValue, String> {
+    backend(vaults, secret)?
+        .get(&secret.object, secret.version.as_deref())
+        .await
+        .map(|s| s.value)
+        .map_err(|e| e.to_string())
 }

@@ -157,7 +157,19 @@ pub fn egress_policy(
     } else {
         None
     };
-    Ok(EgressPolicy::new(rules, tokens, loopback_only_from_env())?.with_resolver(resolver))
+    Ok(EgressPolicy::new(rules, tokens, loopback_only_from_env())?
+        .with_resolver(resolver)
+        .with_token_http(token_http(args, config, connector)?))
+}
+
+/// The HTTP client `oauth2` use-only grants reach their token URLs through: the connector's,
+/// trusting what `--ca-cert` (or the default vault's `ca-cert`) adds.
+pub fn token_http(
+    args: &HostArgs,
+    config: &Config,
+    connector: &Connector,
+) -> anyhow::Result<wasm_secrets::http::HttpClient> {
+    connector.http_client(&token_settings(args, config)?)
 }
 
 /// The audit sink the flags or config ask for.

@@ -79,14 +79,18 @@ impl Connector {
 
     /// The credential `settings` would use, resolved from the environment (for reports).
     pub fn credential_kind(&self, settings: &VaultSettings) -> anyhow::Result<&'static str> {
-        let http = self.http(settings)?;
+        let http = self.http_client(settings)?;
         let c = credential::from_env(settings.credential, &settings.identity, &http, &self.env)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(c.kind())
     }
 
-    /// The one HTTP client for `settings`' trust roots.
-    fn http(&self, settings: &VaultSettings) -> anyhow::Result<HttpClient> {
+    /// The one HTTP client for `settings`' trust roots (its extra CA file) and this
+    /// connector's loopback guard: what its vaults and credentials use, and what a host gives
+    /// the token URLs of `oauth2` use-only grants ([`EgressPolicy::with_token_http`]).
+    ///
+    /// [`EgressPolicy::with_token_http`]: crate::egress::EgressPolicy::with_token_http
+    pub fn http_client(&self, settings: &VaultSettings) -> anyhow::Result<HttpClient> {
         let key = (settings.ca_cert.clone(), self.loopback_only);
         if let Some(client) = self.shared().clients.get(&key) {
             return Ok(client.clone());
@@ -104,7 +108,7 @@ impl Connector {
     /// The token cache for the credential `settings` name (its URL is not used), shared with
     /// every vault and egress rule using the same credential.
     pub fn token_cache(&self, settings: &VaultSettings) -> anyhow::Result<Arc<TokenCache>> {
-        let http = self.http(settings)?;
+        let http = self.http_client(settings)?;
         let credential =
             credential::from_env(settings.credential, &settings.identity, &http, &self.env)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -126,7 +130,7 @@ impl Connector {
         if let Some(v) = &settings.api_version {
             options.api_version = v.clone();
         }
-        let vault = KeyVault::new(&settings.url, self.http(settings)?, tokens, options)?;
+        let vault = KeyVault::new(&settings.url, self.http_client(settings)?, tokens, options)?;
         Ok(CachedBackend::new(Arc::new(vault), self.cache))
     }
 }

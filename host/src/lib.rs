@@ -134,6 +134,7 @@ pub use backend::{Backend, BackendError};
 pub use name::{MAX_NAME_LEN, fold, is_valid_name};
 pub use policy::budget::{self, Budget, VaultBudget};
 pub use policy::grants::{self, Grant, Grants};
+pub use policy::uses;
 pub use policy::{Error, ErrorKind, Keys, SecretInfo, SecretsCtx, Unresolved, Vaults};
 pub use spin_variables::add_spin_variables_to_linker;
 pub use value::SecretValue;

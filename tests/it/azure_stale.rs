@@ -33,6 +33,16 @@ const SLOWEST: Duration = Duration::from_millis(400);
 /// tokens living `token_lifetime` s refreshed at half-life, a 1 s HTTP timeout, and Key Vault
 /// retry waits of 200/800 ms (5xx, resets, timeouts) and 500 ms, 1 s, 2 s (429).
 fn stack(emu: &Emulator, token_policy: TokenCachePolicy, imds_retry: RetryPolicy) -> SecretsCtx {
+    stack_granting(emu, token_policy, imds_retry, &["db-password", "api-key"])
+}
+
+/// [`stack`] with `grants`.
+fn stack_granting(
+    emu: &Emulator,
+    token_policy: TokenCachePolicy,
+    imds_retry: RetryPolicy,
+    grants: &[&str],
+) -> SecretsCtx {
     let http = HttpClient::builder()
         .loopback_only(true)
         .extra_ca(emu.ca_cert_path())
@@ -59,7 +69,7 @@ fn stack(emu: &Emulator, token_policy: TokenCachePolicy, imds_retry: RetryPolicy
         ..CacheConfig::default()
     };
     let vaults = Vaults::new().with("default", CachedBackend::new(Arc::new(vault), cache));
-    ctx(&["db-password", "api-key"], vaults)
+    ctx(grants, vaults)
 }
 
 fn default_tokens() -> TokenCachePolicy {
@@ -295,6 +305,72 @@ async fn vault_faults_cost_a_wasi_0_3_handlers_requests_nothing() {
             slowest < SLOWEST,
             "{fault:?}: a request waited {slowest:?} on the failing vault"
         );
+    }
+}
+
+/// A use-only secret rides the same cache on its way into outgoing requests: while the vault
+/// answers 503 for 3 s, then stalls for 3 s, each request (a whole `http-send` run through the
+/// library, one every 25 ms, filling `{{secret:db}}` at the egress hook) carries the cached
+/// value to the upstream and takes no longer than [`SLOWEST`].
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_faults_cost_requests_carrying_a_use_only_secret_nothing() {
+    use wasm_secrets::egress::{EgressPolicy, EgressRule};
+    use wasm_secrets::runtime::CommandOptions;
+    let emu = start().await;
+    let (api, seen) = crate::use_only::echo_upstream().await;
+    let grant = format!("use:db=db-password for {api}");
+    let secrets = stack_granting(
+        &emu,
+        default_tokens(),
+        quick_retry(2, Duration::ZERO),
+        &[&grant],
+    );
+    let egress = EgressPolicy::new(vec![EgressRule::http(api.to_string())], None, true).unwrap();
+    let options = CommandOptions {
+        args: ["http-send", "-H", "X-Api-Key: {{secret:db}}"]
+            .map(String::from)
+            .into_iter()
+            .chain([format!("http://{api}/")])
+            .collect(),
+        capture_output: true,
+        egress: Arc::new(egress),
+        ..CommandOptions::default()
+    };
+    let component = crate::harness::component("http-send");
+    let send = || async {
+        let asked = Instant::now();
+        let r = crate::harness::runtime()
+            .run_command(&component, secrets.clone(), &options)
+            .await
+            .unwrap();
+        let took = asked.elapsed();
+        let out = String::from_utf8_lossy(&r.stdout).into_owned();
+        assert!(out.starts_with("status: 200"), "{out}");
+        let sent = seen.lock().unwrap().last().unwrap().clone();
+        assert_eq!(sent.header("x-api-key"), Some(DB_PASSWORD));
+        took
+    };
+    send().await;
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    for fault in [status(503, None), Fault::Stall] {
+        emu.set_standing_fault(Endpoint::KeyVault, Some(fault.clone()));
+        emu.reset_counters();
+        let (mut slowest, mut served) = (Duration::ZERO, 0);
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            slowest = slowest.max(send().await);
+            served += 1;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let tried = emu.count(Endpoint::KeyVault);
+        emu.set_standing_fault(Endpoint::KeyVault, None);
+        assert!(served > 30, "{fault:?}: only {served} requests");
+        assert!(tried > 0, "{fault:?}: no refresh was tried");
+        assert!(
+            slowest < SLOWEST,
+            "{fault:?}: a request waited {slowest:?} on the failing vault"
+        );
+        eprintln!("{fault:?}: {served} requests, slowest {slowest:?}, {tried} vault requests");
     }
 }
 

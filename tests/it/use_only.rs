@@ -684,3 +684,162 @@ async fn a_wasmcloud_component_reveals_granted_secrets_and_never_a_use_only_one(
     assert_absent(&r.stdout, &hidden, "the guest's output");
     assert_absent(&r.stderr, &hidden, "the host's logs");
 }
+
+/// A WASI 0.3 command's `wasi:http/client@0.3.0` requests go through the same egress hook: the
+/// marker is filled for the granted host, the echo comes back masked, and a marker to a host
+/// egress allows but the grant does not name refuses the request before anything is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_3_guest_uses_a_secret_it_never_sees() {
+    let emu = emulator::start().await;
+    let value = fresh("p3key");
+    emu.put_secret("main", "partner-key", &value);
+    let (api, api_seen) = echo_upstream().await;
+    let (other, other_seen) = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let host_args = s(&[
+        "--grant",
+        &format!("use:partner=partner-key for {api}"),
+        "--allow-http",
+        &api.to_string(),
+        "--allow-http",
+        &other.to_string(),
+    ]);
+    let (to_api, to_other) = (format!("http://{api}/a"), format!("http://{other}/b"));
+    let r = run_guest(
+        &emu,
+        guest("http-get-p3"),
+        &audit,
+        &host_args,
+        &s(&[
+            "-H",
+            "X-Api-Key: {{secret:partner}}",
+            "--full",
+            &to_api,
+            &to_other,
+        ]),
+    )
+    .await;
+    let got = api_seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{}\n{}", r.stdout, excerpt(&r.stderr, "WARN"));
+    assert_eq!(got[0].header("x-api-key"), Some(value.as_str()));
+    let answered = crate::run_egress::line_for(&r.stdout, &to_api);
+    assert!(answered.starts_with("200: "), "{answered}");
+    assert!(
+        r.stdout
+            .contains(&format!("x-api-key: {}", "*".repeat(value.len()))),
+        "the echo was masked: {}",
+        r.stdout
+    );
+    let refused = crate::run_egress::line_for(&r.stdout, &to_other);
+    assert!(
+        refused.starts_with("error: ") && refused.contains("nothing was sent"),
+        "{refused}"
+    );
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "nothing reached the other host"
+    );
+    assert_eq!(r.code, 1, "the refusal fails the command");
+    assert_absent(&r.stdout, &value, "the guest's output");
+    assert_absent(&r.stderr, &value, "the host's logs at trace");
+    assert_absent(
+        &std::fs::read_to_string(&audit).unwrap(),
+        &value,
+        "the audit log",
+    );
+}
+
+/// `as oauth2` against an Entra-shaped token endpoint over TLS (the emulator's
+/// `/{tenant}/oauth2/v2.0/token`, trusted through `--ca-cert` only): the host exchanges a
+/// service principal's id and secret from the vault for a token the emulator minted and
+/// injects it. `check` probes the same exchange: ok with the right secret, and a clear failure
+/// (no value in it) with a wrong one.
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth2_reaches_a_tls_token_url_through_the_hosts_trust_and_check_probes_it() {
+    let emu = emulator::start().await;
+    let sp = emu.config().identities.service_principals[0].clone();
+    emu.put_secret("main", "sp-id", &sp.client_id);
+    emu.put_secret("main", "sp-secret", &sp.client_secret);
+    let wrong = fresh("wrong");
+    emu.put_secret("main", "sp-wrong-secret", &wrong);
+    let (api, seen) = echo_upstream().await;
+    let token_url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        emu.authority_host(),
+        emu.tenant_id()
+    );
+    let grant = |secret: &str| {
+        format!(
+            "use:graph=sp-id+{secret} for {api} as oauth2 {token_url} https://partner.example/.default"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let r = run_guest(
+        &emu,
+        guest("http-send"),
+        &audit,
+        &s(&[
+            "--grant",
+            &grant("sp-secret"),
+            "--allow-http",
+            &api.to_string(),
+        ]),
+        &s(&[
+            "-H",
+            "Authorization: Bearer {{secret:graph}}",
+            &format!("http://{api}/me"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, excerpt(&r.stderr, "WARN"));
+    let sent = seen.lock().unwrap()[0]
+        .header("authorization")
+        .unwrap()
+        .to_owned();
+    let token = sent.strip_prefix("Bearer ").unwrap();
+    assert!(
+        emu.minted_tokens().iter().any(|t| t == token),
+        "the emulator minted the injected token"
+    );
+    for v in [token, &sp.client_secret] {
+        assert_absent(&r.stdout, v, "the guest's output");
+        assert_absent(&r.stderr, v, "the host's logs at trace");
+    }
+
+    let check = |grant: String| {
+        let mut cmd: Command = cli();
+        cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_base())
+            .args(["check", "--credential", "managed-identity", "--vault"])
+            .arg(emu.default_vault_url())
+            .arg("--ca-cert")
+            .arg(emu.ca_cert_path())
+            .args(["--grant", &grant]);
+        blocking(cmd)
+    };
+    let ok = check(grant("sp-secret")).await;
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    let line = ok.stdout.lines().find(|l| l.starts_with("grant ")).unwrap();
+    assert!(
+        line.contains("default/sp-id is readable")
+            && line.contains("default/sp-secret is readable")
+            && line.contains(&format!("{token_url} issued a token")),
+        "{line}"
+    );
+    let bad = check(grant("sp-wrong-secret")).await;
+    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    let line = bad
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("grant "))
+        .unwrap();
+    assert!(
+        line.contains("FAILED") && line.contains("rejected") && line.contains("HTTP 401"),
+        "{line}"
+    );
+    for out in [&ok.stdout, &ok.stderr, &bad.stdout, &bad.stderr] {
+        assert_absent(out, &sp.client_secret, "check's report");
+        assert_absent(out, &wrong, "check's report");
+    }
+}

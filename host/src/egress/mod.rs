@@ -26,6 +26,7 @@ mod rule;
 mod scrub;
 
 pub use crate::net::identity_endpoints::{Registration, register as protect_identity_endpoint};
+pub use oauth::exchange as oauth2_exchange;
 pub use resolve::Resolver;
 pub use rule::{EgressKind, EgressRule};
 

@@ -124,41 +124,52 @@ impl TokenCredential for ClientCredentials {
                     "no client credentials read yet".into(),
                 ));
             };
-            let mut form: Vec<(&str, &str)> = vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", id.expose()),
-                ("client_secret", secret.expose()),
-            ];
-            if let Some(scope) = &self.endpoint.scope {
-                form.push(("scope", scope));
-            }
-            let now = SystemTime::now();
-            let response = self
-                .http
-                .send(
-                    self.http
-                        .request(reqwest::Method::POST, self.endpoint.url.clone())
-                        .form(&form),
-                )
-                .await
-                .map_err(|e| CredentialError::Unavailable(format!("the token endpoint: {e}")))?;
-            if !response.status.is_success() {
-                let detail = format!(
-                    "the token endpoint {} answered HTTP {}",
-                    self.endpoint.url,
-                    response.status.as_u16()
-                );
-                return Err(if response.status.is_client_error() {
-                    CredentialError::Rejected(detail)
-                } else {
-                    CredentialError::Unavailable(detail)
-                });
-            }
-            crate::credential::parse_token(&response, now)
+            exchange(&self.http, &self.endpoint, &id, &secret).await
         })
     }
 
     fn cache_key(&self) -> String {
         format!("oauth2/{}", self.endpoint.url)
     }
+}
+
+/// One client credentials exchange (RFC 6749 section 4.4) at `endpoint` through `http`: the
+/// access token for `client_id` and `client_secret`, or why there is none (the endpoint's
+/// status, never its body: it may echo what it was sent). `wasm-secrets check` calls it to
+/// probe an `oauth2` grant; requests get their tokens through a cache instead.
+pub async fn exchange(
+    http: &HttpClient,
+    endpoint: &TokenEndpoint,
+    client_id: &SecretValue,
+    client_secret: &SecretValue,
+) -> Result<AccessToken, CredentialError> {
+    let mut form: Vec<(&str, &str)> = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id.expose()),
+        ("client_secret", client_secret.expose()),
+    ];
+    if let Some(scope) = &endpoint.scope {
+        form.push(("scope", scope));
+    }
+    let now = SystemTime::now();
+    let response = http
+        .send(
+            http.request(reqwest::Method::POST, endpoint.url.clone())
+                .form(&form),
+        )
+        .await
+        .map_err(|e| CredentialError::Unavailable(format!("the token endpoint: {e}")))?;
+    if !response.status.is_success() {
+        let detail = format!(
+            "the token endpoint {} answered HTTP {}",
+            endpoint.url,
+            response.status.as_u16()
+        );
+        return Err(if response.status.is_client_error() {
+            CredentialError::Rejected(detail)
+        } else {
+            CredentialError::Unavailable(detail)
+        });
+    }
+    crate::credential::parse_token(&response, now)
 }

@@ -50,7 +50,12 @@ impl SecretsCtx {
     /// (which egress has allowed): `not-granted` if no use-only grant gives `name`, or if its
     /// grant does not name that destination; through the cache and the budgets as `get` is.
     /// No audit line: egress writes one with [`SecretsCtx::record_use`] when the request ends.
-    pub async fn use_values(&self, name: &str, host: &str, port: u16) -> Result<UseValues, Error> {
+    pub(crate) async fn use_values(
+        &self,
+        name: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<UseValues, Error> {
         let policy = self.policy();
         let folded = fold_valid(name);
         let mut trail = policy.trail(Op::Use, name, None);
@@ -106,7 +111,7 @@ impl SecretsCtx {
 
     /// Writes the audit line of one request that carried (or was refused) a use-only secret,
     /// and counts it. An error if the line cannot be written: the guest then gets no answer.
-    pub fn record_use(&self, record: &UseRecord<'_>) -> Result<(), Error> {
+    pub(crate) fn record_use(&self, record: &UseRecord<'_>) -> Result<(), Error> {
         let policy = self.policy();
         let processor = record.apply.map(Apply::as_str);
         crate::metrics::global().secret_applied(

@@ -1,6 +1,8 @@
-//! `http-get-p3 URL...`: `http-get` as a WASI 0.3 command. For each `http://HOST[:PORT]/PATH`
-//! it sends `GET` through `wasi:http/client@0.3.0` (with an `Authorization` header of its own,
-//! which a host must not pass on) and prints one line, as `http-get` does:
+//! `http-get-p3 [-H 'NAME: VALUE']... [--full] URL...`: `http-get` as a WASI 0.3 command. For
+//! each `http://HOST[:PORT]/PATH` it sends `GET` through `wasi:http/client@0.3.0` with the
+//! `-H` headers (and, unless one of them is `Authorization`, an `Authorization` header of its
+//! own, which a host must not pass on) and prints one line, as `http-get` does (`--full`: the
+//! whole body, not its first 200 bytes):
 //!
 //! ```text
 //! URL: 200: <the first 200 bytes of the body>
@@ -23,8 +25,36 @@ wasip3::cli::command::export!(Command);
 impl wasip3::exports::cli::run::Guest for Command {
     async fn run() -> Result<(), ()> {
         let mut all_ok = true;
-        for url in std::env::args().skip(1) {
-            match get(&url).await {
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut full = false;
+        let mut args = std::env::args().skip(1);
+        let mut urls = Vec::new();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-H" => {
+                    let Some((name, value)) = args.next().and_then(|h| {
+                        h.split_once(':').map(|(n, v)| {
+                            (n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec())
+                        })
+                    }) else {
+                        eprintln!("-H takes 'NAME: VALUE'");
+                        return Err(());
+                    };
+                    headers.push((name, value));
+                }
+                "--full" => full = true,
+                _ => urls.push(arg),
+            }
+        }
+        if !headers.iter().any(|(n, _)| n == "authorization") {
+            headers.push((
+                "authorization".to_string(),
+                b"Bearer guest-supplied-token".to_vec(),
+            ));
+        }
+        let excerpt = if full { usize::MAX } else { EXCERPT_BYTES };
+        for url in urls {
+            match get(&url, &headers, excerpt).await {
                 Ok((status, body)) => {
                     let text = String::from_utf8_lossy(&body);
                     println!("{url}: {status}: {}", text.trim_end());
@@ -39,8 +69,12 @@ impl wasip3::exports::cli::run::Guest for Command {
     }
 }
 
-/// `GET url`: the status and the first [`EXCERPT_BYTES`] of the body.
-async fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
+/// `GET url` with `headers`: the status and the first `excerpt` bytes of the body.
+async fn get(
+    url: &str,
+    headers: &[(String, Vec<u8>)],
+    excerpt: usize,
+) -> Result<(u16, Vec<u8>), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| "only http:// URLs".to_string())?;
@@ -48,11 +82,7 @@ async fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let headers = Fields::from_list(&[(
-        "authorization".to_string(),
-        b"Bearer guest-supplied-token".to_vec(),
-    )])
-    .map_err(|e| format!("{e:?}"))?;
+    let headers = Fields::from_list(headers).map_err(|e| format!("{e:?}"))?;
     let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
     drop(trailers_tx);
     let (request, _sent) = Request::new(headers, None, trailers_rx, None);
@@ -69,7 +99,7 @@ async fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
     drop(result_tx);
     let (body, _trailers) = Response::consume_body(response, result_rx);
     let mut body = body.collect().await;
-    body.truncate(EXCERPT_BYTES);
+    body.truncate(excerpt);
     Ok((status, body))
 }
 
