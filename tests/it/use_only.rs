@@ -843,3 +843,85 @@ async fn oauth2_reaches_a_tls_token_url_through_the_hosts_trust_and_check_probes
         assert_absent(out, &wrong, "check's report");
     }
 }
+
+/// Plain http carries a use-only secret to loopback addresses only. `mixed.test` resolves
+/// (pinned) to 127.0.0.1, where the upstream listens, and to 10.255.255.1: a request carrying
+/// a marker there is refused before anything is sent. (Were the check missing, the request
+/// would go to the first address, the loopback upstream, which would record it: nothing leaves
+/// loopback either way.) To `loopback.test`, loopback alone, the same request is filled and
+/// sent. Through the library, with the loopback guard off, as an embedder would run it.
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_carries_a_use_only_secret_to_loopback_addresses_only() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use wasm_secrets::egress::{EgressPolicy, EgressRule, Resolver};
+    use wasm_secrets::runtime::CommandOptions;
+    let emu = emulator::start().await;
+    let value = fresh("plain");
+    emu.put_secret("main", "partner-key", &value);
+    let (api, seen) = echo_upstream().await;
+    let port = api.port();
+    let vaults = emulator::connect(
+        &emu,
+        &emulator::Identity::imds(&emu),
+        emulator::long_cache(),
+        emulator::fast_options(),
+    );
+    let grant = format!("use:key=partner-key for mixed.test:{port},loopback.test:{port}");
+    let secrets = wasm_secrets::SecretsCtx::new(
+        "plain",
+        wasm_secrets::Grants::parse([grant]).unwrap(),
+        vaults,
+    );
+    let resolver = Resolver::system();
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    resolver.pin(
+        "mixed.test",
+        [loopback, IpAddr::V4(Ipv4Addr::new(10, 255, 255, 1))],
+    );
+    resolver.pin("loopback.test", [loopback]);
+    let rules = ["mixed.test", "loopback.test"]
+        .map(|h| EgressRule::http(format!("{h}:{port}")).allow_private())
+        .to_vec();
+    let egress = Arc::new(
+        EgressPolicy::new(rules, None, false)
+            .unwrap()
+            .with_resolver(resolver),
+    );
+    let send = |host: &str| {
+        let options = CommandOptions {
+            args: s(&[
+                "http-send",
+                "-H",
+                "X-Api-Key: {{secret:key}}",
+                &format!("http://{host}:{port}/"),
+            ]),
+            capture_output: true,
+            egress: egress.clone(),
+            ..CommandOptions::default()
+        };
+        let secrets = secrets.clone();
+        async move {
+            let r = crate::harness::runtime()
+                .run_command(&crate::harness::component("http-send"), secrets, &options)
+                .await
+                .unwrap();
+            String::from_utf8(r.stdout).unwrap()
+        }
+    };
+    let refused = send("mixed.test").await;
+    assert!(
+        refused.starts_with("error: ") && refused.contains("HttpRequestDenied"),
+        "{refused}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing was sent, not even to the loopback address"
+    );
+    let sent = send("loopback.test").await;
+    assert!(sent.starts_with("status: 200"), "{sent}");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-api-key"), Some(value.as_str()));
+    assert_absent(&refused, &value, "the refusal");
+    assert_absent(&sent, &value, "the guest's output");
+}
