@@ -62,8 +62,8 @@ struct KeyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppliedLabels {
     component: String,
-    processor: String,
-    outcome: String,
+    processor: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -344,15 +344,15 @@ impl Metrics {
     }
 
     /// Counts one request carrying a use-only secret, by how it was applied and how it ended.
-    pub fn secret_applied(&self, component: &str, processor: &str, outcome: &str) {
+    pub fn secret_applied(&self, component: &str, processor: &'static str, outcome: &'static str) {
         if !enabled() {
             return;
         }
         self.secrets_applied
             .get_or_create(&AppliedLabels {
                 component: component.to_owned(),
-                processor: processor.to_owned(),
-                outcome: outcome.to_owned(),
+                processor,
+                outcome,
             })
             .inc();
     }

@@ -70,19 +70,25 @@ pub(super) fn take_markers(headers: &mut http::HeaderMap) -> Result<Vec<Marked>,
 }
 
 fn has_marker(value: &[u8]) -> bool {
-    memchr::memmem::find(value, OPEN).is_some()
+    find(value, OPEN).is_some()
+}
+
+/// Where `needle` (not empty) first starts in `text`, a header value: short enough that
+/// scanning for the first byte beats building a searcher.
+fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(needle[0], text).find(|&at| text[at..].starts_with(needle))
 }
 
 /// Splits a header value into text and the secret names its markers hold.
 fn pieces(mut value: &[u8]) -> Result<Vec<Piece>, String> {
     let mut out = Vec::new();
-    while let Some(at) = memchr::memmem::find(value, OPEN) {
+    while let Some(at) = find(value, OPEN) {
         if at > 0 {
             out.push(Piece::Text(value[..at].to_vec()));
         }
         let rest = &value[at + OPEN.len()..];
-        let end = memchr::memmem::find(rest, CLOSE)
-            .ok_or("a {{secret:NAME}} marker in a header has no closing }}")?;
+        let end =
+            find(rest, CLOSE).ok_or("a {{secret:NAME}} marker in a header has no closing }}")?;
         let name = std::str::from_utf8(&rest[..end])
             .ok()
             .filter(|n| crate::is_valid_name(n))
@@ -154,19 +160,18 @@ pub(super) async fn apply(
 ) -> Result<Applied, Error> {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let mut names: Vec<String> = marked
+    let mut names: Vec<&str> = marked
         .iter()
         .flat_map(|m| &m.pieces)
         .filter_map(|p| match p {
-            Piece::Secret(name) => Some(name.clone()),
+            Piece::Secret(name) => Some(name.as_str()),
             Piece::Text(_) => None,
         })
         .collect();
     names.sort_unstable();
     names.dedup();
     let mut values: Vec<(&str, UseValues)> = Vec::with_capacity(names.len());
-    for name in &names {
-        let name = name.as_str();
+    for &name in &names {
         match secrets.use_values(name, host, port).await {
             Ok(v) => values.push((name, v)),
             Err(e) => return Err(refused(secrets, name, host, &method, &e, started)),
@@ -204,7 +209,7 @@ pub(super) async fn apply(
         }
         replacements.push((name, text));
     }
-    for m in marked {
+    for m in &marked {
         let mut value = Zeroizing::new(Vec::new());
         for piece in &m.pieces {
             match piece {
@@ -225,7 +230,7 @@ pub(super) async fn apply(
             ))
         })?;
         value.set_sensitive(true);
-        request.headers_mut().append(m.name, value);
+        request.headers_mut().append(m.name.clone(), value);
     }
     if let Some(body) = signed_body {
         *request.body_mut() = Full::new(body)
@@ -269,7 +274,7 @@ fn refused_with(
     name: &str,
     host: &str,
     method: &str,
-    outcome: &str,
+    outcome: &'static str,
     why: &str,
     started: Instant,
 ) -> Error {

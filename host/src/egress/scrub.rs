@@ -140,6 +140,15 @@ impl Forms {
     }
 }
 
+/// Texts up to this long (header values, small body chunks) are searched without building a
+/// searcher per needle: building one costs more than scanning a short text.
+const SHORT_TEXT: usize = 1024;
+
+/// Where `needle` (not empty) starts in `text`: each place its first byte is, compared whole.
+fn find_short<'a>(text: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    memchr::memchr_iter(needle[0], text).filter(move |&at| text[at..].starts_with(needle))
+}
+
 /// `%2f` for `%2F`: the same escapes in lowercase hex.
 fn lower_hex_escapes(encoded: &str) -> String {
     let mut out = String::with_capacity(encoded.len());
@@ -175,7 +184,17 @@ impl Scrubber {
     fn mask(&self, buf: &mut [u8]) -> bool {
         let mut found: Vec<(usize, usize)> = Vec::new();
         for needle in self.needles.iter().filter(|n| n.len() <= buf.len()) {
-            found.extend(memchr::memmem::find_iter(buf, needle).map(|at| (at, needle.len())));
+            if buf.len() <= SHORT_TEXT {
+                found.extend(find_short(buf, needle).map(|at| (at, needle.len())));
+            } else {
+                // Overlapping occurrences too: each search starts one byte past the last find.
+                let finder = memchr::memmem::Finder::new(needle);
+                let mut from = 0;
+                while let Some(at) = buf.get(from..).and_then(|rest| finder.find(rest)) {
+                    found.push((from + at, needle.len()));
+                    from += at + 1;
+                }
+            }
         }
         for (at, len) in &found {
             buf[*at..at + len].fill(MASK);
@@ -409,5 +428,31 @@ mod tests {
         let text = "nothing secret here, just a long body ".repeat(100);
         let chunks = text.as_bytes().chunks(7).map(<[u8]>::to_vec).collect();
         assert_eq!(read(&s, chunks).await, text.as_bytes());
+    }
+
+    /// Short texts are searched by first byte, long ones with a searcher: both find every
+    /// occurrence, also where occurrences overlap (`aXaXa` holds `aXa` twice).
+    #[test]
+    fn short_and_long_texts_are_masked_alike() {
+        let s = scrubber(&[VALUE]);
+        for filler in [10, SHORT_TEXT, 4 * SHORT_TEXT] {
+            let pad = "-".repeat(filler);
+            let mut text = format!("{VALUE}{pad}{VALUE}{pad}{VALUE}").into_bytes();
+            assert!(s.mask(&mut text), "{filler}");
+            let masked = "*".repeat(VALUE.len());
+            let want = format!("{masked}{pad}{masked}{pad}{masked}");
+            assert!(
+                String::from_utf8(text).unwrap() == want,
+                "{filler}: not all masked"
+            );
+        }
+        let overlapping = scrubber(&["aXa-secret-aXa"]);
+        for filler in [0, 2 * SHORT_TEXT] {
+            let pad = ".".repeat(filler);
+            let mut text = format!("{pad}aXa-secret-aXa-secret-aXa").into_bytes();
+            assert!(overlapping.mask(&mut text));
+            let masked = String::from_utf8(text).unwrap();
+            assert_eq!(masked.trim_start_matches('.'), "*".repeat(25), "{filler}");
+        }
     }
 }

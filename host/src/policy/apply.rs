@@ -40,7 +40,7 @@ pub struct UseRecord<'a> {
     /// The upstream's status, if it answered.
     pub status: Option<u16>,
     /// `ok`, or why not (an error kind, or egress's reason).
-    pub outcome: &'a str,
+    pub outcome: &'static str,
     /// When the host started on the request.
     pub started: Instant,
 }
