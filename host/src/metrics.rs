@@ -271,6 +271,15 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// `component`'s HTTP request series, to count its requests with (see [`RequestSeries`]).
+    pub fn request_series(&self, component: impl Into<String>) -> RequestSeries {
+        RequestSeries {
+            component: component.into(),
+            ok: OnceLock::new(),
+            duration: OnceLock::new(),
+        }
+    }
+
     /// Counts one request to a Key Vault at `vault` (its host) answered `status` (`None`: no
     /// answer, such as a reset or a timeout).
     pub fn vault_request(&self, vault: &str, status: Option<u16>) {
@@ -467,6 +476,52 @@ impl ReadCounters {
         if let Some((_, counter)) = self.errors.iter().find(|(k, _)| *k == kind) {
             counter.inc();
         }
+    }
+}
+
+/// One component's HTTP request series, looked up once and then kept: counting a request
+/// builds no labels and looks nothing up for the common answer (200) and for the duration
+/// histogram. The same series [`Metrics::http_request`] counts in.
+pub struct RequestSeries {
+    component: String,
+    ok: OnceLock<Counter>,
+    duration: OnceLock<Histogram>,
+}
+
+impl RequestSeries {
+    /// Counts one request answered with `status` after `seconds`.
+    pub fn count(&self, status: u16, seconds: f64) {
+        if !enabled() {
+            return;
+        }
+        let metrics = global();
+        let labels = |status: u16| RequestLabels {
+            component: self.component.clone(),
+            status: status.to_string(),
+        };
+        if status == 200 {
+            self.ok
+                .get_or_init(|| metrics.http_requests.get_or_create(&labels(200)).clone())
+                .inc();
+        } else {
+            metrics.http_requests.get_or_create(&labels(status)).inc();
+        }
+        self.duration
+            .get_or_init(|| {
+                let label = ComponentLabel {
+                    component: self.component.clone(),
+                };
+                metrics.http_duration.get_or_create(&label).clone()
+            })
+            .observe(seconds);
+    }
+}
+
+impl std::fmt::Debug for RequestSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSeries")
+            .field("component", &self.component)
+            .finish_non_exhaustive()
     }
 }
 

@@ -126,27 +126,20 @@ impl Server {
     ) -> hyper::Response<HyperOutgoingBody> {
         let started = std::time::Instant::now();
         let routes = self.routes();
-        let (label, response) = match routes.route(req.uri().path()) {
-            None => (
-                "none",
-                text(404, "not found: no component serves this path\n"),
-            ),
-            Some(component) => match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => (component.name(), component.handle(req, permit).await),
-                Err(_) => (
-                    component.name(),
-                    text(
-                        503,
-                        "busy: the server is at its limit of concurrent requests; retry later\n",
-                    ),
-                ),
-            },
+        let Some(component) = routes.route(req.uri().path()) else {
+            let response = text(404, "not found: no component serves this path\n");
+            let seconds = started.elapsed().as_secs_f64();
+            wasm_secrets::metrics::global().http_request("none", 404, seconds);
+            return response;
         };
-        wasm_secrets::metrics::global().http_request(
-            label,
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64(),
-        );
+        let response = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => component.handle(req, permit).await,
+            Err(_) => text(
+                503,
+                "busy: the server is at its limit of concurrent requests; retry later\n",
+            ),
+        };
+        component.count_request(response.status().as_u16(), started.elapsed().as_secs_f64());
         response
     }
 

@@ -32,6 +32,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 pub struct Proxy {
     setup: Arc<Setup>,
     pre: Pre,
+    requests: crate::metrics::RequestSeries,
 }
 
 impl Proxy {
@@ -75,12 +76,23 @@ impl Proxy {
                 )
             })?),
         };
-        Ok(Self { setup, pre })
+        let requests = crate::metrics::global().request_series(setup.name.clone());
+        Ok(Self {
+            setup,
+            pre,
+            requests,
+        })
     }
 
     /// The component's name, as its metrics and logs show it.
     pub fn name(&self) -> &str {
         &self.setup.name
+    }
+
+    /// Counts one request this component answered with `status` after `seconds`, in
+    /// `wasm_secrets_http_requests_total` and `wasm_secrets_http_request_duration_seconds`.
+    pub fn count_request(&self, status: u16, seconds: f64) {
+        self.requests.count(status, seconds);
     }
 
     /// The secrets this component may read.
