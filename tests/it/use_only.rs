@@ -178,23 +178,63 @@ fn fresh(what: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_use_only_secret_reaches_only_its_host_in_the_guests_template_and_never_the_guest() {
+/// The emulator's vault holding `secret` (a fresh value), an echo upstream the use-only grant
+/// `use:ALIAS=SECRET for API` names and another egress allows too, an audit log, and the host
+/// flags that say so.
+struct GrantedBesideAnother {
+    emu: Emulator,
+    value: String,
+    api: SocketAddr,
+    api_seen: Seen,
+    other: SocketAddr,
+    other_seen: Seen,
+    _dir: tempfile::TempDir,
+    audit: PathBuf,
+    host_args: Vec<String>,
+}
+
+async fn granted_beside_another(alias: &str, secret: &str) -> GrantedBesideAnother {
     let emu = emulator::start().await;
-    let value = fresh("sk_live");
-    emu.put_secret("main", "stripe-live", &value);
+    let value = fresh(secret);
+    emu.put_secret("main", secret, &value);
     let (api, api_seen) = echo_upstream().await;
     let (other, other_seen) = echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
     let host_args = s(&[
         "--grant",
-        &format!("use:stripe=stripe-live for {api}"),
+        &format!("use:{alias}={secret} for {api}"),
         "--allow-http",
         &api.to_string(),
         "--allow-http",
         &other.to_string(),
     ]);
+    GrantedBesideAnother {
+        emu,
+        value,
+        api,
+        api_seen,
+        other,
+        other_seen,
+        _dir: dir,
+        audit,
+        host_args,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_use_only_secret_reaches_only_its_host_in_the_guests_template_and_never_the_guest() {
+    let GrantedBesideAnother {
+        emu,
+        value,
+        api,
+        api_seen,
+        other,
+        other_seen,
+        _dir,
+        audit,
+        host_args,
+    } = granted_beside_another("stripe", "stripe-live").await;
 
     // To its host: the marker in Authorization and in a custom header, both filled.
     let r = run_guest(
@@ -690,21 +730,17 @@ async fn a_wasmcloud_component_reveals_granted_secrets_and_never_a_use_only_one(
 /// egress allows but the grant does not name refuses the request before anything is sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wasi_0_3_guest_uses_a_secret_it_never_sees() {
-    let emu = emulator::start().await;
-    let value = fresh("p3key");
-    emu.put_secret("main", "partner-key", &value);
-    let (api, api_seen) = echo_upstream().await;
-    let (other, other_seen) = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let host_args = s(&[
-        "--grant",
-        &format!("use:partner=partner-key for {api}"),
-        "--allow-http",
-        &api.to_string(),
-        "--allow-http",
-        &other.to_string(),
-    ]);
+    let GrantedBesideAnother {
+        emu,
+        value,
+        api,
+        api_seen,
+        other,
+        other_seen,
+        _dir,
+        audit,
+        host_args,
+    } = granted_beside_another("partner", "partner-key").await;
     let (to_api, to_other) = (format!("http://{api}/a"), format!("http://{other}/b"));
     let r = run_guest(
         &emu,
