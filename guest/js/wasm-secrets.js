@@ -179,6 +179,27 @@ export function get(name) {
 }
 
 /**
+ * The marker that has the host apply the use-only secret granted under `name` to an outgoing
+ * HTTP request: put it in a header value where the secret belongs. The host fills it as the
+ * request leaves, for the hosts the component's `use:` grant names; the value never enters the
+ * component.
+ *
+ * ```js
+ * await fetch(url, { headers: { authorization: `Bearer ${useSecret('crm')}` } });
+ * ```
+ *
+ * @param {string} name
+ * @returns {string} the marker, `{{secret:NAME}}`
+ * @throws {InvalidName} unless `name` is 1 to 127 characters of `0-9`, `A-Z`, `a-z` and `-`
+ */
+export function useSecret(name) {
+  if (!/^[0-9A-Za-z-]{1,127}$/.test(name)) {
+    throw new InvalidName(`'${name}' is not 1 to 127 characters of 0-9, A-Z, a-z and -`);
+  }
+  return `{{secret:${name}}}`;
+}
+
+/**
  * The value of one version of the secret granted under `name`.
  *
  * `version` is the vault's version identifier (32 hexadecimal characters in Azure Key Vault).

@@ -50,6 +50,7 @@ __all__ = [
     "get",
     "get_version",
     "info",
+    "use_secret",
 ]
 
 # This module defines a function named `list`; the builtin stays reachable as `_list`.
@@ -168,6 +169,22 @@ def get(name: str) -> str:
         return _store.get(name)
     except Err as e:
         raise _error(e) from None
+
+
+def use_secret(name: str) -> str:
+    """The marker that has the host apply the use-only secret granted under
+    ``name`` to an outgoing HTTP request: put it in a header value where the
+    secret belongs (``"Bearer " + use_secret("crm")``). The host fills it as
+    the request leaves, for the hosts the component's ``use:`` grant names;
+    the value never enters the component. Raises :class:`InvalidName` for a
+    name that is not 1 to 127 characters of ``0-9``, ``A-Z``, ``a-z`` and
+    ``-``.
+    """
+    if not 1 <= len(name) <= 127 or not all(
+        c.isascii() and (c.isalnum() or c == "-") for c in name
+    ):
+        raise InvalidName(f"'{name}' is not 1 to 127 characters of 0-9, A-Z, a-z and -")
+    return "{{secret:" + name + "}}"
 
 
 def get_version(name: str, version: str) -> str:

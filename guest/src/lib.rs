@@ -176,6 +176,30 @@ pub fn get(name: &str) -> Result<String, Error> {
     store::get(name).map_err(Error::from)
 }
 
+/// The marker that has the host apply the use-only secret granted under `name` to an outgoing
+/// HTTP request: put it in a header value where the secret belongs (`Bearer {marker}`, or
+/// alone in `X-Api-Key`). The host fills it as the request leaves, for the hosts the
+/// component's `use:` grant names; the value never enters the component, and a request to any
+/// other host is refused. The marker is plain text, `{{secret:NAME}}`, which any HTTP client
+/// may send as well.
+///
+/// ```
+/// let auth = format!("Bearer {}", wasm_secrets_guest::use_secret("stripe")?);
+/// assert_eq!(auth, "Bearer {{secret:stripe}}");
+/// assert!(wasm_secrets_guest::use_secret("no spaces").is_err());
+/// # Ok::<(), wasm_secrets_guest::Error>(())
+/// ```
+pub fn use_secret(name: &str) -> Result<String, Error> {
+    let valid = (1..=127).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !valid {
+        return Err(Error::InvalidName(format!(
+            "'{name}' is not 1 to 127 characters of 0-9, A-Z, a-z and -"
+        )));
+    }
+    Ok(format!("{{{{secret:{name}}}}}"))
+}
+
 /// The value of one version of the secret granted under `name`.
 ///
 /// `version` is the vault's version identifier (32 hexadecimal characters in Azure Key Vault).

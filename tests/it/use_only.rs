@@ -441,7 +441,8 @@ async fn basic_and_hmac_processors_send_what_the_upstream_can_verify() {
 
 /// The same from JavaScript's own `fetch` (componentize-js) and Python's wasi:http client
 /// (componentize-py): the marker is an ordinary header value, so any language's HTTP client
-/// can use a secret it never sees.
+/// can use a secret it never sees, written by hand (`X-Api-Key`) or made by our SDK
+/// (`--bearer`: `useSecret` in JavaScript, `use_secret` in Python).
 #[tokio::test(flavor = "multi_thread")]
 async fn python_and_javascript_clients_use_a_secret_they_never_see() {
     use crate::languages::Lang;
@@ -465,8 +466,10 @@ async fn python_and_javascript_clients_use_a_secret_they_never_see() {
             &s(&[
                 "-X",
                 "POST",
+                "--bearer",
+                "crm",
                 "-H",
-                "authorization: Bearer {{secret:crm}}",
+                "x-api-key: {{secret:crm}}",
                 "-d",
                 "{}",
                 &format!("http://{api}/contacts"),
@@ -480,6 +483,7 @@ async fn python_and_javascript_clients_use_a_secret_they_never_see() {
             Some(format!("Bearer {value}").as_str()),
             "{lang:?}"
         );
+        assert_eq!(got.header("x-api-key"), Some(value.as_str()), "{lang:?}");
         assert_eq!(got.body, b"{}", "{lang:?}");
         assert!(r.stdout.contains("status: 200"), "{lang:?}: {}", r.stdout);
         assert!(
@@ -548,7 +552,8 @@ async fn token_endpoint(
 }
 
 /// `as oauth2`: the host exchanges the client id and secret for an access token once per token
-/// lifetime (1,000 requests, one exchange), injects it, and the guest sees neither.
+/// lifetime (1,000 requests, one exchange), injects it, and the guest sees neither. The guest
+/// makes its `Authorization` with the Rust SDK (`wasm_secrets_guest::use_secret`).
 #[tokio::test(flavor = "multi_thread")]
 async fn oauth2_client_credentials_cost_one_exchange_for_a_thousand_requests() {
     let emu = emulator::start().await;
@@ -568,8 +573,8 @@ async fn oauth2_client_credentials_cost_one_exchange_for_a_thousand_requests() {
         &audit,
         &s(&["--grant", &grant, "--allow-http", &api.to_string()]),
         &s(&[
-            "-H",
-            "Authorization: Bearer {{secret:crm}}",
+            "--bearer",
+            "crm",
             "--repeat",
             "1000",
             &format!("http://{api}/contacts"),

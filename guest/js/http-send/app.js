@@ -22,6 +22,7 @@
 
 import { getArguments } from 'wasi:cli/environment@0.2.12';
 import { out, err, exit } from '../stdio.js';
+import { useSecret } from '../wasm-secrets.js';
 
 function parse(args) {
   const request = { method: 'GET', headers: {}, body: undefined, url: undefined };
@@ -33,7 +34,8 @@ function parse(args) {
       const at = h.indexOf(':');
       if (at < 0) throw new Error('-H needs NAME: VALUE');
       request.headers[h.slice(0, at).trim()] = h.slice(at + 1).trim();
-    } else if (arg === '-d') request.body = args[++i];
+    } else if (arg === '--bearer') request.headers.authorization = `Bearer ${useSecret(args[++i])}`;
+    else if (arg === '-d') request.body = args[++i];
     else if (request.url === undefined) request.url = arg;
     else throw new Error(`unexpected argument ${arg}`);
   }

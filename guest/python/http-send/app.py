@@ -2,16 +2,21 @@
 
 The Python twin of guest/components/http-send and guest/js/http-send:
 
-    http-send [-X METHOD] [-H 'NAME: VALUE']... [-d BODY] URL
+    http-send [-X METHOD] [-H 'NAME: VALUE']... [--bearer NAME] [-d BODY] URL
 
 prints `status: N`, one `header: NAME: VALUE` line per response header and `body: ...`, or
 `error: <why>` (exit 1). A header may hold a `{{secret:NAME}}` marker, which the host fills
 with a use-only secret when the request leaves; this guest never sees the value:
 
     headers = Fields.from_list([("authorization", b"Bearer {{secret:stripe}}")])
+
+``--bearer NAME`` sends ``Authorization: Bearer`` with the marker the SDK makes
+(``wasm_secrets.use_secret``).
 """
 
 import sys
+
+import wasm_secrets
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -31,7 +36,7 @@ from wit_world.imports.wasi_http_types import (
     Scheme_Other,
 )
 
-USAGE = "usage: http-send [-X METHOD] [-H 'NAME: VALUE']... [-d BODY] URL"
+USAGE = "usage: http-send [-X METHOD] [-H 'NAME: VALUE']... [--bearer NAME] [-d BODY] URL"
 
 
 class Failed(Exception):
@@ -49,6 +54,8 @@ def parse(args):
             if not sep:
                 raise ValueError("-H needs NAME: VALUE")
             headers.append((name.strip(), value.strip().encode()))
+        elif arg == "--bearer":
+            headers.append(("authorization", f"Bearer {wasm_secrets.use_secret(next(it))}".encode()))
         elif arg == "-d":
             body = next(it).encode()
         elif url is None:

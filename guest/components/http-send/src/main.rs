@@ -1,4 +1,4 @@
-//! `http-send [-X METHOD] [-H 'NAME: VALUE']... [-d BODY] [--repeat N] [--dump-memory] URL`:
+//! `http-send [-X METHOD] [-H 'NAME: VALUE']... [--bearer NAME] [-d BODY] [--repeat N] [--dump-memory] URL`:
 //! sends one request (or N alike, one after another) through `wasi:http/outgoing-handler` with
 //! exactly the headers and body given, and prints everything the last one received, so a test
 //! can look for a value in all of it:
@@ -10,7 +10,8 @@
 //! ```
 //!
 //! or `error: <why>` (exit 1). A header may hold a `{{secret:NAME}}` marker: the host replaces
-//! it with a use-only secret this guest never sees. `--dump-memory` then prints the guest's
+//! it with a use-only secret this guest never sees; `--bearer NAME` adds `Authorization: Bearer`
+//! with the marker made by the SDK (`wasm_secrets_guest::use_secret`). `--dump-memory` then prints the guest's
 //! whole linear memory, hex-encoded, on a line `memory: ...`: every string it ever held.
 
 use std::process::ExitCode;
@@ -50,6 +51,14 @@ fn parse_args() -> Result<Args, String> {
                 let h = args.next().ok_or("-H needs NAME: VALUE")?;
                 let (name, value) = h.split_once(':').ok_or("-H needs NAME: VALUE")?;
                 headers.push((name.trim().to_string(), value.trim().as_bytes().to_vec()));
+            }
+            "--bearer" => {
+                let name = args.next().ok_or("--bearer needs a secret's name")?;
+                let marker = wasm_secrets_guest::use_secret(&name).map_err(|e| e.to_string())?;
+                headers.push((
+                    "authorization".into(),
+                    format!("Bearer {marker}").into_bytes(),
+                ));
             }
             "-d" => body = args.next().ok_or("-d needs a body")?.into_bytes(),
             "--dump-memory" => dump_memory = true,
