@@ -8,7 +8,7 @@
 //! A request whose markers cannot all be applied is not sent: the guest gets
 //! `internal-error` with a message naming the secret and why (never a value).
 
-use super::scrub::Needles;
+use super::scrub::{Needles, find_short};
 use crate::SecretsCtx;
 use crate::policy::uses::Apply;
 use crate::policy::{Error as PolicyError, UseRecord, UseValues};
@@ -70,25 +70,20 @@ pub(super) fn take_markers(headers: &mut http::HeaderMap) -> Result<Vec<Marked>,
 }
 
 fn has_marker(value: &[u8]) -> bool {
-    find(value, OPEN).is_some()
-}
-
-/// Where `needle` (not empty) first starts in `text`, a header value: short enough that
-/// scanning for the first byte beats building a searcher.
-fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(needle[0], text).find(|&at| text[at..].starts_with(needle))
+    find_short(value, OPEN).next().is_some()
 }
 
 /// Splits a header value into text and the secret names its markers hold.
 fn pieces(mut value: &[u8]) -> Result<Vec<Piece>, String> {
     let mut out = Vec::new();
-    while let Some(at) = find(value, OPEN) {
+    while let Some(at) = find_short(value, OPEN).next() {
         if at > 0 {
             out.push(Piece::Text(value[..at].to_vec()));
         }
         let rest = &value[at + OPEN.len()..];
-        let end =
-            find(rest, CLOSE).ok_or("a {{secret:NAME}} marker in a header has no closing }}")?;
+        let end = find_short(rest, CLOSE)
+            .next()
+            .ok_or("a {{secret:NAME}} marker in a header has no closing }}")?;
         let name = std::str::from_utf8(&rest[..end])
             .ok()
             .filter(|n| crate::is_valid_name(n))

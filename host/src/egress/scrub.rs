@@ -145,7 +145,8 @@ impl Forms {
 const SHORT_TEXT: usize = 1024;
 
 /// Where `needle` (not empty) starts in `text`: each place its first byte is, compared whole.
-fn find_short<'a>(text: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+/// For short texts (header values, small chunks), where this beats building a searcher.
+pub(super) fn find_short<'a>(text: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
     memchr::memchr_iter(needle[0], text).filter(move |&at| text[at..].starts_with(needle))
 }
 
