@@ -28,42 +28,66 @@ const CLOSE: &[u8] = b"}}";
 /// The largest request body the host signs (`hmac-sha256` holds the body to sign it).
 pub(super) const MAX_SIGNED_BODY: usize = 16 << 20;
 
-/// One piece of a marked header value.
+/// One piece of a marked header value: where it is in the value.
+#[derive(Clone, Copy)]
 enum Piece {
-    Text(Vec<u8>),
-    Secret(String),
+    Text(usize, usize),
+    Secret(usize, usize),
 }
 
 /// A header value with markers, taken out of the request until they are replaced.
 pub(super) struct Marked {
     name: HeaderName,
+    value: HeaderValue,
     pieces: Vec<Piece>,
+}
+
+impl Marked {
+    /// The bytes of `value` a piece covers.
+    fn bytes(&self, (start, end): (usize, usize)) -> &[u8] {
+        &self.value.as_bytes()[start..end]
+    }
+
+    /// The secret names its markers hold (checked valid when the value was split).
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|p| match *p {
+            Piece::Secret(start, end) => std::str::from_utf8(self.bytes((start, end))).ok(),
+            Piece::Text(..) => None,
+        })
+    }
 }
 
 /// Takes every header value holding a marker out of `headers` (so that stripping the guest's
 /// credentials leaves them be), in order. A malformed marker refuses the request.
 pub(super) fn take_markers(headers: &mut http::HeaderMap) -> Result<Vec<Marked>, Error> {
+    let mut marked = Vec::new();
+    if !headers.values().any(|v| has_marker(v.as_bytes())) {
+        return Ok(marked);
+    }
     let names: Vec<HeaderName> = headers
         .iter()
         .filter(|(_, v)| has_marker(v.as_bytes()))
         .map(|(n, _)| n.clone())
         .collect();
-    let mut marked = Vec::new();
     for name in names {
-        if !headers.contains_key(&name) {
+        let http::header::Entry::Occupied(entry) = headers.entry(&name) else {
             continue; // already taken: a name with several marked values
-        }
-        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
-        headers.remove(&name);
+        };
+        let (name, values) = entry.remove_entry_mult();
+        let mut kept = Vec::new();
         for value in values {
             if has_marker(value.as_bytes()) {
                 marked.push(Marked {
                     pieces: pieces(value.as_bytes()).map_err(|why| guest_error(&why))?,
                     name: name.clone(),
+                    value,
                 });
             } else {
-                headers.append(&name, value);
+                kept.push(value);
             }
+        }
+        for value in kept {
+            headers.append(&name, value);
         }
     }
     Ok(marked)
@@ -74,25 +98,27 @@ fn has_marker(value: &[u8]) -> bool {
 }
 
 /// Splits a header value into text and the secret names its markers hold.
-fn pieces(mut value: &[u8]) -> Result<Vec<Piece>, String> {
-    let mut out = Vec::new();
-    while let Some(at) = find_short(value, OPEN).next() {
-        if at > 0 {
-            out.push(Piece::Text(value[..at].to_vec()));
+fn pieces(value: &[u8]) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::with_capacity(2);
+    let mut from = 0;
+    while let Some(at) = find_short(&value[from..], OPEN).next().map(|at| from + at) {
+        if at > from {
+            out.push(Piece::Text(from, at));
         }
-        let rest = &value[at + OPEN.len()..];
-        let end = find_short(rest, CLOSE)
+        let start = at + OPEN.len();
+        let end = find_short(&value[start..], CLOSE)
             .next()
+            .map(|end| start + end)
             .ok_or("a {{secret:NAME}} marker in a header has no closing }}")?;
-        let name = std::str::from_utf8(&rest[..end])
+        std::str::from_utf8(&value[start..end])
             .ok()
             .filter(|n| crate::is_valid_name(n))
             .ok_or("a {{secret:NAME}} marker names no valid secret (1 to 127 characters of 0-9, A-Z, a-z and -)")?;
-        out.push(Piece::Secret(name.to_owned()));
-        value = &rest[end + CLOSE.len()..];
+        out.push(Piece::Secret(start, end));
+        from = end + CLOSE.len();
     }
-    if !value.is_empty() {
-        out.push(Piece::Text(value.to_vec()));
+    if from < value.len() {
+        out.push(Piece::Text(from, value.len()));
     }
     Ok(out)
 }
@@ -106,18 +132,18 @@ fn guest_error(why: &str) -> Error {
 
 /// The secrets one request carries, for their audit lines when it ends.
 pub(super) struct Applied {
-    uses: Vec<(String, Apply)>,
-    host: String,
-    method: String,
+    uses: Vec<(Box<str>, Apply)>,
     started: Instant,
 }
 
 impl Applied {
-    /// Writes one audit line per secret the request carried, with the upstream's `status`;
-    /// an error if a line cannot be written.
+    /// Writes one audit line per secret the request (`method` to `host`) carried, with the
+    /// upstream's `status`; an error if a line cannot be written.
     pub(super) fn record(
         &self,
         secrets: &SecretsCtx,
+        host: &str,
+        method: &str,
         status: Result<u16, &Error>,
     ) -> Result<(), Error> {
         let outcome = match status {
@@ -129,8 +155,8 @@ impl Applied {
                 .record_use(&UseRecord {
                     name,
                     apply: Some(*apply),
-                    host: &self.host,
-                    method: &self.method,
+                    host,
+                    method,
                     status: status.ok(),
                     outcome,
                     started: self.started,
@@ -138,6 +164,23 @@ impl Applied {
                 .map_err(|e| guest_error(e.message()))?;
         }
         Ok(())
+    }
+}
+
+/// One secret a request carries: its values, and what its markers become (`None`: the value
+/// itself).
+struct Use<'a> {
+    name: &'a str,
+    values: UseValues,
+    text: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl Use<'_> {
+    fn text(&self) -> &[u8] {
+        match &self.text {
+            Some(text) => text,
+            None => self.values.value.expose().as_bytes(),
+        }
     }
 }
 
@@ -154,44 +197,50 @@ pub(super) async fn apply(
     needles: &mut Needles,
 ) -> Result<Applied, Error> {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let mut names: Vec<&str> = marked
-        .iter()
-        .flat_map(|m| &m.pieces)
-        .filter_map(|p| match p {
-            Piece::Secret(name) => Some(name.as_str()),
-            Piece::Text(_) => None,
-        })
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut values: Vec<(&str, UseValues)> = Vec::with_capacity(names.len());
-    for &name in &names {
+    let method = request.method().clone();
+    let mut uses: Vec<Use> = Vec::with_capacity(1);
+    for name in marked.iter().flat_map(Marked::names) {
+        if uses.iter().any(|u| u.name == name) {
+            continue;
+        }
         match secrets.use_values(name, host, port).await {
-            Ok(v) => values.push((name, v)),
-            Err(e) => return Err(refused(secrets, name, host, &method, &e, started)),
+            Ok(values) => uses.push(Use {
+                name,
+                values,
+                text: None,
+            }),
+            Err(e) => return Err(refused(secrets, name, host, method.as_str(), &e, started)),
         }
     }
-    let signed_body = if values.iter().any(|(_, v)| v.apply == Apply::HmacSha256) {
+    let signed_body = if uses.iter().any(|u| u.values.apply == Apply::HmacSha256) {
         Some(take_body(request).await?)
     } else {
         None
     };
-    let mut replacements: Vec<(&str, Zeroizing<Vec<u8>>)> = Vec::with_capacity(values.len());
-    for (name, v) in &values {
-        let text = if v.apply == Apply::OAuth2 {
+    for u in &mut uses {
+        let v = &u.values;
+        u.text = if v.apply == Apply::OAuth2 {
             let token = policy
                 .oauth
-                .token(&crate::fold(name), v)
+                .token(&crate::fold(u.name), v)
                 .await
                 .map_err(|e| {
                     let why = format!(
-                        "no access token for secret \"{name}\" ({}); nothing was sent",
+                        "no access token for secret \"{}\" ({}); nothing was sent",
+                        u.name,
                         e.detail()
                     );
-                    refused_with(secrets, name, host, &method, "unavailable", &why, started)
+                    refused_with(
+                        secrets,
+                        u.name,
+                        host,
+                        method.as_str(),
+                        "unavailable",
+                        &why,
+                        started,
+                    )
                 })?;
-            Zeroizing::new(token.secret().as_bytes().to_vec())
+            Some(Zeroizing::new(token.secret().as_bytes().to_vec()))
         } else {
             replacement(v, signed_body.as_deref())
         };
@@ -200,23 +249,24 @@ pub(super) async fn apply(
             needles.add(&policy.forms, second.expose().as_bytes());
         }
         if matches!(v.apply, Apply::Basic | Apply::OAuth2) {
-            needles.add(&policy.forms, &text);
+            needles.add(&policy.forms, u.text());
         }
-        replacements.push((name, text));
     }
     for m in &marked {
-        let mut value = Zeroizing::new(Vec::new());
-        for piece in &m.pieces {
-            match piece {
-                Piece::Text(t) => value.extend_from_slice(t),
-                Piece::Secret(name) => {
-                    let (_, text) = replacements
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .expect("every marked name was looked up");
-                    value.extend_from_slice(text);
-                }
+        let text_of = |piece: &Piece| match *piece {
+            Piece::Text(start, end) => m.bytes((start, end)),
+            Piece::Secret(start, end) => {
+                let name = m.bytes((start, end));
+                uses.iter()
+                    .find(|u| u.name.as_bytes() == name)
+                    .expect("every marked name was looked up")
+                    .text()
             }
+        };
+        let len = m.pieces.iter().map(|p| text_of(p).len()).sum();
+        let mut value = Zeroizing::new(Vec::with_capacity(len));
+        for piece in &m.pieces {
+            value.extend_from_slice(text_of(piece));
         }
         let mut value = HeaderValue::from_bytes(&value).map_err(|_| {
             guest_error(&format!(
@@ -233,12 +283,10 @@ pub(super) async fn apply(
             .boxed_unsync();
     }
     Ok(Applied {
-        uses: values
+        uses: uses
             .iter()
-            .map(|(n, v)| ((*n).to_owned(), v.apply))
+            .map(|u| (Box::from(u.name), u.values.apply))
             .collect(),
-        host: host.to_owned(),
-        method,
         started,
     })
 }
@@ -285,17 +333,17 @@ fn refused_with(
     guest_error(why)
 }
 
-/// What a marker of the secret `v` becomes.
-fn replacement(v: &UseValues, body: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
+/// What a marker of the secret `v` becomes, when it is not the value itself.
+fn replacement(v: &UseValues, body: Option<&[u8]>) -> Option<Zeroizing<Vec<u8>>> {
     let value = v.value.expose().as_bytes();
     match v.apply {
-        Apply::Value => Zeroizing::new(value.to_vec()),
+        Apply::Value => None,
         Apply::Basic => {
             let mut pair = Zeroizing::new(Vec::with_capacity(value.len() + 32));
             pair.extend_from_slice(value);
             pair.push(b':');
             pair.extend_from_slice(v.second.as_ref().map_or(&[][..], |s| s.expose().as_bytes()));
-            Zeroizing::new(STANDARD.encode(&*pair).into_bytes())
+            Some(Zeroizing::new(STANDARD.encode(&*pair).into_bytes()))
         }
         Apply::OAuth2 => unreachable!("an oauth2 marker is filled with an access token"),
         Apply::HmacSha256 => {
@@ -303,7 +351,9 @@ fn replacement(v: &UseValues, body: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
                 .expect("HMAC takes a key of any length");
             mac.update(body.unwrap_or_default());
             let tag = mac.finalize().into_bytes();
-            Zeroizing::new(tag.iter().flat_map(|b| hex_pair(*b)).collect())
+            Some(Zeroizing::new(
+                tag.iter().flat_map(|b| hex_pair(*b)).collect(),
+            ))
         }
     }
 }
@@ -341,8 +391,8 @@ mod tests {
         Ok(pieces(value.as_bytes())?
             .into_iter()
             .map(|p| match p {
-                Piece::Text(t) => format!("text:{}", String::from_utf8(t).unwrap()),
-                Piece::Secret(s) => format!("secret:{s}"),
+                Piece::Text(start, end) => format!("text:{}", &value[start..end]),
+                Piece::Secret(start, end) => format!("secret:{}", &value[start..end]),
             })
             .collect())
     }
@@ -383,7 +433,7 @@ mod tests {
             second: None,
             token_endpoint: None,
         };
-        let got = replacement(&v, Some(b"what do ya want for nothing?"));
+        let got = replacement(&v, Some(b"what do ya want for nothing?")).unwrap();
         assert_eq!(
             std::str::from_utf8(&got).unwrap(),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
@@ -398,6 +448,9 @@ mod tests {
             second: Some("open sesame".into()),
             token_endpoint: None,
         };
-        assert_eq!(&*replacement(&v, None), b"QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            &*replacement(&v, None).unwrap(),
+            b"QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 }

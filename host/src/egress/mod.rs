@@ -340,7 +340,7 @@ impl WasiHttpHooks for EgressHooks {
             let marked = inject::take_markers(request.headers_mut())?;
             strip_guest_credentials(request.headers_mut());
             let started = Instant::now();
-            let method = request.method().as_str().to_owned();
+            let method = request.method().clone();
             let mut out = Outgoing {
                 needles: Needles::default(),
                 applied: None,
@@ -359,10 +359,10 @@ impl WasiHttpHooks for EgressHooks {
             .await;
             let status = sent.as_ref().map(|(r, _)| r.status().as_u16());
             if rule.kind != EgressKind::Http {
-                policy.audit(rule, host, &method, &status, started)?;
+                policy.audit(rule, host, method.as_str(), &status, started)?;
             }
             if let Some(applied) = &out.applied {
-                applied.record(&secrets, status)?;
+                applied.record(&secrets, host, method.as_str(), status)?;
             }
             let (mut response, io) = sent?;
             if !out.needles.is_empty() {

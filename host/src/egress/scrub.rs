@@ -173,45 +173,77 @@ pub(super) struct Scrubber {
     needles: Needles,
     /// The longest needle's length: a body holds back one byte less than this.
     longest: usize,
+    /// Whether some needle starts with each byte: a short text is scanned once, not once per
+    /// needle.
+    starts: [bool; 256],
 }
 
 impl Scrubber {
     pub(super) fn new(needles: Needles) -> Self {
-        let longest = needles.iter().map(<[u8]>::len).max().unwrap_or(0);
-        Self { needles, longest }
+        let mut starts = [false; 256];
+        let mut longest = 0;
+        for needle in needles.iter() {
+            starts[usize::from(needle[0])] = true;
+            longest = longest.max(needle.len());
+        }
+        Self {
+            needles,
+            longest,
+            starts,
+        }
+    }
+
+    /// Where each needle is in `text` (start, length), overlapping occurrences too; nothing
+    /// is allocated when there is none.
+    fn found(&self, text: &[u8]) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        if text.len() <= SHORT_TEXT {
+            for (at, byte) in text.iter().enumerate() {
+                if !self.starts[usize::from(*byte)] {
+                    continue;
+                }
+                let rest = &text[at..];
+                for needle in self.needles.iter() {
+                    if rest.starts_with(needle) {
+                        found.push((at, needle.len()));
+                    }
+                }
+            }
+            return found;
+        }
+        for needle in self.needles.iter().filter(|n| n.len() <= text.len()) {
+            // Each search starts one byte past the last find, so overlapping ones are found.
+            let finder = memchr::memmem::Finder::new(needle);
+            let mut from = 0;
+            while let Some(at) = text.get(from..).and_then(|rest| finder.find(rest)) {
+                found.push((from + at, needle.len()));
+                from += at + 1;
+            }
+        }
+        found
     }
 
     /// Masks every occurrence of every needle in `buf`; whether there was any.
     fn mask(&self, buf: &mut [u8]) -> bool {
-        let mut found: Vec<(usize, usize)> = Vec::new();
-        for needle in self.needles.iter().filter(|n| n.len() <= buf.len()) {
-            if buf.len() <= SHORT_TEXT {
-                found.extend(find_short(buf, needle).map(|at| (at, needle.len())));
-            } else {
-                // Overlapping occurrences too: each search starts one byte past the last find.
-                let finder = memchr::memmem::Finder::new(needle);
-                let mut from = 0;
-                while let Some(at) = buf.get(from..).and_then(|rest| finder.find(rest)) {
-                    found.push((from + at, needle.len()));
-                    from += at + 1;
-                }
-            }
-        }
+        let found = self.found(buf);
         for (at, len) in &found {
             buf[*at..at + len].fill(MASK);
         }
         !found.is_empty()
     }
 
-    /// Masks the needles in every header value.
+    /// Masks the needles in every header value (copying only a value that holds one).
     pub(super) fn headers(&self, headers: &mut HeaderMap) {
         for value in headers.values_mut() {
-            let mut bytes = Zeroizing::new(value.as_bytes().to_vec());
-            if self.mask(&mut bytes)
-                && let Ok(masked) = http::HeaderValue::from_bytes(&bytes)
-            {
-                *value = masked;
+            if self.found(value.as_bytes()).is_empty() {
+                continue;
             }
+            let mut bytes = Zeroizing::new(value.as_bytes().to_vec());
+            self.mask(&mut bytes);
+            // A mask of `*` keeps a valid value valid; were it not, nothing is left rather
+            // than the value.
+            *value = http::HeaderValue::from_bytes(&bytes)
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
         }
     }
 
@@ -288,15 +320,29 @@ impl Body for Scrubbed {
                     continue;
                 }
             };
+            // The last bytes are held back only while more may come.
+            let at_end = this.inner.is_end_stream();
+            let hold = if at_end {
+                0
+            } else {
+                this.scrubber.longest.saturating_sub(1)
+            };
+            this.ended = at_end;
+            if this.carry.is_empty() && this.scrubber.found(&data).is_empty() {
+                // Nothing to mask: the chunk goes on as it came, less what is held back.
+                let mut data = data;
+                let ready = data.len() - hold.min(data.len());
+                this.carry.extend_from_slice(&data[ready..]);
+                data.truncate(ready);
+                if data.is_empty() {
+                    continue;
+                }
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
             this.carry.extend_from_slice(&data);
             drop(data);
             this.scrubber.mask(&mut this.carry);
-            let hold = this
-                .scrubber
-                .longest
-                .saturating_sub(1)
-                .min(this.carry.len());
-            let ready = this.carry.len() - hold;
+            let ready = this.carry.len() - hold.min(this.carry.len());
             if ready == 0 {
                 continue;
             }
@@ -429,6 +475,51 @@ mod tests {
         let text = "nothing secret here, just a long body ".repeat(100);
         let chunks = text.as_bytes().chunks(7).map(<[u8]>::to_vec).collect();
         assert_eq!(read(&s, chunks).await, text.as_bytes());
+    }
+
+    /// One data frame, then the end as `is_end_stream` says it; polled again, it never
+    /// answers: a scrubber that holds back bytes of it waits forever.
+    struct Once(Option<Bytes>);
+
+    impl Body for Once {
+        type Data = Bytes;
+        type Error = Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+            match self.0.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => Poll::Pending,
+            }
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_none()
+        }
+    }
+
+    /// A body that says where it ends (`Content-Length`) is handed on without holding its
+    /// last bytes back: masked when it holds a value, else the very bytes that came.
+    #[test]
+    fn a_body_that_knows_its_end_is_masked_without_holding_back() {
+        use futures::FutureExt;
+        let s = scrubber(&[VALUE]);
+        for text in [format!("echo: {VALUE}!"), "short".to_owned()] {
+            let mut scrubbed = s.body(Once(Some(Bytes::from(text.clone()))).boxed_unsync());
+            let frame = scrubbed
+                .frame()
+                .now_or_never()
+                .expect("nothing held back: the body had ended")
+                .unwrap()
+                .unwrap();
+            assert!(scrubbed.is_end_stream());
+            assert_eq!(
+                String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap(),
+                text.replace(VALUE, &"*".repeat(VALUE.len()))
+            );
+        }
     }
 
     /// Short texts are searched by first byte, long ones with a searcher: both find every
