@@ -128,6 +128,7 @@ pub async fn send(
             incoming,
             idle: Box::pin(tokio::time::sleep(between_bytes_timeout)),
             between_bytes: between_bytes_timeout,
+            ended: false,
         }
         .boxed_unsync()
     });
@@ -161,14 +162,20 @@ fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(bare.to_owned()).map_err(|_| Error::HttpRequestUriInvalid)
 }
 
-/// A response body that fails when the upstream goes quiet longer than `between_bytes`.
-struct TimedBody {
-    incoming: hyper::body::Incoming,
+/// A response body that fails when the upstream goes quiet longer than `between_bytes`, and
+/// ends as soon as its last byte is read: a body whose length is known is not polled again
+/// for an end the connection's task would signal later.
+struct TimedBody<B = hyper::body::Incoming> {
+    incoming: B,
     idle: Pin<Box<tokio::time::Sleep>>,
     between_bytes: Duration,
+    ended: bool,
 }
 
-impl Body for TimedBody {
+impl<B> Body for TimedBody<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = Error;
 
@@ -176,17 +183,27 @@ impl Body for TimedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         match Pin::new(&mut self.incoming).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = tokio::time::Instant::now() + self.between_bytes;
-                self.idle.as_mut().reset(next);
+                if self.incoming.is_end_stream() {
+                    self.ended = true;
+                } else {
+                    let next = tokio::time::Instant::now() + self.between_bytes;
+                    self.idle.as_mut().reset(next);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) if e.is_timeout() => {
                 Poll::Ready(Some(Err(Error::HttpResponseTimeout)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => match self.idle.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
                 Poll::Pending => Poll::Pending,
@@ -195,10 +212,13 @@ impl Body for TimedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.ended || self.incoming.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.ended {
+            return SizeHint::with_exact(0);
+        }
         self.incoming.size_hint()
     }
 }
@@ -206,6 +226,50 @@ impl Body for TimedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One data frame, then the end as `is_end_stream` says it; polled again, it never
+    /// answers (as a connection whose task has not yet signalled the end).
+    struct Once(Option<Bytes>);
+
+    impl Body for Once {
+        type Data = Bytes;
+        type Error = hyper::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+            match self.0.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => Poll::Pending,
+            }
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_none()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_ends_at_its_last_byte_without_waiting_for_the_connection() {
+        use futures::FutureExt;
+        let mut body = TimedBody {
+            incoming: Once(Some(Bytes::from_static(b"ok\n"))),
+            idle: Box::pin(tokio::time::sleep(Duration::from_secs(60))),
+            between_bytes: Duration::from_secs(60),
+            ended: false,
+        };
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "ok\n");
+        assert!(body.is_end_stream());
+        assert!(
+            body.frame()
+                .now_or_never()
+                .expect("ended at once")
+                .is_none(),
+            "no more frames"
+        );
+    }
 
     #[test]
     fn tls_verifies_the_urls_host() {
