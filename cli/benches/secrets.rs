@@ -9,7 +9,8 @@
 //! 5. serve: requests per second of http-hello (one secret per request) vs. http-plain;
 //! 6. noisy neighbour: serve's p99 while two guests call `get` in a tight loop beside it;
 //! 7. the secret cache full at 1,000 and at 100,000 entries: a miss that evicts, and a hit;
-//! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load;
+//! 8. serve as a platform: ten routed components vs one, metrics on vs off, reloads under load
+//!    (`BENCH_PLATFORM_ONLY` runs only this section);
 //! 9. key operations: an ES256 sign through a guest vs the same request sent straight to the
 //!    vault, and a verify on the cached public key vs at the vault (`BENCH_KEYS_ONLY` runs only
 //!    this section);
@@ -242,6 +243,10 @@ async fn main() {
     }
     if std::env::var_os("BENCH_P3_ONLY").is_some() {
         wasi_0_3(&emu).await;
+        return;
+    }
+    if std::env::var_os("BENCH_PLATFORM_ONLY").is_some() {
+        platform(&vaults(&emu, CacheConfig::default()).await, 10).await;
         return;
     }
     if std::env::var_os("BENCH_USE_ONLY").is_some() {
@@ -548,38 +553,30 @@ async fn platform(vaults: &Vaults, secs: u64) {
         tokio::spawn(server.clone().serve(listener, std::future::pending()));
         servers.push(server);
     }
-    let rounds = 4;
-    let per_round = Duration::from_millis(1000 * secs.min(10) / 4);
-    let total = per_round.as_secs_f64() * rounds as f64;
+    let total = Duration::from_millis(1000 * secs.min(10));
 
     // Ten routes vs one (metrics on, as with an admin listener).
-    let mut served_n = [0u64; 2];
-    for _ in 0..rounds {
-        for (i, addr) in addrs.iter().enumerate() {
-            served_n[i] += load(*addr, 16, per_round).await;
-        }
-    }
+    let routed = paired_rps(addrs[1], addrs[0], 16, total).await;
     println!(
-        "8. serve, ten routed components vs one: {:.0} vs {:.0} requests/s ({:.3}x)   (budget: >= 0.95x)",
-        served_n[1] as f64 / total,
-        served_n[0] as f64 / total,
-        served_n[1] as f64 / served_n[0].max(1) as f64
+        "8. serve, ten routed components vs one: {:.0} vs {:.0} requests/s, {}   (budget: >= 0.95x)",
+        routed.a,
+        routed.b,
+        routed.ratio_text()
     );
 
     // Metrics counted vs not, on the one-route server.
-    let mut counted = [0u64; 2];
-    for _ in 0..rounds {
-        for (i, on) in [true, false].into_iter().enumerate() {
-            wasm_secrets::metrics::set_enabled(on);
-            counted[i] += load(addrs[0], 16, per_round).await;
-        }
-    }
+    let one = addrs[0];
+    let counted = paired_rounds(total, |on, round| {
+        wasm_secrets::metrics::set_enabled(on);
+        load(one, 16, round)
+    })
+    .await;
     wasm_secrets::metrics::set_enabled(true);
     println!(
-        "   metrics on vs off: {:.0} vs {:.0} requests/s ({:.3}x)   (budget: >= 0.98x)",
-        counted[0] as f64 / total,
-        counted[1] as f64 / total,
-        counted[0] as f64 / counted[1].max(1) as f64
+        "   metrics on vs off: {:.0} vs {:.0} requests/s, {}   (budget: >= 0.98x)",
+        counted.a,
+        counted.b,
+        counted.ratio_text()
     );
 
     // Reloads under load: a fresh route table (new pre-instantiated components) every 250 ms.
@@ -1202,6 +1199,18 @@ async fn paired_rps(
     connections: usize,
     total: Duration,
 ) -> PairedRps {
+    paired_rounds(total, |side_a, round| {
+        load(if side_a { a } else { b }, connections, round)
+    })
+    .await
+}
+
+/// [`paired_rps`] of any two sides: `serve(true, round)` serves side `a` for `round` and returns
+/// how many requests it answered, `serve(false, round)` side `b`.
+async fn paired_rounds<F: Future<Output = u64>>(
+    total: Duration,
+    mut serve: impl FnMut(bool, Duration) -> F,
+) -> PairedRps {
     let rounds = 16;
     let per_round = total / rounds;
     let (mut served_a, mut served_b) = (0, 0);
@@ -1213,11 +1222,11 @@ async fn paired_rps(
         coin ^= coin >> 7;
         coin ^= coin << 17;
         let (x, y) = if coin & 1 == 0 {
-            let x = load(a, connections, per_round).await;
-            (x, load(b, connections, per_round).await)
+            let x = serve(true, per_round).await;
+            (x, serve(false, per_round).await)
         } else {
-            let y = load(b, connections, per_round).await;
-            (load(a, connections, per_round).await, y)
+            let y = serve(false, per_round).await;
+            (serve(true, per_round).await, y)
         };
         served_a += x;
         served_b += y;
