@@ -897,7 +897,7 @@ async fn key_operations(emu: &Emulator, ours: &Linker<HostState>, bench: &Compon
     let local = ns_per_call(ours, bench, ctx(), &["--verify", "2000", "signer"]).await;
     let remote = direct("verify", n).await;
     println!(
-        "   verify on the cached public key, through a guest: {:.1} us; at the vault: {:.1} us ({:.0}x faster, and no vault call)",
+        "   verify on the cached public key, through a guest: {:.1} us; at the vault: {:.1} us ({:.2}x faster, and no vault call)",
         local as f64 / 1000.0,
         remote as f64 / 1000.0,
         remote as f64 / local.max(1) as f64
