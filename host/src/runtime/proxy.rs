@@ -193,7 +193,7 @@ impl Proxy {
                 Streaming {
                     body,
                     deadline,
-                    _hold: Box::new(hold),
+                    _hold: hold,
                 }
                 .boxed_unsync()
             }),
@@ -276,13 +276,16 @@ fn serve_p2(
 
 /// A response body streaming from a WASI 0.3 guest, cut at the request's time limit; what the
 /// request holds is let go when it ends or is dropped.
-struct Streaming {
+struct Streaming<H> {
     body: HyperOutgoingBody,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    _hold: Box<dyn Send>,
+    _hold: H,
 }
 
-impl Body for Streaming {
+// What the request holds is never pinned: only the body and the deadline are polled.
+impl<H> Unpin for Streaming<H> {}
+
+impl<H> Body for Streaming<H> {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
