@@ -1165,9 +1165,26 @@ impl Drop for Process {
     }
 }
 
-/// Requests per second at `a` and at `b` with `connections` connections each, over `total`
-/// per side: in many short paired rounds, each pair's order a coin toss, so that drift on a
-/// shared machine (and whatever one side's round leaves behind) hits both alike.
+/// A fair coin for the order of each pair of a paired measurement: xorshift64, the same
+/// sequence every run. A fixed pattern would always put one side right after the other, and
+/// the work a side leaves behind (connections closing, tasks ending) would fall on one side.
+struct Coin(u64);
+
+impl Coin {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Whether side `a` goes first this time.
+    fn a_first(&mut self) -> bool {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 & 1 == 0
+    }
+}
+
+/// What [`paired_rps`] and [`paired_rounds`] measured.
 struct PairedRps {
     /// Mean requests per second of `a` and of `b`.
     a: f64,
@@ -1193,6 +1210,9 @@ impl PairedRps {
     }
 }
 
+/// Requests per second at `a` and at `b` with `connections` connections each, over `total`
+/// per side: in many short paired rounds, each pair's order a [`Coin`] toss, so that drift on
+/// a shared machine (and whatever one side's round leaves behind) hits both alike.
 async fn paired_rps(
     a: std::net::SocketAddr,
     b: std::net::SocketAddr,
@@ -1215,13 +1235,9 @@ async fn paired_rounds<F: Future<Output = u64>>(
     let per_round = total / rounds;
     let (mut served_a, mut served_b) = (0, 0);
     let mut ratios = Vec::new();
-    let mut coin: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut coin = Coin::new(0x2545_f491_4f6c_dd1d);
     for _ in 0..rounds {
-        // xorshift64: a fair coin, the same sequence every run.
-        coin ^= coin << 13;
-        coin ^= coin >> 7;
-        coin ^= coin << 17;
-        let (x, y) = if coin & 1 == 0 {
+        let (x, y) = if coin.a_first() {
             let x = serve(true, per_round).await;
             (x, serve(false, per_round).await)
         } else {

@@ -82,18 +82,14 @@ pub async fn run(vaults: &Vaults) {
     // on one side only.
     let n = 20_000;
     let (mut injected, mut plain) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut coin = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut coin = super::Coin::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..n {
         let mut timed = async |header: &str| {
             let start = Instant::now();
             send(&mut hooks, upstream, header).await;
             start.elapsed().as_nanos()
         };
-        // xorshift64: a fair coin, the same sequence every run.
-        coin ^= coin << 13;
-        coin ^= coin >> 7;
-        coin ^= coin << 17;
-        if coin & 1 == 0 {
+        if coin.a_first() {
             injected.push(timed("{{secret:key}}").await);
             plain.push(timed(value).await);
         } else {
