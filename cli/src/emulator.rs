@@ -1,4 +1,4 @@
-//! `wasm-secrets emulator`: the local Azure emulator, standalone, until Ctrl-C.
+//! `wasm-secrets emulator`: the local Azure emulator, standalone, until Ctrl-C or SIGTERM.
 
 use clap::Args;
 use std::path::PathBuf;
@@ -23,11 +23,12 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<i32> {
     if let Some(p) = args.ca_cert_out {
         config.ca_cert_path = Some(p);
     }
+    let stop = crate::signals::StopSignal::register()?;
     let emulator = Emulator::start(config).await?;
     // The exports come first, on stdout, so `eval "$(wasm-secrets emulator)"`-style use works.
     emulator.print_exports(&mut std::io::stdout())?;
     eprint!("{}", emulator.summary());
-    tokio::signal::ctrl_c().await?;
+    stop.recv().await;
     emulator.shutdown().await;
     Ok(0)
 }

@@ -22,6 +22,7 @@ mod proptests;
 mod run;
 mod serve;
 pub mod server;
+mod signals;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -65,7 +66,7 @@ enum Command {
     Serve(app::ServeArgs),
     /// Show the whole story on an in-process Azure emulator: no account, no network.
     Demo(demo::DemoArgs),
-    /// Run the local Azure emulator (IMDS, App Service, Arc, Entra, Key Vault) until Ctrl-C.
+    /// Run the local Azure emulator (IMDS, App Service, Arc, Entra, Key Vault) until Ctrl-C or SIGTERM.
     Emulator(emulator::EmulatorArgs),
     /// Validate the config, reach every vault, resolve every grant: one line each.
     Check(check::CheckArgs),

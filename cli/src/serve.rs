@@ -10,6 +10,7 @@
 use crate::LogFormat;
 use crate::app::{App, Plan, ServeArgs};
 use crate::server::{Readiness, Server, serve_admin};
+use crate::signals::StopSignal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,18 @@ pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> 
         }
         None => None,
     };
+    // Registered before the address is printed: a SIGTERM or SIGHUP sent the moment a
+    // supervisor reads it must stop or reload `serve`, not kill it (their default action).
+    let stop = StopSignal::register()?;
+    #[cfg(unix)]
+    let hangup = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .map_err(|e| tracing::warn!("cannot listen for SIGHUP: config reload is off: {e}"))
+            .ok()
+    };
+    #[cfg(not(unix))]
+    let hangup = None;
     notice!(
         "serving on http://{} (Ctrl-C or SIGTERM to stop; SIGHUP reloads the config)",
         listener.local_addr()?
@@ -73,9 +86,17 @@ pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> 
     for (route, component) in server.routes().iter() {
         notice!("route {route} -> component {}", component.name());
     }
-    tokio::spawn(reload_on_sighup(args, app, server.clone(), readiness));
+    if let Some(hangup) = hangup {
+        tokio::spawn(reload_on_sighup(
+            hangup,
+            args,
+            app,
+            server.clone(),
+            readiness,
+        ));
+    }
     let shutdown = async {
-        stop_signal().await;
+        stop.recv().await;
         notice!("shutting down: waiting for requests in flight");
     };
     server.serve(listener, shutdown).await?;
@@ -85,61 +106,44 @@ pub async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<i32> 
 /// How often readiness tries again to resolve the grants that failed.
 const READINESS_RETRY: Duration = Duration::from_secs(2);
 
+#[cfg(unix)]
+type HangUp = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type HangUp = std::convert::Infallible;
+
 /// Reloads the config on every SIGHUP, all or nothing.
 async fn reload_on_sighup(
+    mut hangup: HangUp,
     args: ServeArgs,
     app: Arc<App>,
     server: Arc<Server>,
     readiness: Arc<Readiness>,
 ) {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: config reload is off");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let reloaded = crate::host::load_config(&args.host).and_then(|config| {
-                let plan = Plan::from_args(&args, &config)?;
-                app.check_unchanged(&config, &plan)?;
-                app.build(&config, &plan)
-            });
-            match reloaded {
-                Ok(routes) => {
-                    let n = routes.len();
-                    server.set_routes(routes);
-                    wasm_secrets::metrics::global().reload(true);
-                    notice!("config reloaded: {n} components served");
-                    let (readiness, routes) = (readiness.clone(), server.routes());
-                    tokio::spawn(async move { readiness.check(routes, READINESS_RETRY).await });
-                }
-                Err(e) => {
-                    wasm_secrets::metrics::global().reload(false);
-                    tracing::error!(
-                        "config reload failed, the running config stays: {}",
-                        format!("{e:#}").replace('\n', " ")
-                    );
-                }
+    while hangup.recv().await.is_some() {
+        let reloaded = crate::host::load_config(&args.host).and_then(|config| {
+            let plan = Plan::from_args(&args, &config)?;
+            app.check_unchanged(&config, &plan)?;
+            app.build(&config, &plan)
+        });
+        match reloaded {
+            Ok(routes) => {
+                let n = routes.len();
+                server.set_routes(routes);
+                wasm_secrets::metrics::global().reload(true);
+                notice!("config reloaded: {n} components served");
+                let (readiness, routes) = (readiness.clone(), server.routes());
+                tokio::spawn(async move { readiness.check(routes, READINESS_RETRY).await });
+            }
+            Err(e) => {
+                wasm_secrets::metrics::global().reload(false);
+                tracing::error!(
+                    "config reload failed, the running config stays: {}",
+                    format!("{e:#}").replace('\n', " ")
+                );
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = (args, app, server, readiness);
-}
-
-/// Ctrl-C (SIGINT) or, on Unix, SIGTERM (what Kubernetes and systemd send).
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    let _ = (&mut hangup, args, app, server, readiness);
 }

@@ -539,6 +539,44 @@ async fn the_binary_applies_timeout_and_max_concurrent() {
     assert_eq!(status, 504, "{body}");
 }
 
+/// A supervisor may signal `serve` the moment it prints its address: SIGHUP then reloads and
+/// SIGTERM stops it cleanly (exit 0); neither kills it by the signal's default action. (The
+/// handlers were once registered after that line, when the accept loop first polled them; a
+/// SIGTERM sent while a loaded machine had not yet run that loop killed the process.)
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_answers_signals_sent_the_moment_it_says_it_listens() {
+    use std::io::BufRead;
+    let secrets = crate::harness::temp_file(".toml", b"");
+    for round in 0..20 {
+        let mut child = crate::harness::cli()
+            .args(["serve", "--addr", "127.0.0.1:0", "--secrets-file"])
+            .arg(secrets.path())
+            .arg(guest("http-hello"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start wasm-secrets serve");
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (mut stderr, mut line) = (String::new(), String::new());
+        while matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
+            if line.contains("serving on http://") {
+                // SAFETY: `kill` only sends a signal; `pid` is our child, not yet reaped.
+                unsafe {
+                    libc::kill(pid, libc::SIGHUP);
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            stderr.push_str(&line);
+            line.clear();
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "round {round}: {status}: {stderr}");
+        assert!(stderr.contains("shutting down"), "round {round}: {stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_finishes_requests_in_flight_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
