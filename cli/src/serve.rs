@@ -129,8 +129,9 @@ async fn reload_on_sighup(
         match reloaded {
             Ok(routes) => {
                 let n = routes.len();
-                server.set_routes(routes);
+                // Counted first: whoever sees the new routes answer also sees the count.
                 wasm_secrets::metrics::global().reload(true);
+                server.set_routes(routes);
                 notice!("config reloaded: {n} components served");
                 let (readiness, routes) = (readiness.clone(), server.routes());
                 tokio::spawn(async move { readiness.check(routes, READINESS_RETRY).await });

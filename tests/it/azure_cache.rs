@@ -218,8 +218,11 @@ async fn a_token_is_refreshed_ahead_of_its_expiry_while_reads_go_on() {
     let imds = ImdsCredential::new(http.clone(), &emu.imds_base(), None).unwrap();
     let tokens = std::sync::Arc::new(TokenCache::with_policy(std::sync::Arc::new(imds), policy));
     let vault = KeyVault::new(&emu.default_vault_url(), http, tokens, fast_options()).unwrap();
+    // Every read is past the 1 ms TTL and waits for its own refresh (however slow a loaded
+    // machine makes it), so reads and vault GETs stay one to one.
     let cache = CacheConfig {
         ttl: Duration::from_millis(1),
+        refresh_wait: Duration::from_secs(5),
         ..CacheConfig::default()
     };
     let vaults = Vaults::new().with(

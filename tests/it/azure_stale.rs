@@ -285,7 +285,7 @@ async fn vault_faults_cost_a_wasi_0_3_handlers_requests_nothing() {
     );
     assert_eq!(s.get("/db-password").await, answer);
     tokio::time::sleep(TTL + Duration::from_millis(100)).await;
-    requests_cost_nothing_under_vault_faults(&emu, 40, async || {
+    requests_cost_nothing_under_vault_faults(&emu, 10, async || {
         let asked = Instant::now();
         assert_eq!(s.get("/db-password").await, answer);
         asked.elapsed()
@@ -337,12 +337,14 @@ async fn vault_faults_cost_requests_carrying_a_use_only_secret_nothing() {
     };
     send().await;
     tokio::time::sleep(TTL + Duration::from_millis(100)).await;
-    requests_cost_nothing_under_vault_faults(&emu, 30, send).await;
+    requests_cost_nothing_under_vault_faults(&emu, 10, send).await;
 }
 
 /// With a value cached past its TTL, the vault answers 503 for 3 s, then stalls for 3 s; one
 /// `request` (which checks its answer and says how long it took) runs every 25 ms meanwhile:
-/// more than `at_least` in each window, each under [`SLOWEST`], and a refresh was tried.
+/// more than `at_least` in each window, each under [`SLOWEST`], and a refresh was tried. (The
+/// floor only makes the requests span the window; [`SLOWEST`] is what a wait on the vault
+/// breaks. A loaded machine runs fewer requests, each still quick.)
 async fn requests_cost_nothing_under_vault_faults(
     emu: &Emulator,
     at_least: usize,

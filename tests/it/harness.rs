@@ -232,6 +232,12 @@ pub fn component(name: &str) -> Component {
     component_at(&guest(name))
 }
 
+/// Latency bounds and big compiles do not mix on two cores: a test that compiles a Python or
+/// JavaScript component (most of a minute of both cores on a fresh cache) holds this shared,
+/// and a test that bounds request latency under load (the soak) holds it alone, so its bounds
+/// measure the server rather than whichever compile ran beside it.
+pub static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// The component at `path`, compiled once per test binary into the shared on-disk cache, which
 /// `wasm-secrets run` (same engine settings) then reads instead of compiling it again: a
 /// Python or JavaScript component takes most of a minute to compile here. The table is locked

@@ -457,6 +457,7 @@ async fn jwt_sign(
 
 #[tokio::test]
 async fn jwt_sign_tokens_verify_as_jws_for_each_algorithm_it_is_granted() {
+    let _compiling = crate::harness::CPU.read().await;
     for lang in [Lang::Rust, Lang::Python] {
         jwt_sign_in(lang).await;
     }
@@ -1173,6 +1174,7 @@ async fn run_guest(
 /// asks it to verify, reads the public key, and without a grant gets `not-granted`.
 #[tokio::test]
 async fn a_javascript_command_signs_verifies_and_reads_public_keys_through_keys() {
+    let _compiling = crate::harness::CPU.read().await;
     let emu = start().await;
     let grants = ["key:signer=jwt-signing-key:sign,verify"];
     let js = Lang::JavaScript;

@@ -134,6 +134,7 @@ async fn secrets_get_reports_every_case_alike_in_every_language_through_the_cli(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_get_runs_through_the_library_in_every_language() {
+    let _compiling = crate::harness::CPU.read().await;
     for lang in LANGS {
         let path = secrets_get(lang).await;
         let component = crate::harness::component_at(&path);
@@ -190,6 +191,7 @@ async fn secrets_get_runs_through_the_library_in_every_language() {
 /// `wasm-secrets serve`: the same statuses and bodies byte for byte, and never a value.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_hello_answers_alike_under_serve_in_every_language() {
+    let _compiling = crate::harness::CPU.read().await;
     let emu = emulator::start().await;
     let paths = [
         ("/", 200),

@@ -58,9 +58,10 @@ async fn a_guest_reading_in_a_tight_loop_does_not_starve_its_thread() {
         u128::from(ticks) >= busy.as_millis() / 20,
         "the ticker ran {ticks} times while the guest looped for {busy:?}"
     );
-    // ...and never waited long for the thread.
+    // ...and never waited long for the thread: a starved ticker waits the whole loop (over
+    // 300 ms, checked above); the bound leaves room for a loaded machine's scheduling.
     assert!(
-        longest < Duration::from_millis(150),
+        longest < Duration::from_millis(250),
         "the ticker waited {longest:?} while the guest looped for {busy:?} ({ticks} ticks)"
     );
 }

@@ -214,6 +214,7 @@ async fn azure_http_rule_attaches_the_hosts_token(name: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_javascript_component_with_default_features_fetches_only_where_allowed() {
+    let _compiling = crate::harness::CPU.read().await;
     let js = crate::languages::Lang::JavaScript.guest("http-get");
     // componentize-js's default features import wasi:http (for `fetch`): the case the wasmtime
     // CLI needs `-S http` for, and `run` once refused.

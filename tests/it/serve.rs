@@ -514,7 +514,7 @@ async fn the_binary_applies_timeout_and_max_concurrent() {
                 "-g",
                 "db-password",
                 "--timeout",
-                "400ms",
+                "2s",
                 "--max-concurrent",
                 "1",
             ],
@@ -528,12 +528,14 @@ async fn the_binary_applies_timeout_and_max_concurrent() {
             (s.get("/db-password").await, t.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The first request holds the one slot from well before 500 ms until its 2 s limit: room
+    // on a loaded machine for it to take the slot first and for the second to come meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, body) = s.get("/db-password").await;
     assert_eq!(status, 503, "the one slot is taken: {body}");
     let ((status, body), took) = first.await.unwrap();
     assert_eq!(status, 504, "{body}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_millis(2800), "{took:?}");
     // The slot came back with the timeout.
     let (status, body) = s.get("/db-password").await;
     assert_eq!(status, 504, "{body}");

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_holds_under_a_fault_schedule_for_20_seconds() {
+    let _alone = crate::harness::CPU.write().await;
     let soak = Soak {
         duration: Duration::from_secs(20),
         connections: 32,

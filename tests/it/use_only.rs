@@ -445,6 +445,7 @@ async fn basic_and_hmac_processors_send_what_the_upstream_can_verify() {
 /// (`--bearer`: `useSecret` in JavaScript, `use_secret` in Python).
 #[tokio::test(flavor = "multi_thread")]
 async fn python_and_javascript_clients_use_a_secret_they_never_see() {
+    let _compiling = crate::harness::CPU.read().await;
     use crate::languages::Lang;
     let emu = emulator::start().await;
     let value = fresh("crm-token");
@@ -624,7 +625,9 @@ async fn a_rotated_use_only_secret_is_injected_fresh_after_its_ttl() {
     emu.put_secret("main", "rotating-key", &first);
     let (api, seen) = echo_upstream().await;
     let cache = CacheConfig {
-        ttl: Duration::from_millis(600),
+        // Long enough that the second send (a whole command: instantiate, connect, inject)
+        // lands within it on a loaded machine.
+        ttl: Duration::from_secs(3),
         refresh_wait: Duration::from_secs(5),
         ..CacheConfig::default()
     };
@@ -684,7 +687,7 @@ async fn a_rotated_use_only_secret_is_injected_fresh_after_its_ttl() {
         first,
         "within its TTL the cached value is used"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(
         send().await,
         second,
