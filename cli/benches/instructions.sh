@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request of `wasm-secrets serve` and of stock `wasmtime serve` 48.0.2 on the
+# Instructions per request of `wasm-secrets serve` and of stock `wasmtime serve` (48.0.2) on the
 # plain WASI 0.3 handler (http-plain-p3), one connection: valgrind's callgrind counts, which are
 # the same for the same binary and inputs whatever else the machine is doing, so a difference
 # of 1% means something here where requests per second drift by 5%. 2,000 requests after
@@ -8,7 +8,8 @@
 #
 # Usage: cli/benches/instructions.sh [OUR_BINARY]   (default: target/release/wasm-secrets)
 # Needs valgrind and curl, the release guests (`cargo bench -p wasm-secrets-cli --no-run`
-# builds them) and the stock binary (fetched by cli/benches/stock-wasmtime.sh).
+# builds them) and the stock binary (fetched by cli/benches/stock-wasmtime.sh; `STOCK_WASMTIME`
+# names another, as for the bench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ours=${1:-target/release/wasm-secrets}
@@ -18,7 +19,8 @@ for tool in valgrind callgrind_control curl; do
 done
 [ -x "$ours" ] || { echo "error: $ours is missing: cargo build --release -p wasm-secrets-cli" >&2; exit 2; }
 [ -f "$guest" ] || { echo "error: $guest is missing: cargo bench -p wasm-secrets-cli --no-run" >&2; exit 2; }
-stock=$(bash cli/benches/stock-wasmtime.sh 2>/dev/null)
+stock=${STOCK_WASMTIME:-$(bash cli/benches/stock-wasmtime.sh 2>/dev/null)}
+stock_version=$("$stock" --version | awk '{print $2}')
 
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -53,4 +55,4 @@ count() {
 
 a=$(count ours 18461 "$ours" serve --max-concurrent 2 --secrets-file "$tmp/empty.toml")
 b=$(count stock 18462 "$stock" serve -Sp3 -Scli -Wtimeout=30s)
-echo "instructions per request, http-plain-p3, 1 connection: wasm-secrets serve $a, stock wasmtime serve 48.0.2 $b: $(awk "BEGIN {printf \"%.3fx\", $a / $b}")"
+echo "instructions per request, http-plain-p3, 1 connection: wasm-secrets serve $a, stock wasmtime serve $stock_version $b: $(awk "BEGIN {printf \"%.3fx\", $a / $b}")"
