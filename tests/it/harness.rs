@@ -72,9 +72,10 @@ pub struct Served {
 }
 
 /// Reads `serve`'s stderr to its end on a thread of its own (a full pipe would stall a chatty
-/// server), and says the address it listens on as soon as it prints it (`serving on
-/// http://ADDR`): `serve` is started on port 0, so no other listener can take its port between a
-/// test choosing a free port and `serve` binding it.
+/// server), and says each address it listens on as soon as it prints it, in its order:
+/// `serving on http://ADDR`, then with `--admin-addr` `admin endpoints on http://ADDR/...`.
+/// `serve` is started on port 0 for both, so no other listener can take a port between a test
+/// choosing a free one and `serve` binding it.
 pub fn watch_stderr(
     pipe: std::process::ChildStderr,
 ) -> (
@@ -85,16 +86,19 @@ pub fn watch_stderr(
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
-        let mut tx = Some(tx);
+        let mut announcements = vec!["admin endpoints on http://", "serving on http://"];
         let mut lines = std::io::BufReader::new(pipe);
         let mut line = String::new();
         while matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
-            if let Some(rest) = line.split("serving on http://").nth(1)
+            let announced = announcements
+                .iter()
+                .position(|a| line.contains(a))
+                .map(|i| announcements.swap_remove(i));
+            if let Some(rest) = announced.and_then(|a| line.split(a).nth(1))
                 && let Some(addr) = rest
-                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .split(|c: char| c.is_whitespace() || c == '"' || c == '/')
                     .next()
                     .and_then(|a| a.parse().ok())
-                && let Some(tx) = tx.take()
             {
                 let _ = tx.send(addr);
             }
@@ -106,15 +110,22 @@ pub fn watch_stderr(
     (rx, reader)
 }
 
-/// Waits (up to `limit`) for the address [`watch_stderr`] reports; `None` if `serve` ended or
-/// took longer.
+/// Waits (up to `limit`) for the first `n` addresses [`watch_stderr`] reports (the server's,
+/// then its admin listener's); `None` if `serve` ended or took longer.
 pub async fn listening_on(
     rx: std::sync::mpsc::Receiver<std::net::SocketAddr>,
     limit: std::time::Duration,
-) -> Option<std::net::SocketAddr> {
-    tokio::task::spawn_blocking(move || rx.recv_timeout(limit).ok())
-        .await
-        .unwrap()
+    n: usize,
+) -> Option<Vec<std::net::SocketAddr>> {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + limit;
+        (0..n)
+            .map(|_| rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+    })
+    .await
+    .unwrap()
 }
 
 /// Starts `wasm-secrets [global..] serve ARGS --addr <free port>`, sends `GET path` once it
@@ -130,7 +141,10 @@ pub async fn serve_once(global: &[&str], args: &[std::ffi::OsString], path: &str
         .spawn()
         .expect("start wasm-secrets serve");
     let (rx, stderr) = watch_stderr(child.stderr.take().unwrap());
-    let Some(addr) = listening_on(rx, std::time::Duration::from_secs(60)).await else {
+    let Some(addr) = listening_on(rx, std::time::Duration::from_secs(60), 1)
+        .await
+        .map(|addrs| addrs[0])
+    else {
         let _ = child.kill();
         panic!(
             "serve never listened: {}",

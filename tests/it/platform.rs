@@ -25,28 +25,21 @@ fn write_config(dir: &Path, components: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// `serve -c CONFIG --admin-addr PORT` on the emulator; returns the server and its admin address.
+/// `serve -c CONFIG --admin-addr 127.0.0.1:0` on the emulator; returns the server and its
+/// admin address (as it printed it).
 async fn serve_config(
     emu: &Emulator,
     config: &Path,
     extra: &[&str],
     envs: &[(&str, &str)],
 ) -> (ServeBinary, String) {
-    let admin = free_port();
     let mut args: Vec<OsString> = vec!["-c".into(), config.into()];
     args.push("--admin-addr".into());
-    args.push(admin.to_string().into());
+    args.push("127.0.0.1:0".into());
     args.extend(extra.iter().map(OsString::from));
     let s = ServeBinary::start_with(emu, &args, envs).await;
-    (s, format!("http://127.0.0.1:{admin}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let admin = s.admin.expect("serve printed its admin address");
+    (s, format!("http://{admin}"))
 }
 
 /// Polls `url` (once its port accepts) until it answers `status` (for `/readyz`, once the
@@ -368,7 +361,6 @@ async fn serve_reads_a_secret_with_only_the_workload_identity_webhooks_environme
     let emu = emulator::start().await;
     let fed = emu.config().identities.federated[0].clone();
     let token = crate::harness::temp_file(".jwt", fed.assertion.as_bytes());
-    let port = free_port();
     // Exactly what the webhook injects, plus the vault and its CA (the ConfigMap's part);
     // --credential is left at auto.
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-secrets"))
@@ -379,24 +371,29 @@ async fn serve_reads_a_secret_with_only_the_workload_identity_webhooks_environme
         .env("AZURE_TENANT_ID", emu.tenant_id())
         .env("AZURE_FEDERATED_TOKEN_FILE", token.path())
         .env("AZURE_AUTHORITY_HOST", emu.authority_host())
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "-g",
-            "db-password",
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0", "-g", "db-password"])
         .arg("--vault")
         .arg(emu.default_vault_url())
         .arg("--ca-cert")
         .arg(emu.ca_cert_path())
         .arg(guest("http-hello"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let _server = KillOnDrop(child);
-    let (status, body) = wait_for(&format!("http://127.0.0.1:{port}/"), 200).await;
+    let mut server = KillOnDrop(child);
+    let (rx, stderr) = crate::harness::watch_stderr(server.0.stderr.take().unwrap());
+    let Some(addr) = crate::harness::listening_on(rx, Duration::from_secs(60), 1)
+        .await
+        .map(|addrs| addrs[0])
+    else {
+        drop(server);
+        panic!(
+            "serve never listened: {}",
+            stderr.join().unwrap_or_default()
+        );
+    };
+    let (status, body) = wait_for(&format!("http://{addr}/"), 200).await;
     assert_eq!(
         (status, body.as_str()),
         (200, "hello: read secret 'db-password' (18 characters)\n")

@@ -396,6 +396,8 @@ async fn an_echoing_upstream_shows_the_guest_only_a_mask_of_the_token_an_azure_h
 pub struct ServeBinary {
     child: std::process::Child,
     pub addr: SocketAddr,
+    /// Its admin listener's address, when started with `--admin-addr`.
+    pub admin: Option<SocketAddr>,
     /// Its stderr, read all along (a full pipe would stall a chatty server).
     stderr: Option<std::thread::JoinHandle<String>>,
 }
@@ -430,14 +432,19 @@ impl ServeBinary {
         let (rx, stderr) = crate::harness::watch_stderr(child.stderr.take().unwrap());
         // Compiling a large component (a JavaScript one is 12 MiB) on a busy 2-core machine,
         // with the whole suite running beside it, can take a minute or more.
-        let Some(addr) = crate::harness::listening_on(rx, Duration::from_secs(240)).await else {
+        let admin = args.iter().any(|a| a == "--admin-addr");
+        let Some(addrs) =
+            crate::harness::listening_on(rx, Duration::from_secs(240), 1 + usize::from(admin))
+                .await
+        else {
             let _ = child.kill();
             let stderr = stderr.join().unwrap_or_default();
             panic!("serve never listened: {stderr}");
         };
         Self {
             child,
-            addr,
+            addr: addrs[0],
+            admin: addrs.get(1).copied(),
             stderr: Some(stderr),
         }
     }
