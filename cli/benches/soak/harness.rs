@@ -130,7 +130,8 @@ impl Drop for ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(emu: &Emulator, dir: &Path, ttl: Duration, guest: &Path) -> Self {
+    /// Starts `serve` on a port the system picks and waits (up to 60 s) until it says which.
+    async fn start(emu: &Emulator, dir: &Path, ttl: Duration, guest: &Path) -> Self {
         let config = dir.join("soak.toml");
         std::fs::write(
             &config,
@@ -140,11 +141,6 @@ impl ServeProcess {
             ),
         )
         .expect("write the soak config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let log = dir.join("serve.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasm-secrets"));
         command
@@ -167,11 +163,23 @@ impl ServeProcess {
             .arg("--max-concurrent")
             .arg("256")
             .arg("--addr")
-            .arg(addr.to_string())
+            .arg("127.0.0.1:0")
             .arg(guest)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("serve log"));
-        let child = command.spawn().expect("start wasm-secrets serve");
+        let mut child = command.spawn().expect("start wasm-secrets serve");
+        let by = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = serving_on(&text) {
+                break addr;
+            }
+            if Instant::now() > by || child.try_wait().is_ok_and(|done| done.is_some()) {
+                let _ = child.kill();
+                panic!("serve never said where it listens; its log:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         Self { child, addr, log }
     }
 
@@ -281,6 +289,12 @@ fn percentile(sorted: &[u32], p: f64) -> Duration {
     Duration::from_micros(sorted[i] as u64)
 }
 
+/// The address in serve's "serving on http://ADDR ..." line, once it has printed it.
+fn serving_on(log: &str) -> Option<std::net::SocketAddr> {
+    let rest = log.split("serving on http://").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// Runs one soak. With `faults` false the same schedule runs with every phase calm (the
 /// baseline); the rotation happens either way.
 pub async fn run(soak: &Soak, guest: &Path, faults: bool) -> Report {
@@ -289,7 +303,7 @@ pub async fn run(soak: &Soak, guest: &Path, faults: bool) -> Report {
         .expect("start the emulator");
     emu.set_token_lifetime(60);
     let dir = tempfile::tempdir().expect("temp dir");
-    let serve = ServeProcess::start(&emu, dir.path(), soak.ttl, guest);
+    let serve = ServeProcess::start(&emu, dir.path(), soak.ttl, guest).await;
 
     // Ready: the first request fetches the token and the secret.
     let ready_by = Instant::now() + Duration::from_secs(60);
