@@ -1144,30 +1144,48 @@ impl InProcess {
     }
 }
 
-/// A server process on a free loopback port, killed when dropped.
+/// A server process on a loopback port it picks, killed when dropped.
 struct Process(std::process::Child, std::net::SocketAddr);
 
 impl Process {
-    /// Starts `command` with `--addr ADDR` and `tail` after it; waits until it accepts.
+    /// Starts `command` with `--addr 127.0.0.1:0` and `tail` after it; waits until it prints
+    /// where it listens (ours: "serving on http://ADDR ...", stock: "Serving HTTP on
+    /// http://ADDR/"), then until it accepts.
     async fn start(mut command: std::process::Command, tail: &[&std::ffi::OsStr]) -> Self {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = command
-            .arg("--addr")
-            .arg(addr.to_string())
+        use std::io::BufRead;
+        let mut child = command
+            .args(["--addr", "127.0.0.1:0"])
             .args(tail)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let started = Instant::now();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Reads every line, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let addr = line
+                    .split("http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split(['/', ' ']).next())
+                    .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok());
+                if let Some(addr) = addr
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(120), rx)
+            .await
+            .unwrap_or_else(|_| panic!("{command:?} never said where it listens"))
+            .unwrap_or_else(|_| panic!("{command:?} ended before it listened"));
         while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "{command:?} never listened"
-            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Self(child, addr)
