@@ -1150,7 +1150,7 @@ struct Process(std::process::Child, std::net::SocketAddr);
 impl Process {
     /// Starts `command` with `--addr 127.0.0.1:0` and `tail` after it; waits until it prints
     /// where it listens (ours: "serving on http://ADDR ...", stock: "Serving HTTP on
-    /// http://ADDR/"), then until it accepts.
+    /// http://ADDR/"; not any other URL it may log first), then until it accepts.
     async fn start(mut command: std::process::Command, tail: &[&std::ffi::OsStr]) -> Self {
         use std::io::BufRead;
         let mut child = command
@@ -1170,7 +1170,7 @@ impl Process {
                 .map_while(Result::ok)
             {
                 let addr = line
-                    .split("http://")
+                    .split("on http://")
                     .nth(1)
                     .and_then(|rest| rest.split(['/', ' ']).next())
                     .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok());
