@@ -33,6 +33,8 @@
 //! `BENCH_HOST_CALLS` sets how many host-side gets it times); `BENCH_NO_METRICS` runs with
 //! metrics off.
 
+#[path = "shared/announced.rs"]
+mod announced;
 #[path = "secrets/use_only.rs"]
 mod use_only;
 
@@ -1169,12 +1171,7 @@ impl Process {
                 .lines()
                 .map_while(Result::ok)
             {
-                let addr = line
-                    .split("on http://")
-                    .nth(1)
-                    .and_then(|rest| rest.split(['/', ' ']).next())
-                    .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok());
-                if let Some(addr) = addr
+                if let Some(addr) = announced::address_after(&line, "on http://")
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(addr);

@@ -90,16 +90,11 @@ pub fn watch_stderr(
         let mut lines = std::io::BufReader::new(pipe);
         let mut line = String::new();
         while matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
-            let announced = announcements
+            let marker = announcements
                 .iter()
                 .position(|a| line.contains(a))
                 .map(|i| announcements.swap_remove(i));
-            if let Some(rest) = announced.and_then(|a| line.split(a).nth(1))
-                && let Some(addr) = rest
-                    .split(|c: char| c.is_whitespace() || c == '"' || c == '/')
-                    .next()
-                    .and_then(|a| a.parse().ok())
-            {
+            if let Some(addr) = marker.and_then(|m| crate::announced::address_after(&line, m)) {
                 let _ = tx.send(addr);
             }
             text.push_str(&line);

@@ -2,6 +2,8 @@
 //! hostile ones in WAT) run by the real host; the azure_* tests run them against the Azure
 //! emulator over real loopback sockets.
 
+#[path = "../../cli/benches/shared/announced.rs"]
+mod announced;
 mod emulator;
 mod harness;
 mod jws;

@@ -171,7 +171,7 @@ impl ServeProcess {
         let by = Instant::now() + Duration::from_secs(60);
         let addr = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = serving_on(&text) {
+            if let Some(addr) = crate::announced::address_after(&text, "serving on http://") {
                 break addr;
             }
             if Instant::now() > by || child.try_wait().is_ok_and(|done| done.is_some()) {
@@ -287,12 +287,6 @@ fn percentile(sorted: &[u32], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     Duration::from_micros(sorted[i] as u64)
-}
-
-/// The address in serve's "serving on http://ADDR ..." line, once it has printed it.
-fn serving_on(log: &str) -> Option<std::net::SocketAddr> {
-    let rest = log.split("serving on http://").nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Runs one soak. With `faults` false the same schedule runs with every phase calm (the

@@ -3,6 +3,8 @@
 //! under 32 connections once with every phase calm and once with the fault schedule of
 //! [`harness::Phase::FULL`], and prints the table the README keeps.
 
+#[path = "../shared/announced.rs"]
+mod announced;
 mod harness;
 
 use std::time::Duration;
